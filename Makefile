@@ -1,0 +1,26 @@
+# Set-up and entry points; see README.md.
+#   make run        set up what is missing, then start the service (embedded default)
+#   make test       set up what is missing, then run the whole test suite
+#   make test-unit  the same without the tests marked "integration"
+# Extra pytest arguments: make test PYTEST_ARGS='-k containers -x'
+
+PYTHON_VENV := .venv/bin/python
+PYTEST := $(PYTHON_VENV) -m pytest -q -p no:cacheprovider
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap run test test-unit clean
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+run: bootstrap
+	bash scripts/run.sh
+
+test: bootstrap
+	$(PYTEST) tests $(PYTEST_ARGS)
+
+test-unit: bootstrap
+	$(PYTEST) -m 'not integration' tests $(PYTEST_ARGS)
+
+clean:
+	rm -rf var/

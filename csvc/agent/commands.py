@@ -1,0 +1,215 @@
+"""
+The AMP contract between the control plane and its agents.
+
+Both sides import this module and nothing else of each other.  An AMP value is
+at most 65,535 bytes, so output travels in chunks of at most ``CHUNK_SIZE``
+bytes and structured values (container specs, inventories) travel as JSON in a
+single bounded value.
+
+Direction:
+  agent -> service: Register, Heartbeat, Output, Exited, Started
+  service -> agent: CreateContainer, StartContainer, StopContainer,
+                    KillContainer, RemoveContainer, ResumeOutput
+"""
+
+import json
+
+from twisted.protocols import amp
+
+#: Largest output chunk the agent sends in one Output box.
+CHUNK_SIZE = 32 * 1024
+
+#: Output boxes an agent may have unacknowledged per container.
+OUTPUT_WINDOW = 8
+
+
+class JSON(amp.Argument):
+    """
+    A JSON document in one AMP value (so at most 64 KiB encoded).
+    """
+
+    def toString(self, inObject):
+        return json.dumps(inObject, separators=(",", ":")).encode("utf-8")
+
+    def fromString(self, inString):
+        return json.loads(inString.decode("utf-8"))
+
+
+class EngineError(Exception):
+    """
+    The engine refused an operation; the message is the engine's own text.
+    """
+
+
+class NoSuchImage(Exception):
+    """
+    The image named in a create is not on the instance.
+    """
+
+
+class NoSuchContainer(Exception):
+    """
+    The engine has no container with this csvc uuid.
+    """
+
+
+class OutputRefused(Exception):
+    """
+    An output chunk broke the contract (a gap in seq, too large, a window
+    overrun, a container of another instance).
+    """
+
+
+class NotEnrolled(Exception):
+    """
+    The agent's enrollment token is unknown or revoked.
+    """
+
+
+_ENGINE_ERRORS = {
+    EngineError: b"ENGINE_ERROR",
+    NoSuchImage: b"NO_SUCH_IMAGE",
+    NoSuchContainer: b"NO_SUCH_CONTAINER",
+}
+
+
+# -- agent -> service -------------------------------------------------------
+
+
+class Register(amp.Command):
+    """
+    The first box an agent sends on a new connection.
+
+    ``containers`` is the agent's inventory: a list of
+    ``{"uuid", "engine_id", "state", "exit_code", "started_at",
+    "finished_at"}`` for every csvc-labelled container on its engine.
+
+    The answer carries, per container the service knows on this instance,
+    where its persisted output ends (``{"uuid": {"seq": N, "cursor": C}}``);
+    the agent resumes reading the engine's stream from there.
+    """
+
+    arguments = [
+        (b"enroll_token", amp.Unicode()),
+        (b"engine", amp.Unicode()),
+        (b"capacity", amp.Integer()),
+        (b"hostname", amp.Unicode()),
+        (b"containers", JSON()),
+    ]
+    response = [
+        (b"instance_uuid", amp.Unicode()),
+        (b"resume", JSON()),
+        (b"heartbeat_interval", amp.Float()),
+    ]
+    errors = {NotEnrolled: b"NOT_ENROLLED"}
+
+
+class Heartbeat(amp.Command):
+    arguments = []
+    response = []
+
+
+class Output(amp.Command):
+    """
+    One chunk of a container's output.
+
+    ``seq`` numbers the chunks of a container from 1, without gaps.
+    ``stream`` is 1 (stdout) or 2 (stderr).  ``cursor`` is the agent's opaque
+    position in the engine's log after this chunk, stored with it so that a
+    restarted agent resumes exactly there.  The answer comes only once the
+    chunk is persisted.
+    """
+
+    arguments = [
+        (b"uuid", amp.Unicode()),
+        (b"seq", amp.Integer()),
+        (b"stream", amp.Integer()),
+        (b"data", amp.String()),
+        (b"cursor", amp.Unicode()),
+    ]
+    response = []
+    errors = {OutputRefused: b"OUTPUT_REFUSED"}
+
+
+class Started(amp.Command):
+    """
+    A container's process started (by the service's request or by the
+    engine's restart policy).
+    """
+
+    arguments = [
+        (b"uuid", amp.Unicode()),
+        (b"started_at", amp.Unicode()),
+    ]
+    response = []
+
+
+class Exited(amp.Command):
+    """
+    A container's process exited and every chunk of its output up to
+    ``last_seq`` has been sent.
+    """
+
+    arguments = [
+        (b"uuid", amp.Unicode()),
+        (b"exit_code", amp.Integer()),
+        (b"last_seq", amp.Integer()),
+        (b"finished_at", amp.Unicode()),
+        (b"removed", amp.Boolean()),
+    ]
+    response = []
+    errors = {OutputRefused: b"OUTPUT_REFUSED"}
+
+
+# -- service -> agent -------------------------------------------------------
+
+
+class CreateContainer(amp.Command):
+    """
+    Create (not start) a container.  ``spec`` is the container as the store
+    has it: ``uuid``, ``project_id``, ``image``, ``command``, ``environment``,
+    ``workdir``, ``labels``, ``tty``, ``interactive``, ``memory``, ``cpu``,
+    ``name``, ``auto_remove``.
+    """
+
+    arguments = [(b"spec", JSON())]
+    response = [(b"engine_id", amp.Unicode())]
+    errors = _ENGINE_ERRORS
+
+
+class StartContainer(amp.Command):
+    arguments = [(b"uuid", amp.Unicode())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class StopContainer(amp.Command):
+    arguments = [(b"uuid", amp.Unicode()), (b"timeout", amp.Integer())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class KillContainer(amp.Command):
+    arguments = [(b"uuid", amp.Unicode()), (b"signal", amp.Unicode())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class RemoveContainer(amp.Command):
+    arguments = [(b"uuid", amp.Unicode()), (b"force", amp.Boolean())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class ResumeOutput(amp.Command):
+    """
+    Read the container's output again from ``cursor`` on, numbering chunks
+    from ``seq + 1``.  Sent when the service finds a gap.
+    """
+
+    arguments = [
+        (b"uuid", amp.Unicode()),
+        (b"seq", amp.Integer()),
+        (b"cursor", amp.Unicode()),
+    ]
+    response = []

@@ -1,0 +1,223 @@
+"""
+The Docker engine behind the agent.
+
+Control calls (create, start, stop, kill, remove, inspect, list) go through
+the ``docker`` SDK on the agent's own thread pool.  The two long-lived streams
+(the event stream and each container's log stream) are read with Twisted's
+HTTP client over the engine's UNIX socket instead: a paused transport is the
+backpressure, and no thread is held per container.
+"""
+
+import json
+from urllib.parse import urlencode
+
+import docker
+from docker import errors as docker_errors
+from twisted.internet.defer import inlineCallbacks, returnValue
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from twisted.web.client import Agent, readBody
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+from csvc.agent.commands import EngineError, NoSuchContainer, NoSuchImage
+
+LABEL_UUID = "csvc.uuid"
+LABEL_PROJECT = "csvc.project"
+LABEL_AUTO_REMOVE = "csvc.auto_remove"
+
+#: Docker's durable log driver that keeps full speed (DESIGN.md).
+LOG_DRIVER = "local"
+
+
+@implementer(IAgentEndpointFactory)
+class _UNIXEndpoints:
+    def __init__(self, reactor, path):
+        self._reactor = reactor
+        self._path = path
+
+    def endpointForURI(self, uri):
+        return UNIXClientEndpoint(self._reactor, self._path)
+
+
+def _engine_error(exc):
+    if isinstance(exc, docker_errors.ImageNotFound):
+        return NoSuchImage(str(exc.explanation or exc))
+    if isinstance(exc, docker_errors.NotFound):
+        return NoSuchContainer(str(exc.explanation or exc))
+    if isinstance(exc, docker_errors.APIError):
+        return EngineError(str(exc.explanation or exc))
+    return EngineError(str(exc))
+
+
+class DockerEngine:
+    """
+    One Docker engine, addressed by csvc container uuid.
+    """
+
+    log = Logger()
+    name = "docker"
+
+    def __init__(self, reactor, socket_path="/var/run/docker.sock", threads=4):
+        self._reactor = reactor
+        self._socket_path = socket_path
+        self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="csvc-agent-docker")
+        self._client = None
+        self._http = Agent.usingEndpointFactory(reactor, _UNIXEndpoints(reactor, socket_path))
+
+    def start(self):
+        self._pool.start()
+
+    def stop(self):
+        self._pool.stop()
+        if self._client is not None:
+            self._client.close()
+
+    def _sdk(self):
+        if self._client is None:
+            self._client = docker.DockerClient(base_url=f"unix://{self._socket_path}", timeout=120)
+        return self._client
+
+    def _call(self, fn, *args):
+        def run():
+            try:
+                return fn(self._sdk(), *args)
+            except docker_errors.DockerException as exc:
+                raise _engine_error(exc) from None
+
+        return deferToThreadPool(self._reactor, self._pool, run)
+
+    # -- control -----------------------------------------------------------
+
+    def create(self, spec):
+        """
+        Create a container from a csvc spec; fires with the engine's id.
+        """
+        return self._call(_create, spec)
+
+    def start_container(self, uuid):
+        return self._call(lambda c: c.api.start(engine_name(uuid)))
+
+    def stop_container(self, uuid, timeout):
+        return self._call(lambda c: c.api.stop(engine_name(uuid), timeout=timeout))
+
+    def kill_container(self, uuid, signal):
+        return self._call(lambda c: c.api.kill(engine_name(uuid), signal=signal))
+
+    def remove_container(self, uuid, force):
+        return self._call(lambda c: c.api.remove_container(engine_name(uuid), force=force))
+
+    def inspect(self, uuid):
+        """
+        Fires with the container's summary (``_summary``).
+        """
+        return self._call(lambda c: _summary(c.api.inspect_container(engine_name(uuid))))
+
+    def inventory(self):
+        """
+        Fires with the summaries of every csvc container on the engine.
+        """
+        return self._call(
+            lambda c: [
+                _summary(x.attrs)
+                for x in c.containers.list(all=True, filters={"label": LABEL_UUID})
+            ]
+        )
+
+    # -- streams -----------------------------------------------------------
+
+    def _url(self, path, query):
+        return f"http://docker{path}?{urlencode(query)}".encode("ascii")
+
+    @inlineCallbacks
+    def _stream(self, path, query, protocol):
+        response = yield self._http.request(b"GET", self._url(path, query))
+        if response.code != 200:
+            body = yield readBody(response)
+            try:
+                message = json.loads(body)["message"]
+            except (ValueError, KeyError, TypeError):
+                message = body.decode("utf-8", "replace")
+            if response.code == 404:
+                raise NoSuchContainer(message)
+            raise EngineError(message)
+        response.deliverBody(protocol)
+        returnValue(response)
+
+    def follow_logs(self, engine_id, tty, since, protocol):
+        """
+        Stream the container's log (from ``since``, Unix seconds, or from the
+        start) into ``protocol``, following while the container runs.
+        """
+        query = {"follow": 1, "stdout": 1, "stderr": 1}
+        if not tty:
+            query["timestamps"] = 1
+        if since is not None:
+            query["since"] = since
+        return self._stream(f"/containers/{engine_id}/logs", query, protocol)
+
+    def follow_events(self, protocol):
+        """
+        Stream the engine's container ``start`` events for csvc containers
+        into ``protocol`` (JSON lines).
+        """
+        filters = {"type": ["container"], "label": [LABEL_UUID], "event": ["start"]}
+        return self._stream("/events", {"filters": json.dumps(filters)}, protocol)
+
+
+def engine_name(uuid):
+    """
+    The engine's name for a csvc container: unique per engine, whatever the
+    tenant named it.
+    """
+    return f"csvc-{uuid}"
+
+
+def _create(client, spec):
+    labels = dict(spec.get("labels") or {})
+    labels[LABEL_UUID] = spec["uuid"]
+    labels[LABEL_PROJECT] = spec["project_id"]
+    if spec.get("auto_remove"):
+        labels[LABEL_AUTO_REMOVE] = "1"
+    host = dict(
+        log_config={"Type": LOG_DRIVER, "Config": {}},
+        # csvc removes auto_remove containers itself, once their output is
+        # persisted: the engine's AutoRemove could race the log reader.
+        auto_remove=False,
+    )
+    if spec.get("memory"):
+        host["mem_limit"] = f"{int(spec['memory'])}m"
+    if spec.get("cpu"):
+        host["nano_cpus"] = int(float(spec["cpu"]) * 1e9)
+    interactive = bool(spec.get("interactive"))
+    result = client.api.create_container(
+        image=spec["image"],
+        command=spec.get("command") or None,
+        environment=spec.get("environment") or {},
+        working_dir=spec.get("workdir") or None,
+        labels=labels,
+        tty=bool(spec.get("tty")),
+        stdin_open=interactive,
+        name=engine_name(spec["uuid"]),
+        host_config=client.api.create_host_config(**host),
+    )
+    return result["Id"]
+
+
+def _summary(attrs):
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    labels = config.get("Labels") or {}
+    return {
+        "uuid": labels.get(LABEL_UUID),
+        "engine_id": attrs.get("Id"),
+        "state": state.get("Status"),
+        "running": bool(state.get("Running")),
+        "exit_code": state.get("ExitCode"),
+        "started_at": state.get("StartedAt"),
+        "finished_at": state.get("FinishedAt"),
+        "tty": bool(config.get("Tty")),
+        "auto_remove": labels.get(LABEL_AUTO_REMOVE) == "1",
+    }

@@ -1,0 +1,72 @@
+"""
+The agent's end of the AMP link: boxes in, calls on ``AgentCore`` out.
+"""
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from csvc.agent import commands
+
+
+class AgentProtocol(amp.AMP):
+    log = Logger()
+
+    def __init__(self, core, clock):
+        super().__init__()
+        self._core = core
+        self._clock = clock
+        self._heartbeat = None
+
+    def connectionMade(self):
+        super().connectionMade()
+        d = self._core.connected(self)
+        d.addCallbacks(self._registered, self._refused)
+
+    def _registered(self, result):
+        self._heartbeat = LoopingCall(self._beat)
+        self._heartbeat.clock = self._clock
+        self._heartbeat.start(result["heartbeat_interval"], now=False)
+
+    def _beat(self):
+        d = self.callRemote(commands.Heartbeat)
+        d.addErrback(lambda f: self.log.debug("heartbeat failed: {why}", why=f.getErrorMessage()))
+        return None
+
+    def _refused(self, failure):
+        if failure.check(commands.NotEnrolled):
+            self.log.error("the control plane refused this agent's enrollment token")
+        else:
+            self.log.failure("registration failed", failure)
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        if self._heartbeat is not None and self._heartbeat.running:
+            self._heartbeat.stop()
+        self._core.disconnected(self)
+
+    @commands.CreateContainer.responder
+    def create(self, spec):
+        return self._core.create(spec).addCallback(lambda engine_id: {"engine_id": engine_id})
+
+    @commands.StartContainer.responder
+    def start(self, uuid):
+        return self._core.start(uuid).addCallback(lambda _: {})
+
+    @commands.StopContainer.responder
+    def stop(self, uuid, timeout):
+        return self._core.stop(uuid, timeout).addCallback(lambda _: {})
+
+    @commands.KillContainer.responder
+    def kill(self, uuid, signal):
+        return self._core.kill(uuid, signal).addCallback(lambda _: {})
+
+    @commands.RemoveContainer.responder
+    def remove(self, uuid, force):
+        return self._core.remove(uuid, force).addCallback(lambda _: {})
+
+    @commands.ResumeOutput.responder
+    def resume(self, uuid, seq, cursor):
+        self._core.resume(uuid, seq, cursor)
+        return {}

@@ -1,0 +1,116 @@
+"""
+Reading one container's output from the engine and sending it to the control
+plane within a bounded window.
+"""
+
+from collections import deque
+
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+
+from csvc.agent.commands import OUTPUT_WINDOW
+from csvc.stdio.logreader import LogReader
+
+
+class OutputFollower(Protocol):
+    """
+    The body protocol of one engine log stream.
+
+    Chunks parsed from the stream are numbered from ``seq + 1`` and handed to
+    ``send(seq, stream, data, cursor)``, which returns a Deferred that fires
+    once the chunk is persisted.  At most ``window`` chunks are unacknowledged;
+    while chunks wait for room the engine stream is paused, so memory stays at
+    most a window plus one read.
+
+    ``done`` fires with the last seq once the stream has ended and every chunk
+    is acknowledged; it fails if a send fails (the link is gone).
+    """
+
+    log = Logger()
+
+    def __init__(self, send, tty, seq, cursor, window=OUTPUT_WINDOW):
+        self._send = send
+        self._reader = LogReader(tty, cursor)
+        self.seq = seq
+        self._window = window
+        self._ready = deque()
+        self._outstanding = 0
+        self._paused = False
+        self._ended = False
+        self._failed = False
+        self.done = Deferred()
+
+    @property
+    def cursor(self):
+        return self._reader.cursor
+
+    def dataReceived(self, data):
+        if self._failed:
+            return
+        try:
+            self._ready.extend(self._reader.feed(data))
+        except Exception:
+            self.log.failure("unreadable engine log stream")
+            self._fail_with_stop()
+            return
+        self._pump()
+
+    def _pump(self):
+        while self._ready and self._outstanding < self._window and not self._failed:
+            stream, data, cursor = self._ready.popleft()
+            self.seq += 1
+            self._outstanding += 1
+            d = self._send(self.seq, stream, data, cursor)
+            d.addCallbacks(self._acked, self._send_failed)
+        if self.transport is not None and not self._ended:
+            if self._ready and not self._paused:
+                self._paused = True
+                self.transport.pauseProducing()
+            elif not self._ready and self._paused:
+                self._paused = False
+                self.transport.resumeProducing()
+        self._check_done()
+
+    def _acked(self, _):
+        self._outstanding -= 1
+        self._pump()
+
+    def _send_failed(self, failure):
+        self._outstanding -= 1
+        if not self._failed:
+            self._failed = True
+            self._ready.clear()
+            self.stop()
+            if not self.done.called:
+                self.done.errback(failure)
+
+    def _fail_with_stop(self):
+        from twisted.python.failure import Failure
+
+        self._send_failed(Failure(ValueError("unreadable engine log stream")))
+
+    def connectionLost(self, reason):
+        self._ended = True
+        self._check_done()
+
+    def _check_done(self):
+        if self._ended and not self._ready and self._outstanding == 0 and not self._failed:
+            if not self.done.called:
+                self.done.callback(self.seq)
+
+    def stop(self):
+        """
+        Stop reading (the link went away or the agent stops).
+        """
+        if self.transport is not None and not self._ended:
+            self.transport.stopProducing()
+
+    def fail(self, failure):
+        """
+        The stream could not be opened at all.
+        """
+        self._ended = True
+        if not self.done.called:
+            self._failed = True
+            self.done.errback(failure)

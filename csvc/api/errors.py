@@ -1,0 +1,51 @@
+"""
+The one place where domain errors become HTTP statuses.
+"""
+
+from csvc.agent.commands import EngineError, NoSuchContainer
+from csvc.api.auth import Unauthorized
+from csvc.api.schemas import BadRequest
+from csvc.compute.service import ImageNotFound, NotFound
+from csvc.compute.states import InvalidState
+from csvc.relay.agentlink import InstanceUnavailable
+from csvc.store.db import NameInUse, NoRoom
+
+
+class Forbidden(Exception):
+    pass
+
+
+class PayloadTooLarge(Exception):
+    pass
+
+
+#: exception class -> (status, title)
+STATUS = [
+    (BadRequest, 400, "Bad Request"),
+    (Unauthorized, 401, "Unauthorized"),
+    (Forbidden, 403, "Forbidden"),
+    (NotFound, 404, "Not Found"),
+    (ImageNotFound, 404, "Not Found"),
+    (NoSuchContainer, 404, "Not Found"),
+    (InvalidState, 409, "Conflict"),
+    (NameInUse, 409, "Conflict"),
+    (PayloadTooLarge, 413, "Payload Too Large"),
+    (EngineError, 502, "Bad Gateway"),
+    (InstanceUnavailable, 503, "Service Unavailable"),
+    (NoRoom, 503, "Service Unavailable"),
+]
+
+
+def classify(exc):
+    """
+    ``(status, title, message)`` for a known error, else None.
+    """
+    for cls, status, title in STATUS:
+        if isinstance(exc, cls):
+            message = str(exc)
+            if isinstance(exc, NameInUse):
+                message = f"the name '{exc}' is already used by another container of this project"
+            elif isinstance(exc, EngineError):
+                message = f"the container engine refused: {exc}"
+            return status, title, message
+    return None

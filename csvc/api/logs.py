@@ -1,0 +1,145 @@
+"""
+Serving a container's persisted output over HTTP, optionally following it
+until the container exits.  Reads the store by seq, one bounded batch at a
+time, as a push producer: when the client stops reading, the transport pauses
+this producer and no more is read.
+"""
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from csvc.compute.states import LIVE
+from csvc.stdio.tail import TailFinder
+
+#: chunks read from the store at once (each at most 32 KiB)
+BATCH = 32
+
+
+@inlineCallbacks
+def tail_position(store, container_uuid, lines, streams):
+    """
+    ``(after_seq, first)``: where to start serving the last ``lines`` lines of
+    the selected streams.  ``first`` is ``(seq, offset)`` of a chunk to serve
+    only in part, or None.
+    """
+    finder = TailFinder(lines)
+    before = None
+    while True:
+        chunks = yield store.read_output(container_uuid, 0, BATCH, before_seq=before, descending=True)
+        if not chunks:
+            return 0, None
+        for seq, stream, data in chunks:
+            if stream not in streams:
+                continue
+            found = finder.feed(seq, data)
+            if found is not None:
+                return found[0] - 1, found
+        before = chunks[-1][0]
+
+
+@implementer(IPushProducer)
+class LogStream:
+    log = Logger()
+
+    def __init__(self, request, store, journal, container_uuid, after_seq, streams, follow, first=None):
+        self._request = request
+        self._store = store
+        self._journal = journal
+        self._uuid = container_uuid
+        self._after = after_seq
+        self._streams = streams
+        self._follow = follow
+        self._first = first
+        self._paused = False
+        self._running = False
+        self._gone = False
+        self._waiter = None
+        self.done = Deferred()
+
+    def start(self):
+        self._request.registerProducer(self, True)
+        self._request.notifyFinish().addErrback(self._client_gone)
+        self._loop()
+        return self.done
+
+    def _client_gone(self, _):
+        self._gone = True
+        self._wake()
+
+    def _wake(self):
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.called:
+            self._journal.cancel_wait(self._uuid, waiter)
+            waiter.callback(None)
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+        self._loop()
+
+    def stopProducing(self):
+        self._client_gone(None)
+
+    def _loop(self):
+        if self._running or self.done.called:
+            return
+        self._running = True
+        d = self._run()
+        d.addErrback(self._failed)
+
+    def _failed(self, failure):
+        self.log.failure("serving output of {uuid} failed", failure, uuid=self._uuid)
+        self._finish()
+
+    def _write(self, chunks):
+        for seq, stream, data in chunks:
+            self._after = seq
+            if stream not in self._streams:
+                continue
+            if self._first is not None and self._first[0] == seq:
+                data = data[self._first[1]:]
+            if data:
+                self._request.write(data)
+
+    @inlineCallbacks
+    def _run(self):
+        try:
+            while True:
+                if self._gone:
+                    self._finish()
+                    return
+                if self._paused:
+                    return
+                chunks = yield self._store.read_output(self._uuid, self._after, BATCH)
+                if chunks and not self._gone:
+                    self._write(chunks)
+                    continue
+                if not self._follow or self._gone:
+                    self._finish()
+                    return
+                self._waiter = self._journal.wait_for(self._uuid)
+                row = yield self._store.get_container(self._uuid)
+                if row is None or row["status"] not in LIVE:
+                    # The exit is recorded only after all output is stored:
+                    # drain what is left, then end.
+                    self._wake()
+                    self._follow = False
+                elif self._journal.persisted_seq(self._uuid) > self._after:
+                    self._wake()
+                elif self._waiter is not None:
+                    yield self._waiter
+                    self._waiter = None
+        finally:
+            self._running = False
+
+    def _finish(self):
+        if self.done.called:
+            return
+        self._request.unregisterProducer()
+        if not self._gone:
+            self._request.finish()
+        self.done.callback(None)

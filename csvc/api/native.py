@@ -1,0 +1,308 @@
+"""
+The native REST API, ``/v1``, modelled on OpenStack Zun's.
+"""
+
+import json
+import uuid as uuidlib
+from datetime import datetime
+from functools import wraps
+
+from klein import Klein
+from twisted.internet.defer import inlineCallbacks
+from twisted.logger import Logger
+
+from csvc.api.errors import Forbidden, PayloadTooLarge, classify
+from csvc.api.logs import LogStream, tail_position
+from csvc.api.schemas import CONTAINER_CREATE, BadRequest, query_bool, query_int, query_str, validate
+from csvc.compute.service import normalize_signal
+
+#: Largest request body accepted, checked before it is parsed.
+MAX_BODY = 1024 * 1024
+
+API_VERSION = "1.0"
+
+log = Logger()
+
+
+def _iso(value):
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds") + "Z"
+    return value
+
+
+def container_view(row):
+    return {
+        "uuid": row["uuid"],
+        "name": row["name"],
+        "project_id": row["project_id"],
+        "user_id": row.get("user_id"),
+        "image": row["image"],
+        "command": row["command"],
+        "environment": row["environment"],
+        "workdir": row["workdir"],
+        "labels": row["labels"],
+        "tty": row["tty"],
+        "interactive": row["interactive"],
+        "memory": row["memory"],
+        "cpu": row["cpu"],
+        "auto_remove": row["auto_remove"],
+        "status": row["status"],
+        "status_reason": row["status_reason"],
+        "exit_code": row["exit_code"],
+        "instance": row["instance_uuid"],
+        "created_at": _iso(row["created_at"]),
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+    }
+
+
+def instance_view(row):
+    return {
+        "uuid": row["uuid"],
+        "name": row["name"],
+        "provider": row["provider"],
+        "status": row["status"],
+        "capacity": row["capacity"],
+        "containers": row.get("containers", 0),
+        "hostname": row["hostname"],
+        "engine": row["engine"],
+        "shared": row["shared"],
+        "created_at": _iso(row["created_at"]),
+        "last_seen_at": _iso(row["last_seen_at"]),
+    }
+
+
+class Streamed:
+    """
+    The handler wrote the response itself.
+    """
+
+
+def send_json(request, status, body):
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(body, default=_iso).encode("utf-8")
+
+
+def send_error(request, status, title, message, request_id):
+    return send_json(
+        request,
+        status,
+        {"error": {"code": status, "title": title, "message": message, "request_id": request_id}},
+    )
+
+
+def endpoint(public=False):
+    """
+    Owns a route's JSON out, authentication and error mapping.  The handler
+    gets ``(request, identity, **route_args)`` and returns ``(status, body)``
+    (``body`` None for no content) or ``Streamed``.
+    """
+
+    def decorator(handler):
+        @wraps(handler)
+        @inlineCallbacks
+        def route(self, request, **kwargs):
+            request_id = "req-" + str(uuidlib.uuid4())
+            request.setHeader(b"X-Openstack-Request-Id", request_id.encode())
+            try:
+                identity = None
+                if not public:
+                    identity = yield self.auth.authenticate(
+                        _header(request, b"X-Auth-Token"), _header(request, b"X-Auth-Project-Id")
+                    )
+                result = yield handler(self, request, identity, **kwargs)
+            except Exception as exc:
+                known = classify(exc)
+                if known is None:
+                    log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
+                    known = (500, "Internal Server Error", f"unexpected error (request id {request_id})")
+                elif known[0] >= 500:
+                    log.warn("{path}: {message}", path=request.path, message=known[2])
+                return send_error(request, *known, request_id)
+            if result is Streamed:
+                return None
+            status, body = result
+            if body is None:
+                request.setResponseCode(status)
+                return b""
+            return send_json(request, status, body)
+
+        return route
+
+    return decorator
+
+
+def _header(request, name):
+    value = request.getHeader(name)
+    return value.decode("latin-1").strip() if value else None
+
+
+def read_json(request, schema):
+    length = request.getHeader(b"Content-Length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise PayloadTooLarge(f"the body is {length} bytes; at most {MAX_BODY} are accepted")
+    raw = request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the body exceeds {MAX_BODY} bytes")
+    try:
+        document = json.loads(raw or b"null")
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadRequest("the body must be a JSON object")
+    validate(document, schema)
+    return document
+
+
+class NativeAPI:
+    _app = Klein()
+
+    def __init__(self, auth, containers, store, journal):
+        self.auth = auth
+        self._containers = containers
+        self._store = store
+        self._journal = journal
+
+    def resource(self):
+        return self._app.resource()
+
+    # -- versions ----------------------------------------------------------
+
+    @_app.route("/", methods=["GET"])
+    @endpoint(public=True)
+    def versions(self, request, identity):
+        base = request.URLPath().click(b"/").__str__()
+        return 200, {
+            "versions": [
+                {
+                    "id": "v1",
+                    "status": "CURRENT",
+                    "version": API_VERSION,
+                    "links": [{"rel": "self", "href": base + "v1"}],
+                }
+            ]
+        }
+
+    # -- containers --------------------------------------------------------
+
+    @_app.route("/v1/containers", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def create_container(self, request, identity):
+        spec = read_json(request, CONTAINER_CREATE)
+        row = yield self._containers.create(identity, spec)
+        return 202, container_view(row)
+
+    @_app.route("/v1/containers", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def list_containers(self, request, identity):
+        all_projects = query_bool(request, "all_projects")
+        if all_projects and not identity.is_admin:
+            raise Forbidden("listing all projects' containers needs the admin role")
+        rows = yield self._containers.list(identity, all_projects)
+        return 200, {"containers": [container_view(r) for r in rows]}
+
+    @_app.route("/v1/containers/<ident>", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def show_container(self, request, identity, ident):
+        row = yield self._containers.get(identity, ident, query_bool(request, "all_projects"))
+        return 200, container_view(row)
+
+    @_app.route("/v1/containers/<ident>", methods=["DELETE"])
+    @endpoint()
+    @inlineCallbacks
+    def delete_container(self, request, identity, ident):
+        force = query_bool(request, "force")
+        row = yield self._containers.get(identity, ident)
+        yield self._containers.delete(row, force=force)
+        return 204, None
+
+    @_app.route("/v1/containers/<ident>/start", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def start_container(self, request, identity, ident):
+        row = yield self._containers.get(identity, ident)
+        row = yield self._containers.start(row)
+        return 202, container_view(row)
+
+    @_app.route("/v1/containers/<ident>/stop", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def stop_container(self, request, identity, ident):
+        timeout = query_int(request, "timeout", 10, minimum=0, maximum=3600)
+        row = yield self._containers.get(identity, ident)
+        row = yield self._containers.stop(row, timeout)
+        return 202, container_view(row)
+
+    @_app.route("/v1/containers/<ident>/kill", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def kill_container(self, request, identity, ident):
+        try:
+            signal = normalize_signal(query_str(request, "signal", "SIGKILL"))
+        except ValueError as exc:
+            raise BadRequest(f"query parameter 'signal': {exc}") from None
+        row = yield self._containers.get(identity, ident)
+        row = yield self._containers.kill(row, signal)
+        return 202, container_view(row)
+
+    @_app.route("/v1/containers/<ident>/restart", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def restart_container(self, request, identity, ident):
+        timeout = query_int(request, "timeout", 10, minimum=0, maximum=3600)
+        row = yield self._containers.get(identity, ident)
+        row = yield self._containers.restart(row, timeout)
+        return 202, container_view(row)
+
+    @_app.route("/v1/containers/<ident>/wait", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def wait_container(self, request, identity, ident):
+        row = yield self._containers.get(identity, ident)
+        row = yield self._containers.wait(row)
+        return 200, {"exit_code": row["exit_code"], "status": row["status"], "status_reason": row["status_reason"]}
+
+    @_app.route("/v1/containers/<ident>/logs", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def container_logs(self, request, identity, ident):
+        stdout = query_bool(request, "stdout", True)
+        stderr = query_bool(request, "stderr", True)
+        if not (stdout or stderr):
+            raise BadRequest("query parameters 'stdout' and 'stderr': at least one must be true")
+        streams = {s for s, on in ((1, stdout), (2, stderr)) if on}
+        since = query_int(request, "since", 0, minimum=0)
+        tail_text = query_str(request, "tail", "all")
+        follow = query_bool(request, "follow")
+        row = yield self._containers.get(identity, ident)
+        first = None
+        if tail_text != "all":
+            tail = query_int(request, "tail", minimum=0)
+            if tail == 0:
+                since = max(since, row["last_seq"])
+            else:
+                start, first = yield tail_position(self._store, row["uuid"], tail, streams)
+                if start > since:
+                    since = start
+                elif first is not None and first[0] <= since:
+                    first = None
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        stream = LogStream(request, self._store, self._journal, row["uuid"], since, streams, follow, first)
+        yield stream.start()
+        return Streamed
+
+    # -- instances ---------------------------------------------------------
+
+    @_app.route("/v1/instances", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def list_instances(self, request, identity):
+        if not identity.is_admin:
+            raise Forbidden("the instance Map needs the admin role")
+        rows = yield self._store.list_instances()
+        return 200, {"instances": [instance_view(r) for r in rows]}

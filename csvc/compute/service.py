@@ -1,0 +1,294 @@
+"""
+What the API asks of containers, carried out: placement, the calls to the
+instance's agent, and the state recorded in the store.  The API checks who
+may ask; this checks what the state allows (``states.py``).
+"""
+
+import uuid as uuidlib
+from datetime import datetime, timezone
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.logger import Logger
+
+from csvc.agent import commands
+from csvc.compute import states
+from csvc.relay.agentlink import InstanceUnavailable
+
+
+class NotFound(Exception):
+    pass
+
+
+class ImageNotFound(Exception):
+    pass
+
+
+def _parse_engine_time(value, fallback):
+    """
+    Docker's RFC 3339 time (nanoseconds, 'Z') as a naive UTC datetime.
+    """
+    if not value or value.startswith("0001-"):
+        return fallback
+    try:
+        base = value.rstrip("Z")
+        if "." in base:
+            head, frac = base.split(".", 1)
+            base = f"{head}.{frac[:6]}"
+        return datetime.fromisoformat(base)
+    except ValueError:
+        return fallback
+
+
+#: Engine signals by the names the API accepts (with or without SIG).
+SIGNALS = {
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+}
+
+
+def normalize_signal(signal):
+    """
+    ``SIGTERM``/``TERM``/``15`` -> the engine's spelling; ValueError otherwise.
+    """
+    text = str(signal).strip().upper()
+    if text.isdigit():
+        if 1 <= int(text) <= 64:
+            return text
+        raise ValueError(f"signal number {text} is out of range 1-64")
+    if text.startswith("SIG"):
+        text = text[3:]
+    if text not in SIGNALS:
+        raise ValueError(f"unknown signal {signal!r}")
+    return "SIG" + text
+
+
+class ContainerService:
+    log = Logger()
+
+    #: How long stop/kill/restart wait for the exit to be recorded after the
+    #: engine has acted.
+    settle_timeout = 30.0
+
+    def __init__(self, store, journal, hub, clock):
+        self._store = store
+        self._journal = journal
+        self._hub = hub
+        self._clock = clock
+        hub.containers = self
+
+    def _now(self):
+        return datetime.fromtimestamp(self._clock.seconds(), timezone.utc).replace(tzinfo=None)
+
+    # -- reading -----------------------------------------------------------
+
+    @inlineCallbacks
+    def get(self, identity, ident, all_projects=False):
+        project = None if identity.is_admin and all_projects else identity.project_id
+        row = yield self._store.get_container(ident, project)
+        if row is None:
+            raise NotFound(f"container {ident} not found")
+        return row
+
+    def list(self, identity, all_projects=False):
+        project = None if (identity.is_admin and all_projects) else identity.project_id
+        return self._store.list_containers(project_id=project)
+
+    # -- create ------------------------------------------------------------
+
+    @inlineCallbacks
+    def create(self, identity, spec):
+        """
+        Place and create a container on its instance's engine; start it in
+        the background when ``run`` is set.  Fires with the stored row.
+        """
+        container_uuid = str(uuidlib.uuid4())
+        values = dict(
+            uuid=container_uuid,
+            name=spec.get("name") or f"csvc-{container_uuid[:8]}",
+            project_id=identity.project_id,
+            user_id=identity.user_id,
+            image=_normalize_image(spec["image"]),
+            command=spec.get("command"),
+            environment=spec.get("environment") or {},
+            workdir=spec.get("workdir"),
+            labels=spec.get("labels") or {},
+            tty=bool(spec.get("tty", False)),
+            interactive=bool(spec.get("interactive", False)),
+            memory=spec.get("memory"),
+            cpu=spec.get("cpu"),
+            auto_remove=bool(spec.get("auto_remove", False)),
+            status="creating",
+        )
+        row = yield self._store.place_container(values, spec.get("instance"))
+        instance = row["instance_uuid"]
+        self._hub.assign(container_uuid, instance)
+        engine_spec = {k: v for k, v in row.items() if not isinstance(v, datetime)}
+        try:
+            result = yield self._hub.call(instance, commands.CreateContainer, spec=engine_spec)
+        except commands.NoSuchImage:
+            yield self._discard(container_uuid)
+            raise ImageNotFound(f"image '{values['image']}' is not available on the instance") from None
+        except Exception:
+            yield self._discard(container_uuid)
+            raise
+        row = yield self._store.update_container(
+            container_uuid, expect_status="creating", status="created", engine_id=result["engine_id"]
+        )
+        if row is None:
+            raise NotFound(f"container {container_uuid} was deleted while it was created")
+        self._journal.state_changed(container_uuid)
+        if spec.get("run"):
+            d = self.start(row)
+            d.addErrback(self._background_failure, container_uuid, "start")
+        return row
+
+    def _background_failure(self, failure, container_uuid, action):
+        self.log.error(
+            "{action} of {uuid} failed: {why}", action=action, uuid=container_uuid, why=failure.getErrorMessage()
+        )
+
+    @inlineCallbacks
+    def _discard(self, container_uuid):
+        self._hub.unassign(container_uuid)
+        yield self._store.delete_container(container_uuid)
+
+    # -- actions -----------------------------------------------------------
+
+    @inlineCallbacks
+    def start(self, row):
+        states.check("start", row["status"])
+        previous = row["status"]
+        updated = yield self._store.update_container(
+            row["uuid"],
+            expect_status=states.ALLOWED["start"],
+            status="running",
+            status_reason=None,
+            started_at=self._now(),
+            exit_code=None,
+            finished_at=None,
+        )
+        if updated is None:
+            current = yield self._store.get_container(row["uuid"])
+            raise states.InvalidState("start", current["status"] if current else "deleted")
+        try:
+            yield self._hub.call(row["instance_uuid"], commands.StartContainer, uuid=row["uuid"])
+        except Exception as exc:
+            reason = _reason(exc)
+            yield self._store.update_container(
+                row["uuid"], expect_status="running", status=previous, status_reason=f"start failed: {reason}"
+            )
+            self._journal.state_changed(row["uuid"])
+            raise
+        self._journal.state_changed(row["uuid"])
+        return updated
+
+    @inlineCallbacks
+    def stop(self, row, timeout=10):
+        states.check("stop", row["status"])
+        yield self._hub.call(row["instance_uuid"], commands.StopContainer, uuid=row["uuid"], timeout=timeout)
+        return (yield self._settled(row["uuid"]))
+
+    @inlineCallbacks
+    def kill(self, row, signal="SIGKILL"):
+        states.check("kill", row["status"])
+        yield self._hub.call(row["instance_uuid"], commands.KillContainer, uuid=row["uuid"], signal=signal)
+        if signal in ("SIGKILL", "9"):
+            return (yield self._settled(row["uuid"]))
+        return (yield self._store.get_container(row["uuid"]))
+
+    @inlineCallbacks
+    def restart(self, row, timeout=10):
+        states.check("restart", row["status"])
+        if row["status"] == "running":
+            row = yield self.stop(row, timeout)
+        return (yield self.start(row))
+
+    @inlineCallbacks
+    def delete(self, row, force=False):
+        states.check("force_delete" if force else "delete", row["status"])
+        try:
+            yield self._hub.call(row["instance_uuid"], commands.RemoveContainer, uuid=row["uuid"], force=True)
+        except commands.NoSuchContainer:
+            pass
+        except InstanceUnavailable:
+            # An instance that is gone cannot hold the container any more;
+            # anything live on it must wait for the instance to come back.
+            if row["status"] in ("running", "creating") and not force:
+                raise
+        yield self._store.delete_container(row["uuid"])
+        self._hub.unassign(row["uuid"])
+        self._journal.forget(row["uuid"])
+
+    @inlineCallbacks
+    def wait(self, row):
+        """
+        Fires with the row once the container is no longer live.
+        """
+        container_uuid = row["uuid"]
+        while True:
+            waiter = self._journal.wait_state(container_uuid)
+            row = yield self._store.get_container(container_uuid)
+            if row is None or row["status"] not in states.LIVE:
+                self._journal.cancel_wait(container_uuid, waiter)
+                if row is None:
+                    raise NotFound(f"container {container_uuid} was deleted while waited on")
+                return row
+            yield waiter
+
+    @inlineCallbacks
+    def _settled(self, container_uuid):
+        """
+        Wait (bounded) until the container's exit is recorded.
+        """
+        deadline = self._clock.seconds() + self.settle_timeout
+        while True:
+            waiter = self._journal.wait_state(container_uuid)
+            row = yield self._store.get_container(container_uuid)
+            if row is None or row["status"] != "running" or self._clock.seconds() >= deadline:
+                self._journal.cancel_wait(container_uuid, waiter)
+                return row
+            timer = self._clock.callLater(max(0.0, deadline - self._clock.seconds()), waiter.callback, None)
+            yield waiter
+            if timer.active():
+                timer.cancel()
+            else:
+                self._journal.cancel_wait(container_uuid, waiter)
+
+    # -- events from agents ------------------------------------------------
+
+    @inlineCallbacks
+    def on_started(self, container_uuid):
+        row = yield self._store.update_container(
+            container_uuid, expect_status=("created", "exited"), status="running", started_at=self._now(),
+            exit_code=None, finished_at=None,
+        )
+        if row is not None:
+            self._journal.state_changed(container_uuid)
+
+    @inlineCallbacks
+    def on_exited(self, container_uuid, exit_code, last_seq, finished_at):
+        yield self._journal.settled(container_uuid, last_seq)
+        row = yield self._store.update_container(
+            container_uuid,
+            expect_status=("running",),
+            status="exited",
+            exit_code=exit_code,
+            finished_at=_parse_engine_time(finished_at, self._now()),
+        )
+        if row is not None:
+            self._journal.state_changed(container_uuid)
+
+
+def _normalize_image(image):
+    """
+    ``busybox`` -> ``busybox:latest``, as the engine resolves it.
+    """
+    last = image.rsplit("/", 1)[-1]
+    if "@" in image or ":" in last:
+        return image
+    return image + ":latest"
+
+
+def _reason(exc):
+    return str(exc) or exc.__class__.__name__

@@ -1,0 +1,157 @@
+"""
+The control plane's end of the agent links: which instance each connected
+agent is, calls to it, and the boxes agents send (output, starts, exits).
+"""
+
+from twisted.internet.defer import fail, inlineCallbacks
+from twisted.logger import Logger
+from twisted.protocols import amp
+
+from csvc.agent import commands
+
+
+class InstanceUnavailable(Exception):
+    """
+    The instance's agent is not connected.
+    """
+
+
+class AgentHub:
+    """
+    The connected agents, by instance uuid, and the container -> instance
+    ownership that decides what each agent may report on.
+    """
+
+    log = Logger()
+
+    def __init__(self, store, journal, heartbeat_interval=5.0):
+        self._store = store
+        self._journal = journal
+        self.heartbeat_interval = heartbeat_interval
+        self._links = {}
+        self._owner = {}
+        self._names = {}
+        self.containers = None  # the ContainerService, for starts and exits
+
+    def connected_instances(self):
+        return set(self._links)
+
+    def assign(self, container_uuid, instance_uuid):
+        self._owner[container_uuid] = instance_uuid
+
+    def unassign(self, container_uuid):
+        self._owner.pop(container_uuid, None)
+
+    def call(self, instance_uuid, command, **kwargs):
+        link = self._links.get(instance_uuid)
+        if link is None:
+            name = self._names.get(instance_uuid, instance_uuid)
+            return fail(InstanceUnavailable(f"instance {name} is not connected"))
+        return link.callRemote(command, **kwargs)
+
+    @inlineCallbacks
+    def register(self, link, enroll_token, engine, capacity, hostname, containers):
+        instance = yield self._store.instance_by_token(enroll_token)
+        if instance is None:
+            self.log.error("agent from {peer} refused: unknown enrollment token", peer=link.peer())
+            raise commands.NotEnrolled("unknown or revoked enrollment token")
+        uuid = instance["uuid"]
+        old = self._links.get(uuid)
+        if old is not None and old is not link:
+            self.log.warn("instance {name} registered again; dropping its old link", name=instance["name"])
+            old.transport.loseConnection()
+        self._links[uuid] = link
+        self._names[uuid] = instance["name"]
+        link.instance_uuid = uuid
+        yield self._store.update_instance(
+            uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None
+        )
+        rows = yield self._store.list_containers(instance_uuid=uuid)
+        on_engine = {c["uuid"] for c in containers if c.get("uuid")}
+        resume = {}
+        for row in rows:
+            self._owner[row["uuid"]] = uuid
+            self._journal.known(row["uuid"], row["last_seq"])
+            if row["uuid"] in on_engine:
+                resume[row["uuid"]] = {"seq": row["last_seq"], "cursor": row["log_cursor"]}
+            elif row["status"] in ("created", "running"):
+                yield self._store.update_container(
+                    row["uuid"],
+                    expect_status=("created", "running"),
+                    status="error",
+                    status_reason=f"the container vanished from the engine of instance {instance['name']}",
+                )
+                self._journal.state_changed(row["uuid"])
+        self.log.info(
+            "instance {name} registered: {n} containers, {r} resumed",
+            name=instance["name"],
+            n=len(containers),
+            r=len(resume),
+        )
+        return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
+
+    def lost(self, link):
+        uuid = getattr(link, "instance_uuid", None)
+        if uuid is not None and self._links.get(uuid) is link:
+            del self._links[uuid]
+            self.log.warn("instance {name} disconnected", name=self._names.get(uuid, uuid))
+            d = self._store.update_instance(uuid, status="down")
+            d.addErrback(lambda f: self.log.failure("marking {uuid} down", f, uuid=uuid))
+
+    def check_owner(self, link, container_uuid):
+        if self._owner.get(container_uuid) != getattr(link, "instance_uuid", None):
+            raise commands.OutputRefused(f"container {container_uuid} is not on this agent's instance")
+
+
+class AgentLink(amp.AMP):
+    """
+    One agent's connection.  Until it registers, it may send nothing else.
+    """
+
+    log = Logger()
+    instance_uuid = None
+
+    def __init__(self, hub, journal):
+        super().__init__()
+        self._hub = hub
+        self._journal = journal
+
+    def peer(self):
+        return str(self.transport.getPeer()) if self.transport else "?"
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        self._hub.lost(self)
+
+    def _registered(self):
+        if self.instance_uuid is None:
+            raise commands.NotEnrolled("register first")
+
+    @commands.Register.responder
+    def register(self, enroll_token, engine, capacity, hostname, containers):
+        return self._hub.register(self, enroll_token, engine, capacity, hostname, containers)
+
+    @commands.Heartbeat.responder
+    def heartbeat(self):
+        self._registered()
+        d = self._hub._store.touch_instance(self.instance_uuid)
+        return d.addCallback(lambda _: {})
+
+    @commands.Output.responder
+    def output(self, uuid, seq, stream, data, cursor):
+        self._registered()
+        self._hub.check_owner(self, uuid)
+        return self._journal.append(uuid, seq, stream, data, cursor).addCallback(lambda _: {})
+
+    @commands.Started.responder
+    def started(self, uuid, started_at):
+        self._registered()
+        self._hub.check_owner(self, uuid)
+        return self._hub.containers.on_started(uuid).addCallback(lambda _: {})
+
+    @commands.Exited.responder
+    def exited(self, uuid, exit_code, last_seq, finished_at, removed):
+        self._registered()
+        self._hub.check_owner(self, uuid)
+        d = self._hub.containers.on_exited(uuid, exit_code, last_seq, finished_at)
+        return d.addCallback(lambda _: {})

@@ -1,0 +1,136 @@
+"""
+``twistd csvc``: the control plane's options and wiring.
+"""
+
+import os
+
+from twisted.application import strports
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python import usage
+from twisted.web.server import Site
+
+from csvc import config
+from csvc.api.auth import TokenAuth
+from csvc.api.native import NativeAPI
+from csvc.compute.service import ContainerService
+from csvc.providers.local import LocalProvider
+from csvc.relay.agentlink import AgentHub, AgentLink
+from csvc.stdio.journal import Journal
+from csvc.store.db import Store, make_engine, upgrade
+
+
+class Options(usage.Options):
+    optParameters = [
+        ["config", "c", None, "Config file (TOML; keys are the option names below)."],
+        ["data-dir", None, None, "Data directory [default: ./var]."],
+        ["database", None, None, "Database URL [default: SQLite in the data dir]."],
+        ["api", None, None, "API endpoint [default: tcp:8780:interface=127.0.0.1]."],
+        ["agents", None, None, "Agent endpoint [default: tcp:8781:interface=127.0.0.1]."],
+        ["provider", None, None, "Instance provider: local or static [default: local]."],
+        ["instances", None, None, "Local instances to run [default: 1]."],
+        ["instance-capacity", None, None, "Containers per local instance [default: 10]."],
+        ["heartbeat-interval", None, None, "Seconds between agent heartbeats [default: 5]."],
+    ]
+
+    def postOptions(self):
+        given = {key: self[key] for key in config.DEFAULTS}
+        try:
+            self.settings = config.resolve(given, self["config"])
+        except config.ConfigError as exc:
+            raise usage.UsageError(str(exc)) from None
+
+
+class AgentListener(Service):
+    """
+    Listens for agents; ``listening`` fires with the bound address (so port 0
+    works, and the local provider can tell its agents where to dial).
+    """
+
+    log = Logger()
+
+    def __init__(self, endpoint, factory):
+        self._endpoint = endpoint
+        self._factory = factory
+        self._port = None
+        self.listening = Deferred()
+
+    def startService(self):
+        Service.startService(self)
+        d = self._endpoint.listen(self._factory)
+
+        def bound(port):
+            self._port = port
+            self.listening.callback(port.getHost())
+
+        d.addCallbacks(bound, self.listening.errback)
+
+    def stopService(self):
+        Service.stopService(self)
+        if self._port is not None:
+            return self._port.stopListening()
+
+
+class APIListener(Service):
+    """
+    The API endpoint; ``listening`` fires with the bound address.
+    """
+
+    def __init__(self, endpoint, site):
+        self._endpoint = endpoint
+        self._site = site
+        self._port = None
+        self.listening = Deferred()
+
+    def startService(self):
+        Service.startService(self)
+        d = self._endpoint.listen(self._site)
+
+        def bound(port):
+            self._port = port
+            self.listening.callback(port.getHost())
+
+        d.addCallbacks(bound, self.listening.errback)
+
+    def stopService(self):
+        Service.stopService(self)
+        if self._port is not None:
+            return self._port.stopListening()
+
+
+def makeService(options, reactor=None):
+    if reactor is None:
+        from twisted.internet import reactor
+    settings = options.settings if hasattr(options, "settings") else options
+    os.makedirs(settings["data-dir"], exist_ok=True)
+    engine = make_engine(settings["database"])
+    # The reactor is not running yet: migrating here blocks nothing.
+    upgrade(engine)
+
+    store = Store(engine, reactor)
+    journal = Journal(store)
+    hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
+    containers = ContainerService(store, journal, hub, reactor)
+    api = NativeAPI(TokenAuth(store), containers, store, journal)
+
+    top = MultiService()
+    store.setServiceParent(top)
+    site = Site(api.resource())
+    site.displayTracebacks = False
+    top.api = APIListener(serverFromString(reactor, settings["api"]), site)
+    top.api.setServiceParent(top)
+    agents = AgentListener(
+        serverFromString(reactor, settings["agents"]),
+        Factory.forProtocol(lambda: AgentLink(hub, journal)),
+    )
+    agents.setServiceParent(top)
+    top.agents = agents
+    if settings["provider"] == "local" and settings["instances"] > 0:
+        LocalProvider(store, agents, settings["instances"], settings["instance-capacity"], reactor).setServiceParent(top)
+    return top
+
+
+__all__ = ["Options", "makeService", "strports"]

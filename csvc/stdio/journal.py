@@ -1,0 +1,175 @@
+"""
+The output journal: owns every container's output on the control plane.
+
+Chunks arrive from agents (``append``), are persisted in batches by group
+commit (one transaction in flight; whatever arrives meanwhile forms the next
+batch), and each chunk's Deferred fires only once its batch is committed: that
+is the agent's acknowledgement.  Duplicates (seq already persisted or queued)
+are acknowledged at once and not stored again.  Exits are recorded only after
+every chunk they cover is stored.  Viewers do not get pushed data: they read
+the store by seq and ``wait_for`` the journal to announce more, so a slow
+viewer costs nothing but its own reads.
+"""
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from csvc.agent.commands import CHUNK_SIZE, OUTPUT_WINDOW, OutputRefused
+
+
+class Journal:
+    log = Logger()
+
+    #: Largest batch committed at once.
+    max_batch_bytes = 4 * 1024 * 1024
+
+    def __init__(self, store, window=OUTPUT_WINDOW):
+        self._store = store
+        self._window = window
+        self._persisted = {}  # uuid -> last persisted seq
+        self._queued = {}  # uuid -> last seq queued (>= persisted)
+        self._pending = []  # [(chunk, Deferred)]
+        self._pending_per_container = {}
+        self._flushing = False
+        self._waiters = {}  # uuid -> [Deferred]: output or state moved on
+        self._state_waiters = {}  # uuid -> [Deferred]: state moved on
+
+    def known(self, container_uuid, last_seq):
+        """
+        Tell the journal where a container's persisted output ends (from the
+        store, when its agent registers).
+        """
+        if self._persisted.get(container_uuid, -1) < last_seq:
+            self._persisted[container_uuid] = last_seq
+        if self._queued.get(container_uuid, -1) < last_seq:
+            self._queued[container_uuid] = last_seq
+
+    def forget(self, container_uuid):
+        self._persisted.pop(container_uuid, None)
+        self._queued.pop(container_uuid, None)
+        self.state_changed(container_uuid)
+
+    def persisted_seq(self, container_uuid):
+        return self._persisted.get(container_uuid, 0)
+
+    def append(self, container_uuid, seq, stream, data, cursor):
+        """
+        Queue one chunk; fires once it is persisted.
+        """
+        queued = self._queued.get(container_uuid, 0)
+        if seq <= queued:
+            # A replay after a reconnect: already stored or about to be.
+            return succeed(None)
+        if seq != queued + 1:
+            raise OutputRefused(f"output of {container_uuid} jumps from seq {queued} to {seq}")
+        if len(data) > CHUNK_SIZE:
+            raise OutputRefused(f"chunk of {len(data)} bytes exceeds {CHUNK_SIZE}")
+        if stream not in (1, 2):
+            raise OutputRefused(f"unknown stream {stream}")
+        waiting = self._pending_per_container.get(container_uuid, 0)
+        if waiting >= self._window:
+            raise OutputRefused(f"agent overran its window of {self._window} chunks")
+        self._queued[container_uuid] = seq
+        self._pending_per_container[container_uuid] = waiting + 1
+        d = Deferred()
+        self._pending.append(((container_uuid, seq, stream, data, cursor), d))
+        if not self._flushing:
+            self._flush()
+        return d
+
+    def _flush(self):
+        batch, size = [], 0
+        while self._pending and (not batch or size + len(self._pending[0][0][3]) <= self.max_batch_bytes):
+            item = self._pending.pop(0)
+            batch.append(item)
+            size += len(item[0][3])
+        if not batch:
+            self._flushing = False
+            return
+        self._flushing = True
+        chunks = [chunk for chunk, _ in batch]
+        d = self._store.append_output(chunks)
+
+        def committed(_):
+            for (u, seq, _s, _d, _c), waiter in batch:
+                self._persisted[u] = max(self._persisted.get(u, 0), seq)
+                self._release(u)
+                waiter.callback(None)
+            for u in {chunk[0] for chunk in chunks}:
+                self._wake(u)
+
+        def failed(failure):
+            self.log.failure("persisting {n} output chunks failed", failure, n=len(batch))
+            for (u, _seq, _s, _d, _c), waiter in batch:
+                # Let the agent replay from what is persisted.
+                self._queued[u] = self._persisted.get(u, 0)
+                self._release(u)
+                waiter.errback(failure)
+
+        d.addCallbacks(committed, failed)
+        d.addBoth(lambda _: self._flush())
+
+    def _release(self, container_uuid):
+        n = self._pending_per_container.get(container_uuid, 1) - 1
+        if n <= 0:
+            self._pending_per_container.pop(container_uuid, None)
+        else:
+            self._pending_per_container[container_uuid] = n
+
+    def settled(self, container_uuid, last_seq):
+        """
+        Fires once every chunk of the container up to ``last_seq`` is
+        persisted (at once if it already is).
+        """
+        if self._persisted.get(container_uuid, 0) >= last_seq:
+            return succeed(None)
+        d = Deferred()
+
+        def check(_):
+            if self._persisted.get(container_uuid, 0) >= last_seq:
+                d.callback(None)
+            else:
+                self.wait_for(container_uuid).addCallback(check)
+
+        self.wait_for(container_uuid).addCallback(check)
+        return d
+
+    def wait_for(self, container_uuid):
+        """
+        Fires the next time the container's output or state moves on.
+        """
+        d = Deferred()
+        self._waiters.setdefault(container_uuid, []).append(d)
+        return d
+
+    def wait_state(self, container_uuid):
+        """
+        Fires the next time the container's state moves on.
+        """
+        d = Deferred()
+        self._state_waiters.setdefault(container_uuid, []).append(d)
+        return d
+
+    def cancel_wait(self, container_uuid, d):
+        """
+        Drop a waiter that is no longer wanted.
+        """
+        for table in (self._waiters, self._state_waiters):
+            waiting = table.get(container_uuid)
+            if waiting and d in waiting:
+                waiting.remove(d)
+                if not waiting:
+                    del table[container_uuid]
+
+    def _wake(self, container_uuid):
+        for d in self._waiters.pop(container_uuid, []):
+            d.callback(None)
+
+    def state_changed(self, container_uuid):
+        """
+        The container's state moved on (started, exited, deleted): wake its
+        viewers and waiters.
+        """
+        self._wake(container_uuid)
+        for d in self._state_waiters.pop(container_uuid, []):
+            d.callback(None)

@@ -1,0 +1,390 @@
+"""
+The store: SQLAlchemy on a thread pool owned by a service.
+
+Every public method runs one unit of work, a ``_thd_*(conn, ...)`` function,
+on the store's own thread pool and returns a Deferred of plain data (dicts,
+lists, bytes), never ORM or connection objects.  SQLite is given a single
+thread (it serialises writers anyway, and so placement stays atomic);
+PostgreSQL gets several, and row locks keep placement atomic there.
+"""
+
+import hashlib
+import os
+import secrets
+import uuid as uuidlib
+from datetime import datetime, timezone
+
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import and_, create_engine, event, func, select
+from twisted.application.service import Service
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from csvc.store import models
+from csvc.store.models import containers, instances, output_chunks, tokens
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class NameInUse(Exception):
+    """
+    The project already has a container of this name.
+    """
+
+
+class NoRoom(Exception):
+    """
+    No instance has room for the container (the message says why).
+    """
+
+
+def hash_secret(secret):
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_secret():
+    return secrets.token_urlsafe(32)
+
+
+def make_engine(url):
+    """
+    An SQLAlchemy engine for ``url``; SQLite gets WAL and a busy timeout so
+    that ``csvc-manage`` can write while the service runs.
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=8, max_overflow=4, pool_pre_ping=True)
+
+
+def upgrade(engine):
+    """
+    Bring the schema to the newest migration (blocking; call it off the
+    reactor thread).
+    """
+    config = AlembicConfig(os.path.join(_HERE, "alembic.ini"))
+    config.set_main_option("script_location", os.path.join(_HERE, "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        alembic_command.upgrade(config, "head")
+
+
+def _utc(seconds):
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(tzinfo=None)
+
+
+def _row(row):
+    return dict(row._mapping) if row is not None else None
+
+
+class Store(Service):
+    """
+    The persistent state of the control plane.
+    """
+
+    log = Logger()
+
+    def __init__(self, engine, clock):
+        self.engine = engine
+        self._clock = clock
+        threads = 1 if engine.dialect.name == "sqlite" else 8
+        self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="csvc-store")
+
+    def startService(self):
+        Service.startService(self)
+        self._pool.start()
+
+    def stopService(self):
+        Service.stopService(self)
+        self._pool.stop()
+        self.engine.dispose()
+
+    def _now(self):
+        return _utc(self._clock.seconds())
+
+    def _run(self, thd, *args, **kwargs):
+        def unit():
+            with self.engine.begin() as conn:
+                return thd(conn, *args, **kwargs)
+
+        return deferToThreadPool(self._clock, self._pool, unit)
+
+    def run_sync(self, thd, *args, **kwargs):
+        """
+        Run a unit of work on the calling thread (for ``csvc-manage``).
+        """
+        with self.engine.begin() as conn:
+            return thd(conn, *args, **kwargs)
+
+    # -- tokens ------------------------------------------------------------
+
+    def create_token(self, project_id, user_id, is_admin=False):
+        return self._run(self._thd_create_token, project_id, user_id, is_admin)
+
+    def _thd_create_token(self, conn, project_id, user_id, is_admin):
+        token = new_secret()
+        conn.execute(
+            tokens.insert().values(
+                token_hash=hash_secret(token),
+                project_id=project_id,
+                user_id=user_id,
+                is_admin=bool(is_admin),
+                created_at=self._now(),
+                revoked=False,
+            )
+        )
+        return token
+
+    def lookup_token(self, token):
+        return self._run(self._thd_lookup_token, hash_secret(token))
+
+    def _thd_lookup_token(self, conn, token_hash):
+        return _row(
+            conn.execute(
+                select(tokens).where(tokens.c.token_hash == token_hash, tokens.c.revoked.is_(False))
+            ).first()
+        )
+
+    # -- instances ---------------------------------------------------------
+
+    def create_instance(self, name, provider, capacity, shared=True):
+        """
+        A new instance row, status ``pending``; fires with ``(row, enroll_token)``.
+        """
+        return self._run(self._thd_create_instance, name, provider, capacity, shared)
+
+    def _thd_create_instance(self, conn, name, provider, capacity, shared):
+        token = new_secret()
+        values = dict(
+            uuid=str(uuidlib.uuid4()),
+            name=name,
+            provider=provider,
+            status="pending",
+            capacity=capacity,
+            enroll_token_hash=hash_secret(token),
+            shared=shared,
+            created_at=self._now(),
+        )
+        conn.execute(instances.insert().values(**values))
+        return values, token
+
+    def set_enroll_token(self, instance_uuid):
+        """
+        Issue a fresh enrollment token for an instance (the old one stops
+        working); fires with the token.
+        """
+        return self._run(self._thd_set_enroll_token, instance_uuid)
+
+    def _thd_set_enroll_token(self, conn, instance_uuid):
+        token = new_secret()
+        conn.execute(
+            instances.update()
+            .where(instances.c.uuid == instance_uuid)
+            .values(enroll_token_hash=hash_secret(token))
+        )
+        return token
+
+    def instance_by_token(self, token):
+        return self._run(self._thd_instance_by_token, hash_secret(token))
+
+    def _thd_instance_by_token(self, conn, token_hash):
+        return _row(
+            conn.execute(select(instances).where(instances.c.enroll_token_hash == token_hash)).first()
+        )
+
+    def update_instance(self, instance_uuid, **values):
+        return self._run(self._thd_update_instance, instance_uuid, values)
+
+    def _thd_update_instance(self, conn, instance_uuid, values):
+        if "last_seen_at" in values and values["last_seen_at"] is None:
+            values["last_seen_at"] = self._now()
+        conn.execute(instances.update().where(instances.c.uuid == instance_uuid).values(**values))
+
+    def touch_instance(self, instance_uuid):
+        return self.update_instance(instance_uuid, last_seen_at=None)
+
+    def list_instances(self, provider=None):
+        return self._run(self._thd_list_instances, provider)
+
+    def _thd_list_instances(self, conn, provider):
+        counts = (
+            select(containers.c.instance_uuid, func.count().label("n"))
+            .group_by(containers.c.instance_uuid)
+            .subquery()
+        )
+        query = (
+            select(instances, func.coalesce(counts.c.n, 0).label("containers"))
+            .select_from(instances.outerjoin(counts, counts.c.instance_uuid == instances.c.uuid))
+            .order_by(instances.c.created_at, instances.c.uuid)
+        )
+        if provider is not None:
+            query = query.where(instances.c.provider == provider)
+        return [_row(r) for r in conn.execute(query)]
+
+    # -- containers --------------------------------------------------------
+
+    def place_container(self, values, instance_uuid=None):
+        """
+        Insert a container row on an instance with room, atomically: the named
+        instance, else the first active instance in creation order whose
+        containers are fewer than its capacity.  Fires with the row; fails
+        with ``NoRoom`` or ``NameInUse``.
+        """
+        return self._run(self._thd_place_container, values, instance_uuid)
+
+    def _thd_place_container(self, conn, values, instance_uuid):
+        if conn.execute(
+            select(containers.c.uuid).where(
+                containers.c.project_id == values["project_id"], containers.c.name == values["name"]
+            )
+        ).first():
+            raise NameInUse(values["name"])
+        query = select(instances).order_by(instances.c.created_at, instances.c.uuid)
+        if instance_uuid is not None:
+            query = query.where(
+                (instances.c.uuid == instance_uuid) | (instances.c.name == instance_uuid)
+            )
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        candidates = [_row(r) for r in conn.execute(query)]
+        if instance_uuid is not None and not candidates:
+            raise NoRoom(f"instance {instance_uuid!r} does not exist")
+        chosen = None
+        for inst in candidates:
+            if inst["status"] != "active":
+                if instance_uuid is not None:
+                    raise NoRoom(f"instance {inst['name']} is {inst['status']}")
+                continue
+            used = conn.execute(
+                select(func.count()).select_from(containers).where(
+                    containers.c.instance_uuid == inst["uuid"]
+                )
+            ).scalar()
+            if used < inst["capacity"]:
+                chosen = inst
+                break
+            if instance_uuid is not None:
+                raise NoRoom(f"instance {inst['name']} is full ({used} of {inst['capacity']})")
+        if chosen is None:
+            raise NoRoom("no active instance has room for another container")
+        row = dict(values)
+        row.update(
+            instance_uuid=chosen["uuid"],
+            created_at=self._now(),
+            last_seq=0,
+            log_cursor="",
+        )
+        conn.execute(containers.insert().values(**row))
+        return row
+
+    def get_container(self, ident, project_id=None):
+        """
+        A container by uuid or name, within ``project_id`` unless it is None.
+        """
+        return self._run(self._thd_get_container, ident, project_id)
+
+    def _thd_get_container(self, conn, ident, project_id):
+        query = select(containers).where((containers.c.uuid == ident) | (containers.c.name == ident))
+        if project_id is not None:
+            query = query.where(containers.c.project_id == project_id)
+        rows = [_row(r) for r in conn.execute(query)]
+        for row in rows:
+            if row["uuid"] == ident:
+                return row
+        return rows[0] if len(rows) == 1 else None
+
+    def list_containers(self, project_id=None, instance_uuid=None):
+        return self._run(self._thd_list_containers, project_id, instance_uuid)
+
+    def _thd_list_containers(self, conn, project_id, instance_uuid):
+        query = select(containers).order_by(containers.c.created_at, containers.c.uuid)
+        if project_id is not None:
+            query = query.where(containers.c.project_id == project_id)
+        if instance_uuid is not None:
+            query = query.where(containers.c.instance_uuid == instance_uuid)
+        return [_row(r) for r in conn.execute(query)]
+
+    def update_container(self, container_uuid, expect_status=None, **values):
+        """
+        Update a container's row; with ``expect_status`` (a status or a tuple
+        of them) only when its status is one of them.  Fires with the new row,
+        or None when nothing matched.
+        """
+        return self._run(self._thd_update_container, container_uuid, expect_status, values)
+
+    def _thd_update_container(self, conn, container_uuid, expect_status, values):
+        condition = containers.c.uuid == container_uuid
+        if expect_status is not None:
+            if isinstance(expect_status, str):
+                expect_status = (expect_status,)
+            condition = and_(condition, containers.c.status.in_(expect_status))
+        result = conn.execute(containers.update().where(condition).values(**values))
+        if result.rowcount == 0:
+            return None
+        return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
+
+    def delete_container(self, container_uuid):
+        return self._run(self._thd_delete_container, container_uuid)
+
+    def _thd_delete_container(self, conn, container_uuid):
+        conn.execute(output_chunks.delete().where(output_chunks.c.container_uuid == container_uuid))
+        conn.execute(containers.delete().where(containers.c.uuid == container_uuid))
+
+    # -- output ------------------------------------------------------------
+
+    def append_output(self, chunks):
+        """
+        Persist ``chunks``, a list of ``(uuid, seq, stream, data, cursor)`` in
+        seq order per container, and move each container's ``last_seq`` and
+        ``log_cursor`` to its last chunk, in one transaction.
+        """
+        return self._run(self._thd_append_output, chunks)
+
+    def _thd_append_output(self, conn, chunks):
+        conn.execute(
+            output_chunks.insert(),
+            [
+                dict(container_uuid=u, seq=seq, stream=stream, data=data)
+                for (u, seq, stream, data, _cursor) in chunks
+            ],
+        )
+        last = {}
+        for u, seq, _stream, _data, cursor in chunks:
+            last[u] = (seq, cursor)
+        for u, (seq, cursor) in last.items():
+            conn.execute(
+                containers.update()
+                .where(containers.c.uuid == u, containers.c.last_seq < seq)
+                .values(last_seq=seq, log_cursor=cursor)
+            )
+
+    def read_output(self, container_uuid, after_seq=0, limit=64, before_seq=None, descending=False):
+        """
+        Up to ``limit`` chunks ``(seq, stream, data)`` of a container with
+        ``after_seq < seq`` (and ``seq < before_seq``), in seq order (or
+        reverse order with ``descending``).
+        """
+        return self._run(self._thd_read_output, container_uuid, after_seq, limit, before_seq, descending)
+
+    def _thd_read_output(self, conn, container_uuid, after_seq, limit, before_seq, descending):
+        query = select(output_chunks.c.seq, output_chunks.c.stream, output_chunks.c.data).where(
+            output_chunks.c.container_uuid == container_uuid, output_chunks.c.seq > after_seq
+        )
+        if before_seq is not None:
+            query = query.where(output_chunks.c.seq < before_seq)
+        order = output_chunks.c.seq.desc() if descending else output_chunks.c.seq
+        return [tuple(r) for r in conn.execute(query.order_by(order).limit(limit))]
+
+
+__all__ = ["Store", "NameInUse", "NoRoom", "make_engine", "upgrade", "hash_secret", "models"]

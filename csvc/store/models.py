@@ -1,0 +1,90 @@
+"""
+The store's tables (SQLAlchemy Core).  Alembic migrations in ``migrations/``
+create them; keep the two in step.
+"""
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("provider", String(32), nullable=False),
+    # pending (created, agent not yet registered), active, down
+    Column("status", String(16), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("enroll_token_hash", String(64), nullable=False, unique=True),
+    Column("hostname", String(255)),
+    Column("engine", String(32)),
+    Column("shared", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("last_seen_at", DateTime),
+)
+
+containers = Table(
+    "containers",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("user_id", String(64)),
+    Column("image", String(512), nullable=False),
+    Column("command", JSON),
+    Column("environment", JSON),
+    Column("workdir", String(4096)),
+    Column("labels", JSON),
+    Column("tty", Boolean, nullable=False, default=False),
+    Column("interactive", Boolean, nullable=False, default=False),
+    Column("memory", Integer),
+    Column("cpu", Float),
+    Column("auto_remove", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("exit_code", Integer),
+    Column("instance_uuid", String(36), index=True),
+    Column("engine_id", String(64)),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    # Where the persisted output ends: the last chunk's seq and the agent's
+    # engine-log cursor after it.  Updated in the transaction that stores it.
+    Column("last_seq", Integer, nullable=False, default=0),
+    Column("log_cursor", String(128), nullable=False, default=""),
+    UniqueConstraint("project_id", "name", name="uq_containers_project_name"),
+)
+
+output_chunks = Table(
+    "output_chunks",
+    metadata,
+    Column("container_uuid", String(36), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("stream", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)

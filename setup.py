@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="csvc",
+    version="0.1.0",
+    description="A containers service for OpenStack-style clouds, on Twisted",
+    packages=find_packages(include=["csvc", "csvc.*"]) + ["twisted.plugins"],
+    package_data={"csvc.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"]},
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=[
+        "twisted[tls]>=24.7",
+        "autobahn>=24.4",
+        "txaio",
+        "klein>=24.8",
+        "treq",
+        "sqlalchemy>=2.0",
+        "alembic",
+        "openstacksdk",
+        "docker>=7",
+        # Request validation: a well-kept implementation of JSON Schema.
+        "jsonschema>=4",
+        # PostgreSQL driver for the scale-out store (--database postgresql://...).
+        "psycopg2-binary",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-twisted", "hypothesis"],
+    },
+    entry_points={
+        "console_scripts": ["csvc-manage = csvc.manage:main"],
+    },
+)
