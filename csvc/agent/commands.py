@@ -41,6 +41,12 @@ class EngineError(Exception):
     """
 
 
+class InvalidSpec(Exception):
+    """
+    The engine refused the container's configuration (its 400 answer).
+    """
+
+
 class NoSuchImage(Exception):
     """
     The image named in a create is not on the instance.
@@ -68,6 +74,7 @@ class NotEnrolled(Exception):
 
 _ENGINE_ERRORS = {
     EngineError: b"ENGINE_ERROR",
+    InvalidSpec: b"INVALID_SPEC",
     NoSuchImage: b"NO_SUCH_IMAGE",
     NoSuchContainer: b"NO_SUCH_CONTAINER",
 }

@@ -22,7 +22,7 @@ from twisted.web.client import Agent, readBody
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
-from csvc.agent.commands import EngineError, NoSuchContainer, NoSuchImage
+from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage
 
 LABEL_UUID = "csvc.uuid"
 LABEL_PROJECT = "csvc.project"
@@ -47,6 +47,8 @@ def _engine_error(exc):
         return NoSuchImage(str(exc.explanation or exc))
     if isinstance(exc, docker_errors.NotFound):
         return NoSuchContainer(str(exc.explanation or exc))
+    if isinstance(exc, docker_errors.APIError) and exc.status_code == 400:
+        return InvalidSpec(str(exc.explanation or exc))
     if isinstance(exc, docker_errors.APIError):
         return EngineError(str(exc.explanation or exc))
     return EngineError(str(exc))

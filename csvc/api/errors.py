@@ -2,7 +2,7 @@
 The one place where domain errors become HTTP statuses.
 """
 
-from csvc.agent.commands import EngineError, NoSuchContainer
+from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer
 from csvc.api.auth import Unauthorized
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound
@@ -22,6 +22,7 @@ class PayloadTooLarge(Exception):
 #: exception class -> (status, title)
 STATUS = [
     (BadRequest, 400, "Bad Request"),
+    (InvalidSpec, 400, "Bad Request"),
     (Unauthorized, 401, "Unauthorized"),
     (Forbidden, 403, "Forbidden"),
     (NotFound, 404, "Not Found"),
@@ -45,6 +46,8 @@ def classify(exc):
             message = str(exc)
             if isinstance(exc, NameInUse):
                 message = f"the name '{exc}' is already used by another container of this project"
+            elif isinstance(exc, InvalidSpec):
+                message = f"the container engine refused the container's configuration: {exc}"
             elif isinstance(exc, EngineError):
                 message = f"the container engine refused: {exc}"
             return status, title, message
