@@ -20,12 +20,14 @@ chunks of at most ``chunk_size`` bytes, merging consecutive bytes of one
 stream, where ``cursor`` is the position just after the chunk.
 """
 
+import re
 from datetime import datetime, timezone
 
 from csvc.stdio.frames import FrameParser
 
 #: RFC 3339 with nanoseconds, as Docker writes it: 2026-11-26T01:25:24.812202554Z
 _TS_LEN = 30
+_TS_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z")
 
 
 class CursorError(ValueError):
@@ -40,9 +42,11 @@ def parse_cursor(cursor):
         return None, ()
     parts = cursor.split("|")
     try:
-        if parts[0] == "T" and len(parts) == 4:
-            return "T", (parts[1], int(parts[2]), int(parts[3]))
-        if parts[0] == "R" and len(parts) == 2:
+        if parts[0] == "T" and len(parts) == 4 and _TS_PATTERN.fullmatch(parts[1]):
+            fields = (parts[1], int(parts[2]), int(parts[3]))
+            if min(fields[1:]) >= 0:
+                return "T", fields
+        if parts[0] == "R" and len(parts) == 2 and int(parts[1]) >= 0:
             return "R", (int(parts[1]),)
     except ValueError:
         pass

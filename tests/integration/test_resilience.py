@@ -1,0 +1,86 @@
+"""
+Nothing lost, nothing duplicated: the agent or the whole service dies while a
+container writes, and comes back.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.conftest import ControlPlane
+
+LINES = 3000
+# Numbered lines on stdout and stderr, for about three seconds.
+SCRIPT = (
+    f"i=1; while [ $i -le {LINES} ]; do echo out$i; echo err$i >&2; "
+    "if [ $((i % 100)) -eq 0 ]; then sleep 0.1; fi; i=$((i+1)); done; exit 7"
+)
+EXPECTED_OUT = b"".join(b"out%d\n" % i for i in range(1, LINES + 1))
+EXPECTED_ERR = b"".join(b"err%d\n" % i for i in range(1, LINES + 1))
+
+
+def _wait_for_output(client, uuid, minimum, timeout=20):
+    deadline = time.monotonic() + timeout
+    while len(client.logs(uuid, stderr="false")) < minimum:
+        assert time.monotonic() < deadline, "the container produced too little output"
+        time.sleep(0.05)
+
+
+def _check_complete(client, uuid):
+    assert client.post(f"/v1/containers/{uuid}/wait").json()["exit_code"] == 7
+    assert client.logs(uuid, stderr="false") == EXPECTED_OUT
+    assert client.logs(uuid, stdout="false") == EXPECTED_ERR
+    both = client.logs(uuid)
+    assert len(both) == len(EXPECTED_OUT) + len(EXPECTED_ERR)
+
+
+def test_agent_killed_mid_output_loses_and_duplicates_nothing(control_plane, alpha):
+    (pid,) = control_plane.agent_pids()
+    container = alpha.create(command=["sh", "-c", SCRIPT], run=True)
+    uuid = container["uuid"]
+    _wait_for_output(alpha, uuid, 2000)
+    os.kill(pid, signal.SIGKILL)
+    # The service's process monitor starts a new agent, which resumes the
+    # output from where the store has it.
+    deadline = time.monotonic() + 30
+    while True:
+        pids = control_plane.agent_pids()
+        if pids and pids != [pid]:
+            break
+        assert time.monotonic() < deadline, "no new agent was started"
+        time.sleep(0.1)
+    _check_complete(alpha, uuid)
+    control_plane.wait_active(control_plane.admin)
+
+
+@pytest.fixture
+def own_plane(tmp_path):
+    plane = ControlPlane(tmp_path)
+    plane.admin = plane.client("admin-project", admin=True)
+    plane.start()
+    try:
+        plane.wait_active(plane.admin)
+        yield plane
+    finally:
+        plane.stop()
+
+
+def test_service_restart_mid_output_loses_and_duplicates_nothing(own_plane):
+    client = own_plane.client("gamma")
+    container = client.create(command=["sh", "-c", SCRIPT], run=True)
+    uuid = container["uuid"]
+    _wait_for_output(client, uuid, 2000)
+    own_plane.stop()
+    time.sleep(0.5)
+    own_plane.start()
+    own_plane.wait_active(own_plane.admin)
+    _check_complete(client, uuid)
+    # And output of a finished container survives a restart too.
+    own_plane.stop()
+    own_plane.start()
+    own_plane.wait_active(own_plane.admin)
+    assert client.logs(uuid, stderr="false") == EXPECTED_OUT
+    assert client.show(uuid)["exit_code"] == 7
+    assert client.delete(f"/v1/containers/{uuid}").status_code == 204
