@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import wraps
 
 from klein import Klein
+from werkzeug.exceptions import HTTPException
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
@@ -20,6 +21,8 @@ from csvc.compute.service import normalize_signal
 MAX_BODY = 1024 * 1024
 
 API_VERSION = "1.0"
+
+HTTP_STATUS_TITLES = {404: "Not Found", 405: "Method Not Allowed"}
 
 log = Logger()
 
@@ -166,6 +169,23 @@ class NativeAPI:
 
     def resource(self):
         return self._app.resource()
+
+    @_app.handle_errors(HTTPException)
+    def routing_error(self, request, failure):
+        """
+        Unknown paths and methods get the API's error body, not HTML.
+        """
+        exc = failure.value
+        code = exc.code or 500
+        request_id = "req-" + str(uuidlib.uuid4())
+        message = {
+            404: f"no such resource: {request.path.decode('utf-8', 'replace')}",
+            405: f"method {request.method.decode('ascii', 'replace')} is not allowed on "
+            f"{request.path.decode('utf-8', 'replace')}",
+        }.get(code, exc.description or exc.name)
+        if code in (301, 302, 307, 308):
+            code, message = 404, f"no such resource: {request.path.decode('utf-8', 'replace')}"
+        return send_error(request, code, HTTP_STATUS_TITLES.get(code, exc.name), message, request_id)
 
     # -- versions ----------------------------------------------------------
 
