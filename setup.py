@@ -21,7 +21,7 @@ setup(
         # Request validation: a well-kept implementation of JSON Schema.
         "jsonschema>=4",
         # PostgreSQL driver for the scale-out store (--database postgresql://...).
-        "psycopg2-binary",
+        "psycopg[binary]",
     ],
     extras_require={
         "test": ["pytest", "pytest-twisted", "hypothesis"],

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT="$(pwd)"
 
-APT_PACKAGES=(docker.io busybox-static)
+APT_PACKAGES=(docker.io busybox-static postgresql)
 DOCKER_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/csvc-dockerd.log
 DOCKERD_WAIT=60
@@ -161,12 +161,48 @@ ensure_venv() {
 # Each is switched on by its own environment variable and does nothing
 # otherwise. Add further ones here and call them from main.
 
-# CSVC_WITH_POSTGRES=1: a PostgreSQL server for --database postgresql://...
-# Not provided yet.
+# A PostgreSQL server of csvc's own for the scale-out store and its tests:
+# a cluster in $PG_DATA on 127.0.0.1:$PG_PORT, owned by the postgres user,
+# with role and database "csvc" (password "csvc"); its URL is
+# postgresql://csvc:csvc@127.0.0.1:55432/csvc (the tests' default).
+PG_PORT="${CSVC_PG_PORT:-55432}"
+PG_DATA=/var/lib/csvc-postgres/data
+PG_LOG=/var/log/csvc-postgres.log
+
+pg_bin() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$dir" ] || { log "PostgreSQL binaries not found"; return 1; }
+    echo "$dir"
+}
+
+pg_as_postgres() { (cd / && runuser -u postgres -- "$@"); }
+
 ensure_postgres() {
-    [ "${CSVC_WITH_POSTGRES:-0}" = 1 ] || return 0
-    log "CSVC_WITH_POSTGRES=1 is not supported by this script yet"
-    return 1
+    local bin
+    bin=$(pg_bin)
+    if ! [ -f "$PG_DATA/PG_VERSION" ]; then
+        log "creating PostgreSQL cluster in $PG_DATA"
+        mkdir -p "$PG_DATA"
+        chown -R postgres:postgres "$(dirname "$PG_DATA")"
+        pg_as_postgres "$bin/initdb" -D "$PG_DATA" -A trust -U postgres >/dev/null
+    fi
+    if ! pg_as_postgres "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+        log "starting PostgreSQL on 127.0.0.1:$PG_PORT (log: $PG_LOG)"
+        touch "$PG_LOG" && chown postgres:postgres "$PG_LOG"
+        pg_as_postgres "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
+            -o "-p $PG_PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    fi
+    if ! pg_as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+        "SELECT 1 FROM pg_roles WHERE rolname='csvc'" | grep -q 1; then
+        pg_as_postgres "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+            -c "CREATE ROLE csvc LOGIN PASSWORD 'csvc' CREATEDB"
+    fi
+    if ! pg_as_postgres "$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc \
+        "SELECT 1 FROM pg_database WHERE datname='csvc'" | grep -q 1; then
+        pg_as_postgres "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE csvc OWNER csvc"
+    fi
+    log "PostgreSQL ok (127.0.0.1:$PG_PORT)"
 }
 
 main() {

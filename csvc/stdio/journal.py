@@ -100,10 +100,16 @@ class Journal:
 
         def failed(failure):
             self.log.failure("persisting {n} output chunks failed", failure, n=len(batch))
-            for (u, _seq, _s, _d, _c), waiter in batch:
+            # Chunks queued behind the failed ones must not be stored ahead of
+            # them (a hole): they fail too, and the agent replays them all.
+            broken = {chunk[0] for chunk in chunks}
+            behind = [item for item in self._pending if item[0][0] in broken]
+            self._pending = [item for item in self._pending if item[0][0] not in broken]
+            for (u, _seq, _s, _d, _c), _waiter in batch + behind:
                 # Let the agent replay from what is persisted.
                 self._queued[u] = self._persisted.get(u, 0)
                 self._release(u)
+            for _chunk, waiter in batch + behind:
                 waiter.errback(failure)
 
         d.addCallbacks(committed, failed)

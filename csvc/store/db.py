@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import and_, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
 from twisted.application.service import Service
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -285,7 +286,12 @@ class Store(Service):
             last_seq=0,
             log_cursor="",
         )
-        conn.execute(containers.insert().values(**row))
+        try:
+            with conn.begin_nested():
+                conn.execute(containers.insert().values(**row))
+        except IntegrityError:
+            # A concurrent create took the name between the check and here.
+            raise NameInUse(values["name"]) from None
         return row
 
     def get_container(self, ident, project_id=None):

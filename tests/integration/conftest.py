@@ -96,8 +96,9 @@ class Client:
 
 
 class ControlPlane:
-    def __init__(self, tmp, instances=1, capacity=10):
+    def __init__(self, tmp, instances=1, capacity=10, database=None):
         self.data_dir = str(tmp)
+        self.database = database
         self.api_port = free_port()
         self.agents_port = free_port()
         self.base = f"http://127.0.0.1:{self.api_port}"
@@ -106,9 +107,15 @@ class ControlPlane:
         self.capacity = capacity
         self.process = None
 
+    def _store_options(self):
+        options = ["--data-dir", self.data_dir]
+        if self.database:
+            options += ["--database", self.database]
+        return options
+
     def manage(self, *args):
         result = subprocess.run(
-            [os.path.join(BIN, "csvc-manage"), "--data-dir", self.data_dir, *args],
+            [os.path.join(BIN, "csvc-manage"), *self._store_options(), *args],
             check=True,
             capture_output=True,
             text=True,
@@ -132,8 +139,7 @@ class ControlPlane:
                 "--nodaemon",
                 "--pidfile=",
                 "csvc",
-                "--data-dir",
-                self.data_dir,
+                *self._store_options(),
                 "--api",
                 f"tcp:{self.api_port}:interface=127.0.0.1",
                 "--agents",

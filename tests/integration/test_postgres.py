@@ -1,0 +1,58 @@
+"""
+The same control plane on PostgreSQL (the scale-out store), started by the
+bootstrap on 127.0.0.1:55432 (CSVC_TEST_POSTGRES overrides the URL).
+"""
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.conftest import ControlPlane
+
+ADMIN_URL = os.environ.get("CSVC_TEST_POSTGRES", "postgresql://csvc:csvc@127.0.0.1:55432/csvc")
+
+
+@pytest.fixture
+def database():
+    name = "csvc_test_" + uuid.uuid4().hex[:12]
+    try:
+        admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {ADMIN_URL} is not reachable (run `make bootstrap`): {exc}")
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_containers_on_postgresql(tmp_path, database):
+    plane = ControlPlane(tmp_path, database=database)
+    plane.admin = plane.client("admin-project", admin=True)
+    plane.start()
+    try:
+        plane.wait_active(plane.admin)
+        client = plane.client("pg")
+        container, exit = client.run(
+            ["sh", "-c", "echo $X; sleep 0.1; echo e >&2; exit 3"], environment={"X": "pg"}
+        )
+        assert exit["exit_code"] == 3
+        assert client.logs(container["uuid"]) == b"pg\ne\n"
+        (instance,) = plane.admin.get("/v1/instances").json()["instances"]
+        assert instance["containers"] == 1
+        assert client.delete(f"/v1/containers/{container['uuid']}").status_code == 204
+    finally:
+        plane.stop()
+    # The rows are in PostgreSQL, not in an SQLite file of the data dir.
+    assert not os.path.exists(os.path.join(str(tmp_path), "csvc.sqlite"))
+    engine = sa.create_engine(database)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tokens")).scalar() == 2
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    engine.dispose()
