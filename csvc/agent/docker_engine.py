@@ -18,7 +18,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
-from twisted.web.client import Agent, readBody
+from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
@@ -30,6 +30,11 @@ LABEL_AUTO_REMOVE = "csvc.auto_remove"
 
 #: Docker's durable log driver that keeps full speed (DESIGN.md).
 LOG_DRIVER = "local"
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    # One connection per log stream: do not log each one's start and stop.
+    noisy = False
 
 
 @implementer(IAgentEndpointFactory)
@@ -67,7 +72,9 @@ class DockerEngine:
         self._socket_path = socket_path
         self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="csvc-agent-docker")
         self._client = None
-        self._http = Agent.usingEndpointFactory(reactor, _UNIXEndpoints(reactor, socket_path))
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        pool._factory = _QuietClientFactory
+        self._http = Agent.usingEndpointFactory(reactor, _UNIXEndpoints(reactor, socket_path), pool=pool)
 
     def start(self):
         self._pool.start()

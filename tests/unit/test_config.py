@@ -1,0 +1,80 @@
+"""
+Settings: command line over config file over defaults; bad values named.
+"""
+
+import pytest
+from twisted.python import usage
+
+from csvc import config
+from csvc.agent import service as agent_service
+from csvc.server import Options
+
+
+def test_defaults(tmp_path):
+    settings = config.resolve({"data-dir": str(tmp_path)})
+    assert settings["api"] == "tcp:8780:interface=127.0.0.1"
+    assert settings["agents"] == "tcp:8781:interface=127.0.0.1"
+    assert settings["provider"] == "local"
+    assert settings["instances"] == 1
+    assert settings["instance-capacity"] == 10
+    assert settings["database"] == f"sqlite:///{tmp_path}/csvc.sqlite"
+
+
+def test_config_file_then_command_line(tmp_path):
+    path = tmp_path / "csvc.toml"
+    path.write_text(
+        'data-dir = "/srv/csvc"\n'
+        'api = "tcp:9000"\n'
+        "instance-capacity = 3\n"
+        'database = "postgresql://u:p@db/csvc"\n'
+    )
+    options = Options()
+    options.parseOptions(["--config", str(path), "--api", "tcp:9100"])
+    settings = options.settings
+    assert settings["api"] == "tcp:9100"
+    assert settings["data-dir"] == "/srv/csvc"
+    assert settings["instance-capacity"] == 3
+    assert settings["database"] == "postgresql://u:p@db/csvc"
+
+
+def test_config_file_may_use_a_csvc_table(tmp_path):
+    path = tmp_path / "csvc.toml"
+    path.write_text('[csvc]\nprovider = "static"\n')
+    assert config.resolve({}, str(path))["provider"] == "static"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("bogus = 1\n", "unknown setting(s) bogus"),
+        ("instances = 'many'\n", "instances must be an integer"),
+        ("provider = 'nova9'\n", "provider must be one of"),
+        ("instance-capacity = 0\n", "instance-capacity must be at least 1"),
+        ("api = \n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_named(tmp_path, text, message):
+    path = tmp_path / "csvc.toml"
+    path.write_text(text)
+    with pytest.raises(usage.UsageError) as raised:
+        Options().parseOptions(["--config", str(path)])
+    assert message in str(raised.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(usage.UsageError) as raised:
+        Options().parseOptions(["--config", str(tmp_path / "nope.toml")])
+    assert "cannot read config file" in str(raised.value)
+
+
+def test_agent_options(monkeypatch):
+    monkeypatch.delenv("CSVC_ENROLL_TOKEN", raising=False)
+    with pytest.raises(usage.UsageError) as raised:
+        agent_service.Options().parseOptions([])
+    assert "--enroll-token" in str(raised.value)
+    options = agent_service.Options()
+    options.parseOptions(["--enroll-token", "t", "--capacity", "4", "--connect", "tcp:10.0.0.1:8781"])
+    assert options["capacity"] == 4
+    with pytest.raises(usage.UsageError) as raised:
+        agent_service.Options().parseOptions(["--enroll-token", "t", "--engine", "rkt"])
+    assert "rkt" in str(raised.value)
