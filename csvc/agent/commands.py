@@ -9,7 +9,8 @@ single bounded value.
 Direction:
   agent -> service: Register, Heartbeat, Output, Exited, Started
   service -> agent: CreateContainer, StartContainer, StopContainer,
-                    KillContainer, RemoveContainer, ResumeOutput
+                    KillContainer, RemoveContainer, ResumeOutput,
+                    Input, CloseInput, Resize
 """
 
 import json
@@ -21,6 +22,9 @@ CHUNK_SIZE = 32 * 1024
 
 #: Output boxes an agent may have unacknowledged per container.
 OUTPUT_WINDOW = 8
+
+#: Input boxes the control plane may have unanswered per container.
+STDIN_WINDOW = 4
 
 
 class JSON(amp.Argument):
@@ -204,6 +208,34 @@ class KillContainer(amp.Command):
 
 class RemoveContainer(amp.Command):
     arguments = [(b"uuid", amp.Unicode()), (b"force", amp.Boolean())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class Input(amp.Command):
+    """
+    Bytes for a container's stdin.  The answer comes once the engine has
+    taken them: the control plane keeps at most ``STDIN_WINDOW`` of these
+    unanswered per container.
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"data", amp.String())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class CloseInput(amp.Command):
+    """
+    Close a container's stdin (the process reads EOF; its output goes on).
+    """
+
+    arguments = [(b"uuid", amp.Unicode())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class Resize(amp.Command):
+    arguments = [(b"uuid", amp.Unicode()), (b"height", amp.Integer()), (b"width", amp.Integer())]
     response = []
     errors = _ENGINE_ERRORS
 

@@ -2,13 +2,19 @@
 The agent's core: what it knows of its engine's containers and how it keeps
 their output flowing to the control plane.  The AMP protocol in ``link.py``
 only translates boxes into calls on this object.
+
+A container's output is read from an attach stream the agent opens before it
+starts the container (every byte at once), or, when the agent did not see the
+start (its own restart, the engine's restart policy), from the engine's log,
+skipping what the store already has (``csvc.stdio.reader``).
 """
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import DeferredLock, fail, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.agent import commands
-from csvc.stdio.logreader import since_param
+from csvc.agent.stdin import StdinStream
+from csvc.stdio.reader import OutputReader
 
 
 class ContainerWatch:
@@ -24,6 +30,8 @@ class ContainerWatch:
         self.cursor = cursor
         self.auto_remove = auto_remove
         self.follower = None
+        self.stdin = None
+        self.stdin_lock = DeferredLock()
 
 
 class AgentCore:
@@ -70,17 +78,13 @@ class AgentCore:
             position = resume.get(item["uuid"])
             if position is None:
                 continue
-            watch = ContainerWatch(
-                item["uuid"],
-                item["engine_id"],
-                item["tty"],
-                position["seq"],
-                position["cursor"],
-                item["auto_remove"],
-            )
-            self._watches[item["uuid"]] = watch
-            if item["state"] != "created":
-                self._follow(watch)
+            watch = self._watches.get(item["uuid"])
+            if watch is None:
+                watch = ContainerWatch(item["uuid"], item["engine_id"], item["tty"], auto_remove=item["auto_remove"])
+                self._watches[item["uuid"]] = watch
+            watch.seq, watch.cursor = position["seq"], position["cursor"]
+            if item["state"] != "created" and watch.follower is None:
+                self._follow_log(watch)
         return result
 
     def disconnected(self, link):
@@ -93,8 +97,6 @@ class AgentCore:
 
     def _call(self, command, **kwargs):
         if self.link is None:
-            from twisted.internet.defer import fail
-
             return fail(ConnectionError("not connected to the control plane"))
         return self.link.callRemote(command, **kwargs)
 
@@ -110,12 +112,22 @@ class AgentCore:
 
     @inlineCallbacks
     def start(self, uuid):
-        yield self._engine.start_container(uuid)
-        watch = self._watches.get(uuid)
-        if watch is None:
-            watch = yield self._adopt(uuid)
-        if watch.follower is None:
-            self._follow(watch)
+        watch = yield self._watch(uuid)
+        if watch.follower is not None:
+            # The previous run's stream is still draining; its end comes
+            # with the exit that made this start possible.
+            try:
+                yield watch.follower.done
+            except Exception:
+                pass
+        follower = self._new_follower(watch, skip=False)
+        # The output attach is open before the process runs: nothing missed.
+        yield self._engine.attach(watch.engine_id, follower)
+        try:
+            yield self._engine.start_container(uuid)
+        except Exception:
+            follower.stop()
+            raise
 
     def stop(self, uuid, timeout):
         return self._engine.stop_container(uuid, timeout)
@@ -126,8 +138,11 @@ class AgentCore:
     @inlineCallbacks
     def remove(self, uuid, force):
         watch = self._watches.pop(uuid, None)
-        if watch is not None and watch.follower is not None:
-            watch.follower.stop()
+        if watch is not None:
+            if watch.follower is not None:
+                watch.follower.stop()
+            if watch.stdin is not None:
+                watch.stdin.transport.loseConnection()
         yield self._engine.remove_container(uuid, force)
 
     def resume(self, uuid, seq, cursor):
@@ -137,7 +152,42 @@ class AgentCore:
         if watch.follower is not None:
             watch.follower.stop()
         watch.seq, watch.cursor = seq, cursor
-        self._follow(watch)
+        self._follow_log(watch)
+
+    @inlineCallbacks
+    def write_stdin(self, uuid, data):
+        """
+        Write to the container's stdin; fires once the engine has taken it.
+        """
+        stdin = yield self._stdin(uuid)
+        yield stdin.write(data)
+
+    @inlineCallbacks
+    def close_stdin(self, uuid):
+        stdin = yield self._stdin(uuid)
+        stdin.close()
+
+    def resize(self, uuid, height, width):
+        return self._engine.resize(uuid, height, width)
+
+    @inlineCallbacks
+    def _stdin(self, uuid):
+        watch = yield self._watch(uuid)
+        # One opening at a time; writers queued behind it reuse the stream.
+        yield watch.stdin_lock.acquire()
+        try:
+            if watch.stdin is None or watch.stdin.closed:
+
+                def lost(stream):
+                    if watch.stdin is stream:
+                        watch.stdin = None
+
+                stream = StdinStream(lost)
+                yield self._engine.attach(watch.engine_id, stream, stdin=True, output=False)
+                watch.stdin = stream
+            return watch.stdin
+        finally:
+            watch.stdin_lock.release()
 
     # -- engine events -----------------------------------------------------
 
@@ -150,51 +200,57 @@ class AgentCore:
         if watch is None:
             return
         if watch.follower is None:
-            self._follow(watch)
+            # Not started by this agent: the log has every byte.
+            self._follow_log(watch)
         try:
             yield self._call(commands.Started, uuid=uuid, started_at=started_at)
         except Exception:
             self.log.debug("could not report the start of {uuid}", uuid=uuid)
 
     @inlineCallbacks
-    def _adopt(self, uuid):
-        summary = yield self._engine.inspect(uuid)
-        watch = ContainerWatch(uuid, summary["engine_id"], summary["tty"], auto_remove=summary["auto_remove"])
-        self._watches[uuid] = watch
+    def _watch(self, uuid):
+        watch = self._watches.get(uuid)
+        if watch is None:
+            summary = yield self._engine.inspect(uuid)
+            watch = ContainerWatch(uuid, summary["engine_id"], summary["tty"], auto_remove=summary["auto_remove"])
+            self._watches[uuid] = watch
         return watch
 
     # -- output ------------------------------------------------------------
 
-    def _follow(self, watch):
+    def _new_follower(self, watch, skip):
         uuid = watch.uuid
 
         def send(seq, stream, data, cursor):
             return self._call(commands.Output, uuid=uuid, seq=seq, stream=stream, data=data, cursor=cursor)
 
-        follower = self._follower_factory(send, watch.tty, watch.seq, watch.cursor)
+        reader = OutputReader(watch.tty, watch.cursor, skip=skip)
+        follower = self._follower_factory(send, reader, watch.seq)
         watch.follower = follower
-        opened = self._engine.follow_logs(watch.engine_id, watch.tty, since_param(watch.cursor), follower)
-        opened.addErrback(follower.fail)
         follower.done.addCallbacks(
             self._follow_ended,
             self._follow_failed,
             callbackArgs=(watch, follower),
             errbackArgs=(watch, follower),
         )
+        return follower
+
+    def _follow_log(self, watch):
+        follower = self._new_follower(watch, skip=True)
+        self._engine.follow_logs(watch.engine_id, follower).addErrback(follower.fail)
 
     def _follow_failed(self, failure, watch, follower):
         if watch.follower is follower:
             watch.follower = None
         if self.link is not None:
-            self.log.warn(
-                "output of {uuid} interrupted: {why}", uuid=watch.uuid, why=failure.getErrorMessage()
-            )
+            self.log.warn("output of {uuid} interrupted: {why}", uuid=watch.uuid, why=failure.getErrorMessage())
 
     @inlineCallbacks
     def _follow_ended(self, last_seq, watch, follower):
         """
-        The engine closed the log stream: the process exited (or the stream
-        broke).  Every chunk is acknowledged, so the exit can be reported.
+        The engine closed the output stream: the process exited (or the
+        stream broke).  Every chunk is acknowledged, so the exit can be
+        reported.
         """
         watch.seq, watch.cursor = follower.seq, follower.cursor
         if watch.follower is follower:
@@ -208,9 +264,9 @@ class AgentCore:
             return
         if summary["running"]:
             if watch.follower is None:
-                self._follow(watch)
+                self._follow_log(watch)
             return
-        if summary["state"] not in ("exited", "dead"):
+        if summary["state"] not in ("exited", "dead") or watch.follower is not None:
             return
         try:
             yield self._call(

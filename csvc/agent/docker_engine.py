@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import docker
 from docker import errors as docker_errors
 from twisted.internet.defer import inlineCallbacks, returnValue
-from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -23,6 +23,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage
+from csvc.agent.hijack import HijackedStream
 
 LABEL_UUID = "csvc.uuid"
 LABEL_PROJECT = "csvc.project"
@@ -30,6 +31,10 @@ LABEL_AUTO_REMOVE = "csvc.auto_remove"
 
 #: Docker's durable log driver that keeps full speed (DESIGN.md).
 LOG_DRIVER = "local"
+#: The agent recovers output after its own restart by reading the engine's
+#: log from the start; rotation must not drop what the store may still lack.
+#: 8 x 128 MiB is kept per container (the driver compresses rotated files).
+LOG_OPTIONS = {"max-size": "128m", "max-file": "8"}
 
 
 class _QuietClientFactory(_HTTP11ClientFactory):
@@ -155,17 +160,32 @@ class DockerEngine:
         response.deliverBody(protocol)
         returnValue(response)
 
-    def follow_logs(self, engine_id, tty, since, protocol):
+    def follow_logs(self, engine_id, protocol):
         """
-        Stream the container's log (from ``since``, Unix seconds, or from the
-        start) into ``protocol``, following while the container runs.
+        Stream the container's whole log into ``protocol``, following while
+        the container runs.
         """
         query = {"follow": 1, "stdout": 1, "stderr": 1}
-        if not tty:
-            query["timestamps"] = 1
-        if since is not None:
-            query["since"] = since
         return self._stream(f"/containers/{engine_id}/logs", query, protocol)
+
+    def _hijack(self, method, path, query, body, protocol):
+        stream = HijackedStream(method, f"{path}?{urlencode(query)}", body, protocol)
+        d = connectProtocol(UNIXClientEndpoint(self._reactor, self._socket_path), stream)
+        d.addCallback(lambda _: stream.ready)
+        return d
+
+    def attach(self, engine_id, protocol, stdin=False, output=True):
+        """
+        Attach ``protocol`` to the container's streams: its output (stdout
+        and stderr, multiplexed unless TTY) when ``output``, and its stdin
+        (what the protocol writes; a write-close closes the container's
+        stdin if it was created with ``StdinOnce``) when ``stdin``.
+        """
+        query = {"stream": 1, "stdout": int(output), "stderr": int(output), "stdin": int(stdin)}
+        return self._hijack("POST", f"/containers/{engine_id}/attach", query, None, protocol)
+
+    def resize(self, uuid, height, width):
+        return self._call(lambda c: c.api.resize(engine_name(uuid), height=height, width=width))
 
     def follow_events(self, protocol):
         """
@@ -190,28 +210,35 @@ def _create(client, spec):
     labels[LABEL_PROJECT] = spec["project_id"]
     if spec.get("auto_remove"):
         labels[LABEL_AUTO_REMOVE] = "1"
-    host = dict(
-        log_config={"Type": LOG_DRIVER, "Config": {}},
+    host = {
+        "LogConfig": {"Type": LOG_DRIVER, "Config": dict(LOG_OPTIONS)},
         # csvc removes auto_remove containers itself, once their output is
-        # persisted: the engine's AutoRemove could race the log reader.
-        auto_remove=False,
-    )
+        # persisted: the engine's AutoRemove could race the output reader.
+        "AutoRemove": False,
+    }
     if spec.get("memory"):
-        host["mem_limit"] = f"{int(spec['memory'])}m"
+        host["Memory"] = int(spec["memory"]) * 1024 * 1024
     if spec.get("cpu"):
-        host["nano_cpus"] = int(float(spec["cpu"]) * 1e9)
+        host["NanoCpus"] = int(float(spec["cpu"]) * 1e9)
     interactive = bool(spec.get("interactive"))
-    result = client.api.create_container(
-        image=spec["image"],
-        command=spec.get("command") or None,
-        environment=spec.get("environment") or {},
-        working_dir=spec.get("workdir") or None,
-        labels=labels,
-        tty=bool(spec.get("tty")),
-        stdin_open=interactive,
-        name=engine_name(spec["uuid"]),
-        host_config=client.api.create_host_config(**host),
-    )
+    config = {
+        "Image": spec["image"],
+        "Cmd": spec.get("command") or None,
+        "Env": [f"{k}={v}" for k, v in (spec.get("environment") or {}).items()],
+        "WorkingDir": spec.get("workdir") or "",
+        "Labels": labels,
+        "Tty": bool(spec.get("tty")),
+        "OpenStdin": interactive,
+        # With StdinOnce the engine closes the container's stdin when the
+        # attach that writes it closes its side: how "close stdin" reaches
+        # the process (as with `docker run -i`).
+        "StdinOnce": bool(spec.get("stdin_once", interactive)),
+        "AttachStdin": interactive,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "HostConfig": host,
+    }
+    result = client.api.create_container_from_config(config, name=engine_name(spec["uuid"]))
     return result["Id"]
 
 

@@ -70,3 +70,15 @@ class AgentProtocol(amp.AMP):
     def resume(self, uuid, seq, cursor):
         self._core.resume(uuid, seq, cursor)
         return {}
+
+    @commands.Input.responder
+    def input(self, uuid, data):
+        return self._core.write_stdin(uuid, data).addCallback(lambda _: {})
+
+    @commands.CloseInput.responder
+    def close_input(self, uuid):
+        return self._core.close_stdin(uuid).addCallback(lambda _: {})
+
+    @commands.Resize.responder
+    def resize(self, uuid, height, width):
+        return self._core.resize(uuid, height, width).addCallback(lambda _: {})

@@ -10,12 +10,12 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from csvc.agent.commands import OUTPUT_WINDOW
-from csvc.stdio.logreader import LogReader
 
 
 class OutputFollower(Protocol):
     """
-    The body protocol of one engine log stream.
+    The protocol of one engine output stream (an attach stream or the log),
+    parsed by ``reader`` (an ``OutputReader``).
 
     Chunks parsed from the stream are numbered from ``seq + 1`` and handed to
     ``send(seq, stream, data, cursor)``, which returns a Deferred that fires
@@ -29,9 +29,9 @@ class OutputFollower(Protocol):
 
     log = Logger()
 
-    def __init__(self, send, tty, seq, cursor, window=OUTPUT_WINDOW):
+    def __init__(self, send, reader, seq, window=OUTPUT_WINDOW):
         self._send = send
-        self._reader = LogReader(tty, cursor)
+        self._reader = reader
         self.seq = seq
         self._window = window
         self._ready = deque()
@@ -51,7 +51,7 @@ class OutputFollower(Protocol):
         try:
             self._ready.extend(self._reader.feed(data))
         except Exception:
-            self.log.failure("unreadable engine log stream")
+            self.log.failure("unreadable engine output stream")
             self._fail_with_stop()
             return
         self._pump()
@@ -88,7 +88,7 @@ class OutputFollower(Protocol):
     def _fail_with_stop(self):
         from twisted.python.failure import Failure
 
-        self._send_failed(Failure(ValueError("unreadable engine log stream")))
+        self._send_failed(Failure(ValueError("unreadable engine output stream")))
 
     def connectionLost(self, reason):
         self._ended = True

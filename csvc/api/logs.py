@@ -139,7 +139,9 @@ class LogStream:
     def _finish(self):
         if self.done.called:
             return
-        self._request.unregisterProducer()
         if not self._gone:
+            # Once the client is gone the request has no channel left to
+            # unregister from.
+            self._request.unregisterProducer()
             self._request.finish()
         self.done.callback(None)

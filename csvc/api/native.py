@@ -9,7 +9,7 @@ from functools import wraps
 
 from klein import Klein
 from werkzeug.exceptions import HTTPException
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import CancelledError, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.api.errors import Forbidden, PayloadTooLarge, classify
@@ -116,6 +116,10 @@ def endpoint(public=False):
                     )
                 result = yield handler(self, request, identity, **kwargs)
             except Exception as exc:
+                if isinstance(exc, CancelledError) and request.channel is None:
+                    # Klein cancels the handler when the client goes away:
+                    # there is no one left to answer.
+                    return None
                 known = classify(exc)
                 if known is None:
                     log.failure("unexpected error in {path}", path=request.path, request_id=request_id)

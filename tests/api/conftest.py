@@ -109,6 +109,20 @@ def result_of(d):
     return results[0]
 
 
+def pending(d):
+    """
+    Whether a Deferred has yet to fire (it is left as it was either way).
+    """
+    results = []
+
+    def seen(result):
+        results.append(True)
+        return result
+
+    d.addBoth(seen)
+    return not results
+
+
 @dataclass
 class Reply:
     code: int
@@ -179,6 +193,18 @@ class Client:
     def request(self, method, path, body=None, data=None, headers=None):
         return self.finish(self.start(method, path, body, data, headers))
 
+    def stream(self, path):
+        """
+        GET a streamed response and read its body as it arrives: the
+        response, the list of byte strings received so far, and a Deferred
+        that fires when the body ends.
+        """
+        response = result_of(self.start("GET", path))
+        received = []
+        done = self._env.http.collect(response, received.append)
+        self._env.settle()
+        return response, received, done
+
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
@@ -232,6 +258,14 @@ class Environment:
         for _ in range(10):
             self.clock.advance(0)
             self.http.flush()
+
+    def disconnect_clients(self):
+        """
+        Every client hangs up on the requests it has open.
+        """
+        for pump in list(self.http._agent._pumps):
+            pump.clientIO.loseConnection()
+        self.settle()
 
     def advance(self, seconds):
         self.clock.advance(seconds)

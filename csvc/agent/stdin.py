@@ -1,0 +1,74 @@
+"""
+Writing a container's stdin: one stdin-only attach per container, opened on
+demand, whose transport's pause tells the control plane to hold further
+input (the stdin window).
+"""
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.protocol import Protocol
+from zope.interface import implementer
+
+
+@implementer(IPushProducer, IHalfCloseableProtocol)
+class StdinStream(Protocol):
+    def __init__(self, on_lost):
+        self._on_lost = on_lost
+        self._paused = False
+        self._waiting = []
+        self.closed = False
+
+    def connectionMade(self):
+        self.transport.registerProducer(self, True)
+
+    def write(self, data):
+        """
+        Fires once the engine has taken ``data`` off the agent's hands (the
+        transport is not backed up).
+        """
+        if self.closed:
+            return succeed(None)
+        self.transport.write(data)
+        if not self._paused:
+            return succeed(None)
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
+    def close(self):
+        """
+        Close the container's stdin (the engine does, for StdinOnce).
+        """
+        if not self.closed:
+            self.closed = True
+            self.transport.unregisterProducer()
+            self.transport.loseWriteConnection()
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def stopProducing(self):
+        pass
+
+    def dataReceived(self, data):
+        # A stdin-only attach carries nothing back.
+        pass
+
+    def readConnectionLost(self):
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        pass
+
+    def connectionLost(self, reason):
+        self.closed = True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.errback(reason)
+        self._on_lost(self)

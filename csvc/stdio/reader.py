@@ -1,0 +1,93 @@
+"""
+Turning an engine's output stream into numbered, resumable output chunks.
+
+The agent reads a container's output from one of two engine streams carrying
+the same bytes:
+
+- the *attach* stream, opened before the agent starts the container: every
+  byte as soon as the process writes it (partial lines included), which
+  interactive terminals need;
+- the engine's durable *log*, read from its start: used to recover after the
+  agent itself restarted, or when the engine started the container on its own
+  (restart policy), since an attach opened after the start may miss bytes.
+  Docker's log splits output at newlines (or 16 KiB), so it is slower to show
+  a partial line, but it holds every byte.
+
+Both carry each stream's bytes in the same order, so a *cursor* counting the
+bytes consumed per stream is a position in either:  ``C|<stdout>|<stderr>``
+(a TTY container has only stdout).  Reading the log with a cursor skips that
+many bytes of each stream; reading an attach stream continues the counts.
+
+``OutputReader`` is sans-IO: ``feed(data)`` returns ``(stream, data, cursor)``
+chunks of at most ``chunk_size`` bytes, consecutive bytes of one stream merged,
+``cursor`` being the position just after the chunk.
+"""
+
+from csvc.stdio.frames import FrameParser
+
+
+class CursorError(ValueError):
+    pass
+
+
+def parse_cursor(cursor):
+    """
+    ``(stdout, stderr)`` bytes consumed, from a cursor string ("" = none).
+    """
+    if not cursor:
+        return 0, 0
+    parts = cursor.split("|")
+    if len(parts) == 3 and parts[0] == "C" and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1]), int(parts[2])
+    raise CursorError(f"invalid output cursor {cursor!r}")
+
+
+def format_cursor(counts):
+    return f"C|{counts[0]}|{counts[1]}"
+
+
+class OutputReader:
+    """
+    Parse one engine stream of a container's output.
+
+    ``tty``: the stream is raw bytes (all stdout), else Docker's multiplexed
+    frames.  ``skip``: the stream starts at the beginning of the output (the
+    log), so the bytes the cursor counts are dropped; otherwise (an attach
+    opened before the start) the stream continues where the cursor is.
+    """
+
+    def __init__(self, tty, cursor="", skip=False, chunk_size=32 * 1024):
+        self._tty = tty
+        self._chunk_size = chunk_size
+        self._counts = list(parse_cursor(cursor))
+        self._skip = list(self._counts) if skip else [0, 0]
+        self._frames = None if tty else FrameParser()
+
+    @property
+    def cursor(self):
+        return format_cursor(self._counts)
+
+    def feed(self, data):
+        out = []
+        if self._tty:
+            self._take(1, data, out)
+        else:
+            for stream, payload in self._frames.feed(data):
+                if stream in (1, 2):
+                    self._take(stream, payload, out)
+        return out
+
+    def _take(self, stream, data, out):
+        index = stream - 1
+        if self._skip[index]:
+            dropped = min(self._skip[index], len(data))
+            self._skip[index] -= dropped
+            data = data[dropped:]
+        for start in range(0, len(data), self._chunk_size):
+            piece = data[start:start + self._chunk_size]
+            self._counts[index] += len(piece)
+            cursor = format_cursor(self._counts)
+            if out and out[-1][0] == stream and len(out[-1][1]) + len(piece) <= self._chunk_size:
+                out[-1] = (stream, out[-1][1] + piece, cursor)
+            else:
+                out.append((stream, piece, cursor))
