@@ -5,7 +5,10 @@ setup(
     version="0.1.0",
     description="A containers service for OpenStack-style clouds, on Twisted",
     packages=find_packages(include=["csvc", "csvc.*"]) + ["twisted.plugins"],
-    package_data={"csvc.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"]},
+    package_data={
+        "csvc.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"],
+        "csvc.api": ["static/*", "static/xterm/*"],
+    },
     include_package_data=True,
     python_requires=">=3.11",
     install_requires=[
@@ -24,7 +27,9 @@ setup(
         "psycopg[binary]",
     ],
     extras_require={
-        "test": ["pytest", "pytest-twisted", "hypothesis"],
+        # websocket-client: a plain synchronous WebSocket client for the
+        # attach tests (the docker SDK uses it for attach/ws too).
+        "test": ["pytest", "pytest-twisted", "hypothesis", "websocket-client"],
     },
     entry_points={
         "console_scripts": ["csvc-manage = csvc.manage:main"],

@@ -15,6 +15,10 @@ DEFAULTS = {
     "instances": 1,
     "instance-capacity": 10,
     "heartbeat-interval": 5.0,
+    # attach relay: bytes per second, None = off
+    "relay-rate": None,
+    "session-rate": None,
+    "allowed-origins": "",
 }
 
 INTEGERS = {"instances", "instance-capacity"}
@@ -61,6 +65,18 @@ def resolve(command_line, config_path=None):
             settings[key] = float(settings[key])
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a number, not {settings[key]!r}") from None
+    for key in ("relay-rate", "session-rate"):
+        if settings[key] is not None:
+            try:
+                settings[key] = int(settings[key])
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} must be a whole number of bytes per second") from None
+            if settings[key] < 1:
+                raise ConfigError(f"{key} must be at least 1 byte per second")
+    origins = settings["allowed-origins"]
+    if isinstance(origins, str):
+        origins = [o.strip() for o in origins.split(",") if o.strip()]
+    settings["allowed-origins"] = tuple(origins)
     if settings["provider"] not in PROVIDERS:
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
     if settings["instance-capacity"] < 1:

@@ -4,6 +4,8 @@
 
 import os
 
+import txaio
+
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
@@ -19,6 +21,8 @@ from csvc.api.native import NativeAPI
 from csvc.compute.service import ContainerService
 from csvc.providers.local import LocalProvider
 from csvc.relay.agentlink import AgentHub, AgentLink
+from csvc.relay.attach import Relay
+from csvc.relay.throttle import Throttle
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
 
@@ -34,6 +38,9 @@ class Options(usage.Options):
         ["instances", None, None, "Local instances to run [default: 1]."],
         ["instance-capacity", None, None, "Containers per local instance [default: 10]."],
         ["heartbeat-interval", None, None, "Seconds between agent heartbeats [default: 5]."],
+        ["relay-rate", None, None, "Bytes per second for all attach sessions together [default: off]."],
+        ["session-rate", None, None, "Bytes per second for each attach session [default: off]."],
+        ["allowed-origins", None, None, "Comma-separated browser origins allowed besides the API's own."],
     ]
 
     def postOptions(self):
@@ -104,6 +111,9 @@ class APIListener(Service):
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
+    # autobahn logs every frame at debug level through txaio.
+    txaio.use_twisted()
+    txaio.set_global_log_level("info")
     settings = options.settings if hasattr(options, "settings") else options
     os.makedirs(settings["data-dir"], exist_ok=True)
     engine = make_engine(settings["database"])
@@ -114,7 +124,9 @@ def makeService(options, reactor=None):
     journal = Journal(store)
     hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
     containers = ContainerService(store, journal, hub, reactor)
-    api = NativeAPI(TokenAuth(store), containers, store, journal)
+    throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
+    relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"])
+    api = NativeAPI(TokenAuth(store), containers, store, journal, relay)
 
     top = MultiService()
     store.setServiceParent(top)

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import wraps
 
 from klein import Klein
+from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 from twisted.internet.defer import CancelledError, inlineCallbacks
 from twisted.logger import Logger
@@ -15,7 +16,8 @@ from twisted.logger import Logger
 from csvc.api.errors import Forbidden, PayloadTooLarge, classify
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import CONTAINER_CREATE, BadRequest, query_bool, query_int, query_str, validate
-from csvc.compute.service import normalize_signal
+from csvc.api.auth import Unauthorized
+from csvc.compute.service import NotFound, normalize_signal
 
 #: Largest request body accepted, checked before it is parsed.
 MAX_BODY = 1024 * 1024
@@ -129,6 +131,8 @@ def endpoint(public=False):
                 return send_error(request, *known, request_id)
             if result is Streamed:
                 return None
+            if IResource.providedBy(result):
+                return result
             status, body = result
             if body is None:
                 request.setResponseCode(status)
@@ -138,6 +142,11 @@ def endpoint(public=False):
         return route
 
     return decorator
+
+
+def _is_websocket(request):
+    upgrade = request.getHeader(b"Upgrade")
+    return upgrade is not None and upgrade.strip().lower() == b"websocket"
 
 
 def _header(request, name):
@@ -165,7 +174,8 @@ def read_json(request, schema):
 class NativeAPI:
     _app = Klein()
 
-    def __init__(self, auth, containers, store, journal):
+    def __init__(self, auth, containers, store, journal, relay=None):
+        self.relay = relay
         self.auth = auth
         self._containers = containers
         self._store = store
@@ -319,6 +329,54 @@ class NativeAPI:
         stream = LogStream(request, self._store, self._journal, row["uuid"], since, streams, follow, first)
         yield stream.start()
         return Streamed
+
+    # -- attach ------------------------------------------------------------
+
+    def _attach_options(self, request):
+        options = {
+            "stdin": query_bool(request, "stdin", False),
+            "stdout": query_bool(request, "stdout", True),
+            "stderr": query_bool(request, "stderr", True),
+            "logs": query_bool(request, "logs", False),
+        }
+        if not (options["stdin"] or options["stdout"] or options["stderr"]):
+            raise BadRequest("query parameters 'stdin', 'stdout', 'stderr': at least one must be true")
+        return options
+
+    @_app.route("/v1/containers/<ident>/attach", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def attach_container(self, request, identity, ident):
+        """
+        With a WebSocket upgrade: attach now.  Without: a one-time URL for
+        clients that cannot set headers (browsers).
+        """
+        options = self._attach_options(request)
+        row = yield self._containers.get(identity, ident)
+        self.relay.check_attachable(row, options)
+        if _is_websocket(request):
+            return self.relay.upgrade(request, row, options)
+        token, expires_at = yield self._store.create_attach_token(
+            row["uuid"], identity.project_id, identity.user_id, options, self.relay.token_ttl
+        )
+        host = request.getHeader(b"Host").decode("latin-1") if request.getHeader(b"Host") else "127.0.0.1"
+        scheme = "wss" if request.isSecure() else "ws"
+        return 200, {"url": f"{scheme}://{host}/v1/attach/{token}", "expires_at": _iso(expires_at)}
+
+    @_app.route("/v1/attach/<token>", methods=["GET"])
+    @endpoint(public=True)
+    @inlineCallbacks
+    def attach_with_token(self, request, identity, token):
+        if not _is_websocket(request):
+            raise BadRequest("this URL takes a WebSocket upgrade")
+        grant = yield self._store.redeem_attach_token(token)
+        if grant is None:
+            raise Unauthorized("the attach token is unknown, expired or already used")
+        row = yield self._store.get_container(grant["container_uuid"], grant["project_id"])
+        if row is None:
+            raise NotFound("the container of this attach token no longer exists")
+        self.relay.check_attachable(row, grant["options"])
+        return self.relay.upgrade(request, row, grant["options"])
 
     # -- instances ---------------------------------------------------------
 

@@ -255,6 +255,17 @@ class ContainerService:
             else:
                 self._journal.cancel_wait(container_uuid, waiter)
 
+    # -- stdin and terminal ------------------------------------------------
+
+    def write_stdin(self, row, data):
+        return self._hub.call(row["instance_uuid"], commands.Input, uuid=row["uuid"], data=data)
+
+    def close_stdin(self, row):
+        return self._hub.call(row["instance_uuid"], commands.CloseInput, uuid=row["uuid"])
+
+    def resize(self, row, rows, cols):
+        return self._hub.call(row["instance_uuid"], commands.Resize, uuid=row["uuid"], height=rows, width=cols)
+
     # -- events from agents ------------------------------------------------
 
     @inlineCallbacks

@@ -13,6 +13,7 @@ ALLOWED = {
     "restart": ("created", "running", "exited"),
     "delete": ("created", "exited", "error"),
     "force_delete": ("creating", "created", "running", "exited", "error"),
+    "attach": ("creating", "created", "running"),
 }
 
 #: states in which the process can still produce output or exit

@@ -33,6 +33,7 @@ class Journal:
         self._flushing = False
         self._waiters = {}  # uuid -> [Deferred]: output or state moved on
         self._state_waiters = {}  # uuid -> [Deferred]: state moved on
+        self._subscribers = {}  # uuid -> set of live-tail subscribers
 
     def known(self, container_uuid, last_seq):
         """
@@ -51,6 +52,27 @@ class Journal:
 
     def persisted_seq(self, container_uuid):
         return self._persisted.get(container_uuid, 0)
+
+    def queued_seq(self, container_uuid):
+        """
+        The newest seq the journal has (persisted or about to be).
+        """
+        return self._queued.get(container_uuid, 0)
+
+    def subscribe(self, container_uuid, subscriber):
+        """
+        ``subscriber.live(seq, stream, data)`` is called for every new chunk
+        as it arrives, before it is persisted: the live tail.  A subscriber
+        that cannot keep up ignores chunks and reads them from the store.
+        """
+        self._subscribers.setdefault(container_uuid, set()).add(subscriber)
+
+    def unsubscribe(self, container_uuid, subscriber):
+        subscribers = self._subscribers.get(container_uuid)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._subscribers[container_uuid]
 
     def append(self, container_uuid, seq, stream, data, cursor):
         """
@@ -75,6 +97,8 @@ class Journal:
         self._pending.append(((container_uuid, seq, stream, data, cursor), d))
         if not self._flushing:
             self._flush()
+        for subscriber in list(self._subscribers.get(container_uuid, ())):
+            subscriber.live(seq, stream, data)
         return d
 
     def _flush(self):

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from csvc.store import models
-from csvc.store.models import containers, instances, output_chunks, tokens
+from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -156,6 +156,54 @@ class Store(Service):
                 select(tokens).where(tokens.c.token_hash == token_hash, tokens.c.revoked.is_(False))
             ).first()
         )
+
+    # -- attach tokens -----------------------------------------------------
+
+    def create_attach_token(self, container_uuid, project_id, user_id, options, ttl):
+        """
+        A one-time token for attaching to a container, valid ``ttl`` seconds;
+        only its hash is stored.  Fires with ``(token, expires_at)``.
+        """
+        return self._run(self._thd_create_attach_token, container_uuid, project_id, user_id, options, ttl)
+
+    def _thd_create_attach_token(self, conn, container_uuid, project_id, user_id, options, ttl):
+        token = new_secret()
+        expires_at = _utc(self._clock.seconds() + ttl)
+        # Expired tokens are of no use to anyone: drop them as new ones come.
+        conn.execute(attach_tokens.delete().where(attach_tokens.c.expires_at < self._now()))
+        conn.execute(
+            attach_tokens.insert().values(
+                token_hash=hash_secret(token),
+                container_uuid=container_uuid,
+                project_id=project_id,
+                user_id=user_id,
+                options=options,
+                expires_at=expires_at,
+                used=False,
+            )
+        )
+        return token, expires_at
+
+    def redeem_attach_token(self, token):
+        """
+        Use a one-time token: fires with its row, or None when it is unknown,
+        expired or already used.  Atomic: two redeemers cannot both win.
+        """
+        return self._run(self._thd_redeem_attach_token, hash_secret(token))
+
+    def _thd_redeem_attach_token(self, conn, token_hash):
+        result = conn.execute(
+            attach_tokens.update()
+            .where(
+                attach_tokens.c.token_hash == token_hash,
+                attach_tokens.c.used.is_(False),
+                attach_tokens.c.expires_at >= self._now(),
+            )
+            .values(used=True)
+        )
+        if result.rowcount != 1:
+            return None
+        return _row(conn.execute(select(attach_tokens).where(attach_tokens.c.token_hash == token_hash)).first())
 
     # -- instances ---------------------------------------------------------
 

@@ -88,3 +88,16 @@ output_chunks = Table(
     Column("stream", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
 )
+
+attach_tokens = Table(
+    "attach_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("container_uuid", String(36), nullable=False),
+    Column("project_id", String(64), nullable=False),
+    Column("user_id", String(64)),
+    # what the session may do: streams, stdin, logs replay; exec id for execs
+    Column("options", JSON, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("used", Boolean, nullable=False, default=False),
+)

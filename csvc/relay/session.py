@@ -1,0 +1,215 @@
+"""
+One client's view of a container's output: the attach session's core.
+
+Output comes from the journal's live tail while the session keeps up.  Its
+queue is bounded; a chunk that does not fit (or a gap) puts the session
+*behind*: it ignores the live tail, reads the store by seq until it has
+everything the journal has, and then rejoins the live tail.  So a slow client
+never holds up the container or other clients, and never misses or repeats a
+byte.  The session ends once the container has exited and every chunk up to
+its last is delivered.
+
+The session is the push producer of the client's transport (its pause is
+the transport's backpressure) and asks the ``Throttle`` for every message it
+sends (its wait is the throttle's, counted apart).
+"""
+
+from collections import deque
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from csvc.compute.states import LIVE
+
+#: Bytes a session queues before it reads from the store instead.
+QUEUE_LIMIT = 1024 * 1024
+
+#: Chunks read from the store at once while behind.
+BATCH = 32
+
+
+@implementer(IPushProducer)
+class AttachSession:
+    """
+    ``sink`` receives ``output(stream, data)`` for every chunk of the
+    selected ``streams`` and, at the end, ``finished(exit_code, reason)``.
+    """
+
+    log = Logger()
+
+    def __init__(self, journal, store, container_uuid, streams, next_seq, sink, throttle=None,
+                 queue_limit=QUEUE_LIMIT):
+        self._journal = journal
+        self._store = store
+        self._uuid = container_uuid
+        self._streams = streams
+        self._next = next_seq
+        self._sink = sink
+        self._throttle = throttle
+        self._share = throttle.register(self) if throttle is not None else None
+        self._granted = 0
+        self._asked = False
+        self._limit = queue_limit
+        self._queue = deque()
+        self._queued_bytes = 0
+        self._behind = True  # until the first catch-up finds the live tail
+        self._reading = False
+        self._paused = False
+        self._final = None
+        self._state_waiter = None
+        self._done = False
+
+    # -- life --------------------------------------------------------------
+
+    def start(self):
+        self._journal.subscribe(self._uuid, self)
+        self._watch_state()
+        self._pump()
+
+    def stop(self):
+        """
+        The client went away (or the session is over).
+        """
+        if self._done:
+            return
+        self._done = True
+        self._journal.unsubscribe(self._uuid, self)
+        if self._share is not None:
+            self._throttle.unregister(self._share)
+        waiter, self._state_waiter = self._state_waiter, None
+        if waiter is not None and not waiter.called:
+            self._journal.cancel_wait(self._uuid, waiter)
+        self._queue.clear()
+        self._queued_bytes = 0
+
+    @property
+    def behind(self):
+        return self._behind
+
+    @property
+    def queued_bytes(self):
+        return self._queued_bytes
+
+    # -- the live tail -----------------------------------------------------
+
+    def live(self, seq, stream, data):
+        if self._done or self._behind:
+            return
+        if seq < self._next:
+            return
+        if seq > self._next or self._queued_bytes + len(data) > self._limit:
+            # Missed one, or no room: read from the store from here on.
+            self._behind = True
+            self._pump()
+            return
+        self._enqueue(seq, stream, data)
+        self._pump()
+
+    def _enqueue(self, seq, stream, data):
+        self._next = seq + 1
+        if stream in self._streams and data:
+            self._queue.append((stream, data))
+            self._queued_bytes += len(data)
+
+    # -- producer ----------------------------------------------------------
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+        self._pump()
+
+    def stopProducing(self):
+        self.stop()
+
+    def grant(self, n):
+        self._granted += n
+        self._asked = False
+        self._pump()
+
+    # -- moving bytes ------------------------------------------------------
+
+    def _pump(self):
+        while self._queue and not self._paused and not self._done:
+            stream, data = self._queue[0]
+            if self._share is not None and self._granted < len(data):
+                if not self._asked:
+                    self._asked = True
+                    self._throttle.request(self._share, len(data) - self._granted)
+                if self._granted < len(data):
+                    return
+            if self._share is not None:
+                self._granted -= len(data)
+            self._queue.popleft()
+            self._queued_bytes -= len(data)
+            self._sink.output(stream, data)
+        if self._done:
+            return
+        if self._behind and not self._reading and self._queued_bytes < self._limit // 2:
+            self._catch_up()
+        elif not self._queue and not self._behind and self._final is not None:
+            if self._next > self._final[0]:
+                self._finish()
+
+    @inlineCallbacks
+    def _catch_up(self):
+        self._reading = True
+        try:
+            while self._behind and not self._done:
+                if self._queued_bytes >= self._limit // 2:
+                    return
+                chunks = yield self._store.read_output(self._uuid, self._next - 1, BATCH)
+                if self._done:
+                    return
+                fresh = [c for c in chunks if c[0] >= self._next]
+                for seq, stream, data in fresh:
+                    if seq != self._next:
+                        break
+                    self._enqueue(seq, stream, data)
+                if fresh:
+                    self._pump()
+                    continue
+                if self._next > self._journal.queued_seq(self._uuid):
+                    # Everything the journal has is queued: live from here.
+                    self._behind = False
+                else:
+                    # The rest is on its way to the store.
+                    yield self._journal.settled(self._uuid, self._next)
+        finally:
+            self._reading = False
+        self._pump()
+
+    # -- the end -----------------------------------------------------------
+
+    @inlineCallbacks
+    def _watch_state(self):
+        while not self._done:
+            self._state_waiter = self._journal.wait_state(self._uuid)
+            row = yield self._store.get_container(self._uuid)
+            if self._done:
+                return
+            if row is None:
+                self._final = (self._next - 1, None, "the container was deleted")
+                self._behind = False
+                self._queue.clear()
+                self._queued_bytes = 0
+                break
+            if row["status"] not in LIVE:
+                self._final = (row["last_seq"], row["exit_code"], row["status_reason"])
+                break
+            yield self._state_waiter
+        waiter, self._state_waiter = self._state_waiter, None
+        if waiter is not None and not waiter.called:
+            self._journal.cancel_wait(self._uuid, waiter)
+        if self._final is not None and self._next <= self._final[0] and not self._behind:
+            # The exit covers chunks the live tail has not shown: read them.
+            self._behind = True
+        self._pump()
+
+    def _finish(self):
+        exit_code, reason = self._final[1], self._final[2]
+        self.stop()
+        self._sink.finished(exit_code, reason)

@@ -1,0 +1,250 @@
+"""
+Attach over WebSocket: the protocol adapter between a client and an
+``AttachSession`` (output) and the container's stdin (through the agent).
+
+Messages are binary.  With the subprotocol ``channel.csvc.v1`` each message
+starts with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 status JSON, 4
+resize JSON, 255 close stdin); without one, the stream is the raw terminal
+bytes both ways.
+"""
+
+import json
+from urllib.parse import urlsplit
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.logger import Logger
+
+from csvc.agent.commands import STDIN_WINDOW
+from csvc.relay.session import AttachSession
+
+SUBPROTOCOL = "channel.csvc.v1"
+
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 255
+
+#: Largest message a client may send (stdin); output messages are at most
+#: one chunk (32 KiB) plus the channel byte.
+MAX_CLIENT_MESSAGE = 64 * 1024
+
+# Not the protocol's own ``log``: autobahn's (txaio's) sits there, filtered
+# to info; a Logger there would print every frame at debug level.
+_log = Logger()
+
+
+def origin_allowed(origin, host, secure, allowed_origins=()):
+    """
+    As Nova's console proxy: a browser's Origin must name the host it
+    connected to (or one of ``allowed_origins``), with the matching scheme.
+    Clients that send no Origin (not browsers) pass.
+    """
+    if not origin:
+        return True
+    parts = urlsplit(origin)
+    expected_scheme = "https" if secure else "http"
+    if parts.scheme not in (expected_scheme, "wss" if secure else "ws"):
+        return False
+    if parts.netloc.lower() == (host or "").lower():
+        return True
+    return origin.lower().rstrip("/") in {o.lower().rstrip("/") for o in allowed_origins}
+
+
+class AttachProtocol(WebSocketServerProtocol):
+    """
+    One attached client.  ``context`` (set by the factory) carries what the
+    HTTP side decided: the container, the streams, stdin, where to start,
+    and the service objects.
+    """
+
+    def onConnect(self, request):
+        context = self.factory.context
+        origin = request.headers.get("origin")
+        host = request.headers.get("host")
+        if not origin_allowed(origin, host, context.secure, context.allowed_origins):
+            raise ConnectionDeny(403, f"origin {origin} is not allowed")
+        self._channels = SUBPROTOCOL in request.protocols
+        return SUBPROTOCOL if self._channels else None
+
+    def onOpen(self):
+        context = self.factory.context
+        self._context = context
+        self._stdin_outstanding = 0
+        self._stdin_paused = False
+        self._stdin_closed = False
+        self._stdin_queue = []
+        self._session = AttachSession(
+            context.journal,
+            context.store,
+            context.container_uuid,
+            context.streams,
+            context.next_seq,
+            self,
+            throttle=context.throttle,
+        )
+        self.registerProducer(self._session, True)
+        context.opened(self)
+        self._session.start()
+
+    # -- output ------------------------------------------------------------
+
+    def output(self, stream, data):
+        if self._channels:
+            self.sendMessage(bytes((stream,)) + data, isBinary=True)
+        else:
+            self.sendMessage(data, isBinary=True)
+
+    def finished(self, exit_code, reason):
+        status = {"exit_code": exit_code}
+        if reason:
+            status["reason"] = reason
+        if self._channels:
+            self.sendMessage(bytes((STATUS,)) + json.dumps(status).encode(), isBinary=True)
+        self.unregisterProducer()
+        close_reason = f"exit_code={exit_code}" if exit_code is not None else (reason or "")
+        self.sendClose(1000, close_reason[:120])
+
+    # -- input -------------------------------------------------------------
+
+    def onMessage(self, payload, isBinary):
+        if not self._channels:
+            self._stdin(payload)
+            return
+        if not payload:
+            return
+        channel, body = payload[0], payload[1:]
+        if channel == STDIN:
+            self._stdin(body)
+        elif channel == RESIZE:
+            self._resize(body)
+        elif channel == CLOSE_STDIN:
+            self._close_stdin()
+        else:
+            self._status_error(f"unknown channel {channel}")
+
+    def _status_error(self, message):
+        if self._channels:
+            self.sendMessage(bytes((STATUS,)) + json.dumps({"error": message}).encode(), isBinary=True)
+
+    def _stdin(self, data):
+        if not data:
+            return
+        if not self._context.stdin:
+            self._status_error("stdin is not attached (attach with stdin=true to an interactive container)")
+            return
+        if self._stdin_closed:
+            return
+        self._stdin_queue.append(data)
+        self._send_stdin()
+
+    def _send_stdin(self):
+        while self._stdin_queue and self._stdin_outstanding < STDIN_WINDOW:
+            data = self._stdin_queue.pop(0)
+            if data is None:
+                d = self._context.close_stdin()
+            else:
+                d = self._context.write_stdin(data)
+            self._stdin_outstanding += 1
+            d.addCallbacks(self._stdin_sent, self._stdin_failed)
+        # The window is full: stop reading the client until it opens.
+        if self._stdin_outstanding >= STDIN_WINDOW and not self._stdin_paused:
+            self._stdin_paused = True
+            self.transport.pauseProducing()
+
+    def _stdin_sent(self, _):
+        self._stdin_outstanding -= 1
+        if self._stdin_paused and self._stdin_outstanding < STDIN_WINDOW:
+            self._stdin_paused = False
+            self.transport.resumeProducing()
+        self._send_stdin()
+
+    def _stdin_failed(self, failure):
+        self._stdin_outstanding -= 1
+        _log.info("stdin of {uuid} failed: {why}", uuid=self._context.container_uuid, why=failure.getErrorMessage())
+        self._status_error(f"stdin failed: {failure.getErrorMessage()}")
+        self._stdin_sent(None)
+
+    def _close_stdin(self):
+        if not self._context.stdin or self._stdin_closed:
+            return
+        self._stdin_closed = True
+        self._stdin_queue.append(None)
+        self._send_stdin()
+
+    def _resize(self, body):
+        try:
+            size = json.loads(body)
+            cols, rows = int(size["cols"]), int(size["rows"])
+            if not (0 < cols <= 10000 and 0 < rows <= 10000):
+                raise ValueError("out of range")
+        except (ValueError, KeyError, TypeError):
+            self._status_error('resize takes {"cols": C, "rows": R}, positive integers')
+            return
+        d = self._context.resize(rows, cols)
+        d.addErrback(lambda f: self._status_error(f"resize failed: {f.getErrorMessage()}"))
+
+    # -- the end -----------------------------------------------------------
+
+    def onClose(self, wasClean, code, reason):
+        session = getattr(self, "_session", None)
+        if session is not None:
+            session.stop()
+            self._context.closed(self)
+
+
+class AttachContext:
+    """
+    What one attach was granted, and the calls its protocol makes.
+    """
+
+    def __init__(self, containers, journal, store, row, streams, stdin, next_seq, throttle=None,
+                 secure=False, allowed_origins=(), registry=None):
+        self.journal = journal
+        self.store = store
+        self.container_uuid = row["uuid"]
+        self.streams = streams
+        self.stdin = stdin and row["interactive"]
+        self.next_seq = next_seq
+        self.throttle = throttle
+        self.secure = secure
+        self.allowed_origins = allowed_origins
+        self._containers = containers
+        self._row = row
+        self._registry = registry
+
+    def write_stdin(self, data):
+        return self._containers.write_stdin(self._row, data)
+
+    def close_stdin(self):
+        return self._containers.close_stdin(self._row)
+
+    def resize(self, rows, cols):
+        return self._containers.resize(self._row, rows, cols)
+
+    def opened(self, protocol):
+        if self._registry is not None:
+            self._registry.add(protocol)
+
+    def closed(self, protocol):
+        if self._registry is not None:
+            self._registry.discard(protocol)
+
+
+def attach_factory(context):
+    """
+    A WebSocket factory for one attach (the resource builds one protocol).
+    """
+    factory = WebSocketServerFactory()
+    factory.protocol = AttachProtocol
+    factory.context = context
+    factory.setProtocolOptions(
+        maxFramePayloadSize=MAX_CLIENT_MESSAGE,
+        maxMessagePayloadSize=MAX_CLIENT_MESSAGE,
+        autoPingInterval=20,
+        # Pings queue behind buffered output: allow far more than a drain.
+        autoPingTimeout=120,
+        openHandshakeTimeout=10,
+        closeHandshakeTimeout=5,
+        # The Origin check is ours (origin_allowed), done in onConnect.
+        allowedOrigins=["*"],
+    )
+    factory.noisy = False
+    return factory
