@@ -159,21 +159,23 @@ class AgentCore:
         """
         Write to the container's stdin; fires once the engine has taken it.
         """
-        stdin = yield self._stdin(uuid)
-        yield stdin.write(data)
+        drained = yield self._with_stdin(uuid, lambda stream: stream.write(data))
+        yield drained
 
-    @inlineCallbacks
     def close_stdin(self, uuid):
-        stdin = yield self._stdin(uuid)
-        stdin.close()
+        return self._with_stdin(uuid, lambda stream: stream.close())
 
     def resize(self, uuid, height, width):
         return self._engine.resize(uuid, height, width)
 
     @inlineCallbacks
-    def _stdin(self, uuid):
+    def _with_stdin(self, uuid, action):
+        """
+        Run ``action(stream)`` on the container's stdin stream (opened on
+        demand), under the container's stdin lock: writes and the close
+        reach the engine in the order they were asked for.
+        """
         watch = yield self._watch(uuid)
-        # One opening at a time; writers queued behind it reuse the stream.
         yield watch.stdin_lock.acquire()
         try:
             if watch.stdin is None or watch.stdin.closed:
@@ -185,7 +187,7 @@ class AgentCore:
                 stream = StdinStream(lost)
                 yield self._engine.attach(watch.engine_id, stream, stdin=True, output=False)
                 watch.stdin = stream
-            return watch.stdin
+            return action(watch.stdin)
         finally:
             watch.stdin_lock.release()
 
