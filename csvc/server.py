@@ -17,7 +17,9 @@ from twisted.web.server import Site
 
 from csvc import config
 from csvc.api.auth import TokenAuth
+from csvc.api.docker import DockerAPI
 from csvc.api.native import NativeAPI
+from csvc.api.root import APIRoot
 from csvc.compute.service import ContainerService
 from csvc.providers.local import LocalProvider
 from csvc.relay.agentlink import AgentHub, AgentLink
@@ -126,11 +128,13 @@ def makeService(options, reactor=None):
     containers = ContainerService(store, journal, hub, reactor)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
     relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"])
-    api = NativeAPI(TokenAuth(store), containers, store, journal, relay)
+    auth = TokenAuth(store)
+    api = NativeAPI(auth, containers, store, journal, relay)
 
     top = MultiService()
     store.setServiceParent(top)
-    site = Site(api.resource())
+    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor)
+    site = Site(APIRoot(api.resource(), docker_api.resource()))
     site.displayTracebacks = False
     top.api = APIListener(serverFromString(reactor, settings["api"]), site)
     top.api.setServiceParent(top)

@@ -7,10 +7,12 @@ bytes and structured values (container specs, inventories) travel as JSON in a
 single bounded value.
 
 Direction:
-  agent -> service: Register, Heartbeat, Output, Exited, Started
+  agent -> service: Register, Heartbeat, Output, Exited, Started,
+                    ExecOutput, ExecExited
   service -> agent: CreateContainer, StartContainer, StopContainer,
                     KillContainer, RemoveContainer, ResumeOutput,
-                    Input, CloseInput, Resize
+                    Input, CloseInput, Resize,
+                    ExecCreate, ExecStart, ExecInput, ExecCloseInput, ExecResize
 """
 
 import json
@@ -106,6 +108,8 @@ class Register(amp.Command):
         (b"capacity", amp.Integer()),
         (b"hostname", amp.Unicode()),
         (b"containers", JSON()),
+        # What the engine says of itself (NCPU, MemTotal, ServerVersion).
+        (b"facts", JSON(optional=True)),
     ]
     response = [
         (b"instance_uuid", amp.Unicode()),
@@ -240,6 +244,32 @@ class Resize(amp.Command):
     errors = _ENGINE_ERRORS
 
 
+class ListImages(amp.Command):
+    """
+    The images on the instance's engine, as Docker's ``GET /images/json``.
+    """
+
+    arguments = []
+    response = [(b"images", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class InspectImage(amp.Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = [(b"image", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class PullImage(amp.Command):
+    """
+    Pull an image onto the instance; the error is the registry's own text.
+    """
+
+    arguments = [(b"image", amp.Unicode())]
+    response = [(b"id", amp.Unicode())]
+    errors = _ENGINE_ERRORS
+
+
 class ResumeOutput(amp.Command):
     """
     Read the container's output again from ``cursor`` on, numbering chunks
@@ -252,3 +282,104 @@ class ResumeOutput(amp.Command):
         (b"cursor", amp.Unicode()),
     ]
     response = []
+
+
+# -- exec: a second process in a running container --------------------------
+#
+# service -> agent: ExecCreate, ExecStart, ExecInput, ExecCloseInput, ExecResize
+# agent -> service: ExecOutput, ExecExited
+#
+# The service registers who consumes an exec's output before it sends
+# ExecStart; the agent then streams the output with ExecOutput, at most
+# ``EXEC_WINDOW`` unanswered (an answer means the consumer took the chunk, so
+# the window is the backpressure), and sends ExecExited once the stream has
+# ended and every chunk is answered.
+
+#: ExecOutput boxes an agent may have unanswered per exec.
+EXEC_WINDOW = OUTPUT_WINDOW
+
+
+class NoSuchExec(Exception):
+    """
+    The agent has no exec of this id (never started here, or over).
+    """
+
+
+_EXEC_ERRORS = dict(_ENGINE_ERRORS)
+_EXEC_ERRORS[NoSuchExec] = b"NO_SUCH_EXEC"
+
+
+class ExecCreate(amp.Command):
+    """
+    Create (not start) an exec in the container ``uuid``.  ``spec``:
+    ``command`` (list), ``tty``, ``interactive`` (stdin attached),
+    ``environment`` (object), ``workdir``, ``user``.
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"spec", JSON())]
+    response = [(b"exec_id", amp.Unicode())]
+    errors = _EXEC_ERRORS
+
+
+class ExecStart(amp.Command):
+    """
+    Start an exec and stream its output (ExecOutput, then ExecExited).  The
+    answer comes once the engine's stream is open.
+    """
+
+    arguments = [(b"exec_id", amp.Unicode()), (b"tty", amp.Boolean())]
+    response = []
+    errors = _EXEC_ERRORS
+
+
+class ExecInput(amp.Command):
+    """
+    Bytes for a started exec's stdin; answered once the engine took them.
+    """
+
+    arguments = [(b"exec_id", amp.Unicode()), (b"data", amp.String())]
+    response = []
+    errors = _EXEC_ERRORS
+
+
+class ExecCloseInput(amp.Command):
+    """
+    Close a started exec's stdin (a write-close of its stream).
+    """
+
+    arguments = [(b"exec_id", amp.Unicode())]
+    response = []
+    errors = _EXEC_ERRORS
+
+
+class ExecResize(amp.Command):
+    arguments = [(b"exec_id", amp.Unicode()), (b"height", amp.Integer()), (b"width", amp.Integer())]
+    response = []
+    errors = _EXEC_ERRORS
+
+
+class ExecOutput(amp.Command):
+    """
+    One chunk (at most ``CHUNK_SIZE``) of an exec's output; ``seq`` from 1
+    without gaps, ``stream`` 1 (stdout) or 2 (stderr).  Answered once the
+    consumer took it; refused when no one wants it any more.
+    """
+
+    arguments = [
+        (b"exec_id", amp.Unicode()),
+        (b"seq", amp.Integer()),
+        (b"stream", amp.Integer()),
+        (b"data", amp.String()),
+    ]
+    response = []
+    errors = {OutputRefused: b"OUTPUT_REFUSED"}
+
+
+class ExecExited(amp.Command):
+    """
+    An exec's process exited and every chunk of its output was answered.
+    """
+
+    arguments = [(b"exec_id", amp.Unicode()), (b"exit_code", amp.Integer())]
+    response = []
+    errors = {OutputRefused: b"OUTPUT_REFUSED"}

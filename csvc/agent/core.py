@@ -13,6 +13,7 @@ from twisted.internet.defer import DeferredLock, fail, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.agent import commands
+from csvc.agent.execs import ExecRunner
 from csvc.agent.stdin import StdinStream
 from csvc.stdio.reader import OutputReader
 
@@ -37,7 +38,9 @@ class ContainerWatch:
 class AgentCore:
     log = Logger()
 
-    def __init__(self, engine, enroll_token, capacity, hostname, follower_factory):
+    def __init__(self, engine, enroll_token, capacity, hostname, follower_factory, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
         self._engine = engine
         self._enroll_token = enroll_token
         self._capacity = capacity
@@ -47,6 +50,7 @@ class AgentCore:
         self.instance_uuid = None
         self.heartbeat_interval = None
         self._watches = {}
+        self.execs = ExecRunner(engine, self._call, clock)
 
     # -- the link ----------------------------------------------------------
 
@@ -57,6 +61,10 @@ class AgentCore:
         output of every container from where the store has it.
         """
         inventory = yield self._engine.inventory()
+        try:
+            facts = yield self._engine.facts()
+        except Exception:
+            facts = {}
         result = yield link.callRemote(
             commands.Register,
             enroll_token=self._enroll_token,
@@ -64,6 +72,7 @@ class AgentCore:
             capacity=self._capacity,
             hostname=self._hostname,
             containers=inventory,
+            facts=facts,
         )
         self.link = link
         self.instance_uuid = result["instance_uuid"]
@@ -91,6 +100,7 @@ class AgentCore:
         if self.link is not link:
             return
         self.link = None
+        self.execs.disconnected()
         for watch in self._watches.values():
             if watch.follower is not None:
                 watch.follower.stop()

@@ -129,6 +129,36 @@ class DockerEngine:
         """
         return self._call(lambda c: _summary(c.api.inspect_container(engine_name(uuid))))
 
+    def facts(self):
+        """
+        Fires with what the engine says of itself, for ``docker info``.
+        """
+
+        def read(c):
+            info = c.api.info()
+            return {k: info.get(k) for k in ("NCPU", "MemTotal", "ServerVersion", "OperatingSystem")}
+
+        return self._call(read)
+
+    def images(self):
+        return self._call(lambda c: c.api.images())
+
+    def inspect_image(self, name):
+        return self._call(lambda c: c.api.inspect_image(name))
+
+    def pull_image(self, image):
+        def pull(c):
+            repository, tag = image, None
+            last = image.rsplit("/", 1)[-1]
+            if "@" not in image and ":" in last:
+                repository, tag = image.rsplit(":", 1)
+            for event in c.api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise EngineError(event["error"])
+            return c.api.inspect_image(image)["Id"]
+
+        return self._call(pull)
+
     def inventory(self):
         """
         Fires with the summaries of every csvc container on the engine.
@@ -195,6 +225,37 @@ class DockerEngine:
         filters = {"type": ["container"], "label": [LABEL_UUID], "event": ["start"]}
         return self._stream("/events", {"filters": json.dumps(filters)}, protocol)
 
+    # -- exec --------------------------------------------------------------
+
+    def exec_create(self, uuid, spec):
+        """
+        Create an exec in the container; fires with the engine's exec id.
+        """
+        return self._call(_exec_create, uuid, spec)
+
+    def exec_start(self, exec_id, tty, protocol):
+        """
+        Start the exec on a hijacked stream given to ``protocol``: its output
+        (multiplexed unless TTY) comes in, what the protocol writes is its
+        stdin, a write-close closes its stdin.
+        """
+        body = {"Detach": False, "Tty": bool(tty)}
+        return self._hijack("POST", f"/exec/{exec_id}/start", {}, body, protocol)
+
+    def exec_inspect(self, exec_id):
+        """
+        Fires with ``{"running": bool, "exit_code": int or None}``.
+        """
+
+        def inspect(c):
+            attrs = c.api.exec_inspect(exec_id)
+            return {"running": bool(attrs.get("Running")), "exit_code": attrs.get("ExitCode")}
+
+        return self._call(inspect)
+
+    def exec_resize(self, exec_id, height, width):
+        return self._call(lambda c: c.api.exec_resize(exec_id, height=height, width=width))
+
 
 def engine_name(uuid):
     """
@@ -224,6 +285,7 @@ def _create(client, spec):
     config = {
         "Image": spec["image"],
         "Cmd": spec.get("command") or None,
+        "Entrypoint": spec.get("entrypoint"),
         "Env": [f"{k}={v}" for k, v in (spec.get("environment") or {}).items()],
         "WorkingDir": spec.get("workdir") or "",
         "Labels": labels,
@@ -232,7 +294,7 @@ def _create(client, spec):
         # With StdinOnce the engine closes the container's stdin when the
         # attach that writes it closes its side: how "close stdin" reaches
         # the process (as with `docker run -i`).
-        "StdinOnce": bool(spec.get("stdin_once", interactive)),
+        "StdinOnce": interactive if spec.get("stdin_once") is None else bool(spec["stdin_once"]),
         "AttachStdin": interactive,
         "AttachStdout": True,
         "AttachStderr": True,
@@ -257,3 +319,18 @@ def _summary(attrs):
         "tty": bool(config.get("Tty")),
         "auto_remove": labels.get(LABEL_AUTO_REMOVE) == "1",
     }
+
+
+def _exec_create(client, uuid, spec):
+    result = client.api.exec_create(
+        engine_name(uuid),
+        spec["command"],
+        stdout=True,
+        stderr=True,
+        stdin=bool(spec.get("interactive")),
+        tty=bool(spec.get("tty")),
+        environment=dict(spec.get("environment") or {}) or None,
+        workdir=spec.get("workdir") or None,
+        user=spec.get("user") or "",
+    )
+    return result["Id"]

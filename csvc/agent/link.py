@@ -20,6 +20,9 @@ class AgentProtocol(amp.AMP):
 
     def connectionMade(self):
         super().connectionMade()
+        # Small boxes (stdin echoes, answers) must not wait for a delayed ACK.
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
         d = self._core.connected(self)
         d.addCallbacks(self._registered, self._refused)
 
@@ -82,3 +85,37 @@ class AgentProtocol(amp.AMP):
     @commands.Resize.responder
     def resize(self, uuid, height, width):
         return self._core.resize(uuid, height, width).addCallback(lambda _: {})
+
+    # -- exec --------------------------------------------------------------
+
+    @commands.ExecCreate.responder
+    def exec_create(self, uuid, spec):
+        return self._core.execs.create(uuid, spec).addCallback(lambda exec_id: {"exec_id": exec_id})
+
+    @commands.ExecStart.responder
+    def exec_start(self, exec_id, tty):
+        return self._core.execs.start(exec_id, tty).addCallback(lambda _: {})
+
+    @commands.ExecInput.responder
+    def exec_input(self, exec_id, data):
+        return self._core.execs.write(exec_id, data).addCallback(lambda _: {})
+
+    @commands.ExecCloseInput.responder
+    def exec_close_input(self, exec_id):
+        return self._core.execs.close_input(exec_id).addCallback(lambda _: {})
+
+    @commands.ExecResize.responder
+    def exec_resize(self, exec_id, height, width):
+        return self._core.execs.resize(exec_id, height, width).addCallback(lambda _: {})
+
+    @commands.ListImages.responder
+    def list_images(self):
+        return self._core.engine.images().addCallback(lambda images: {"images": images})
+
+    @commands.InspectImage.responder
+    def inspect_image(self, name):
+        return self._core.engine.inspect_image(name).addCallback(lambda image: {"image": image})
+
+    @commands.PullImage.responder
+    def pull_image(self, image):
+        return self._core.engine.pull_image(image).addCallback(lambda image_id: {"id": image_id})

@@ -73,6 +73,7 @@ def makeService(options, reactor=None):
         options["capacity"],
         options["hostname"],
         follower_factory=OutputFollower,
+        clock=reactor,
     )
     top = MultiService()
     EngineService(engine, EngineEvents(engine, core, reactor)).setServiceParent(top)

@@ -2,12 +2,13 @@
 The one place where domain errors become HTTP statuses.
 """
 
-from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer
+from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchExec
 from csvc.api.auth import Unauthorized
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound
 from csvc.compute.states import InvalidState
 from csvc.relay.agentlink import InstanceUnavailable
+from csvc.relay.execs import ExecClaimed, ExecOutputTooLarge
 from csvc.store.db import NameInUse, NoRoom
 
 
@@ -28,6 +29,9 @@ STATUS = [
     (NotFound, 404, "Not Found"),
     (ImageNotFound, 404, "Not Found"),
     (NoSuchContainer, 404, "Not Found"),
+    (NoSuchExec, 404, "Not Found"),
+    (ExecClaimed, 409, "Conflict"),
+    (ExecOutputTooLarge, 413, "Payload Too Large"),
     (InvalidState, 409, "Conflict"),
     (NameInUse, 409, "Conflict"),
     (PayloadTooLarge, 413, "Payload Too Large"),

@@ -43,7 +43,8 @@ def tail_position(store, container_uuid, lines, streams):
 class LogStream:
     log = Logger()
 
-    def __init__(self, request, store, journal, container_uuid, after_seq, streams, follow, first=None):
+    def __init__(self, request, store, journal, container_uuid, after_seq, streams, follow, first=None,
+                 encode=None):
         self._request = request
         self._store = store
         self._journal = journal
@@ -52,6 +53,9 @@ class LogStream:
         self._streams = streams
         self._follow = follow
         self._first = first
+        # encode(stream, data, at) -> bytes: how each chunk goes on the wire
+        # (Docker frames it, filters by time); None: the bytes as they are.
+        self._encode = encode
         self._paused = False
         self._running = False
         self._gone = False
@@ -96,12 +100,14 @@ class LogStream:
         self._finish()
 
     def _write(self, chunks):
-        for seq, stream, data in chunks:
+        for seq, stream, data, *rest in chunks:
             self._after = seq
             if stream not in self._streams:
                 continue
             if self._first is not None and self._first[0] == seq:
                 data = data[self._first[1]:]
+            if data and self._encode is not None:
+                data = self._encode(stream, data, rest[0] if rest else None)
             if data:
                 self._request.write(data)
 
@@ -114,7 +120,9 @@ class LogStream:
                     return
                 if self._paused:
                     return
-                chunks = yield self._store.read_output(self._uuid, self._after, BATCH)
+                chunks = yield self._store.read_output(
+                    self._uuid, self._after, BATCH, with_time=self._encode is not None
+                )
                 if chunks and not self._gone:
                     self._write(chunks)
                     continue

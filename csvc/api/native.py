@@ -16,8 +16,13 @@ from twisted.logger import Logger
 from csvc.api.errors import Forbidden, PayloadTooLarge, classify
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import CONTAINER_CREATE, BadRequest, query_bool, query_int, query_str, validate
+from csvc.api.ui import TerminalUI
 from csvc.api.auth import Unauthorized
 from csvc.compute.service import NotFound, normalize_signal
+from csvc.api.schemas import EXEC_CREATE
+from csvc.compute import states
+from csvc.relay.exec_attach import exec_upgrade
+from csvc.relay.execs import ExecClaimed
 
 #: Largest request body accepted, checked before it is parsed.
 MAX_BODY = 1024 * 1024
@@ -157,7 +162,7 @@ def _header(request, name):
 def read_json(request, schema):
     length = request.getHeader(b"Content-Length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise PayloadTooLarge(f"the body is {length} bytes; at most {MAX_BODY} are accepted")
+        raise PayloadTooLarge(f"the body is {int(length)} bytes; at most {MAX_BODY} are accepted")
     raw = request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise PayloadTooLarge(f"the body exceeds {MAX_BODY} bytes")
@@ -180,6 +185,7 @@ class NativeAPI:
         self._containers = containers
         self._store = store
         self._journal = journal
+        self._ui = TerminalUI()
 
     def resource(self):
         return self._app.resource()
@@ -375,8 +381,75 @@ class NativeAPI:
         row = yield self._store.get_container(grant["container_uuid"], grant["project_id"])
         if row is None:
             raise NotFound("the container of this attach token no longer exists")
+        if grant["options"].get("exec_id"):
+            options = grant["options"]
+            return self._exec_attach(request, row, options["exec_id"], options.get("tty"), options.get("stdin"))
         self.relay.check_attachable(row, grant["options"])
         return self.relay.upgrade(request, row, grant["options"])
+
+    # -- browser terminal --------------------------------------------------
+
+    @_app.route("/ui/", branch=True, methods=["GET"])
+    def user_interface(self, request):
+        return self._ui.resource()
+
+    # -- exec --------------------------------------------------------------
+
+    @_app.route("/v1/containers/<ident>/exec", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def exec_container(self, request, identity, ident):
+        """
+        Run a command in a running container.
+
+        Non-interactive: 200 ``{"exec_id", "output", "exit_code"}`` once it
+        exited, ``output`` being stdout and stderr together in arrival order,
+        decoded as UTF-8 (bad bytes replaced).  At most 16 MiB is collected:
+        beyond it the answer is 413 (title "Payload Too Large", the message
+        names the cap) and the exec's output is dropped (the agent closes
+        its stream).
+
+        Interactive: 201 ``{"exec_id", "url", "expires_at"}``; the one-time
+        URL (or ``GET .../exec/{exec_id}/attach`` with a WebSocket upgrade)
+        starts the exec over the attach channel protocol.
+        """
+        spec = read_json(request, EXEC_CREATE)
+        row = yield self._containers.get(identity, ident)
+        states.check("exec", row["status"])
+        if not spec.get("interactive"):
+            result = yield self._containers.exec_run(row, spec)
+            return 200, result
+        exec_id = yield self._containers.exec_create(row, spec)
+        options = {"exec_id": exec_id, "stdin": True, "tty": bool(spec.get("tty", False))}
+        token, expires_at = yield self._store.create_attach_token(
+            row["uuid"], identity.project_id, identity.user_id, options, self.relay.token_ttl
+        )
+        host = request.getHeader(b"Host").decode("latin-1") if request.getHeader(b"Host") else "127.0.0.1"
+        scheme = "wss" if request.isSecure() else "ws"
+        return 201, {
+            "exec_id": exec_id,
+            "url": f"{scheme}://{host}/v1/attach/{token}",
+            "expires_at": _iso(expires_at),
+        }
+
+    @_app.route("/v1/containers/<ident>/exec/<exec_id>/attach", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def exec_attach(self, request, identity, ident, exec_id):
+        if not _is_websocket(request):
+            raise BadRequest("this URL takes a WebSocket upgrade")
+        row = yield self._containers.get(identity, ident)
+        record = self._containers.execs.get(exec_id, row["uuid"])
+        return self._exec_attach(request, row, exec_id, record.tty, record.interactive)
+
+    def _exec_attach(self, request, row, exec_id, tty, stdin):
+        states.check("exec", row["status"])
+        record = self._containers.execs.get(exec_id, row["uuid"])
+        if record.consumer is not None:
+            raise ExecClaimed(f"exec {exec_id} is already started")
+        return exec_upgrade(
+            self.relay, self._containers, self._containers.execs, request, row, exec_id, bool(tty), bool(stdin)
+        )
 
     # -- instances ---------------------------------------------------------
 

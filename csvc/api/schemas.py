@@ -113,3 +113,23 @@ def query_str(request, name, default=None):
     if not values:
         return default
     return values[0].decode("utf-8", "replace")
+
+
+EXEC_CREATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["command"],
+    "properties": {
+        "command": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1024,
+            "items": {"type": "string", "maxLength": 65536},
+        },
+        "tty": {"type": "boolean"},
+        "interactive": {"type": "boolean"},
+        "environment": CONTAINER_CREATE["properties"]["environment"],
+        "workdir": {"type": "string", "pattern": "^/", "maxLength": 4096},
+        "user": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^\x00:]+(:[^\x00:]+)?$"},
+    },
+}

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from csvc.agent import commands
 from csvc.compute import states
 from csvc.relay.agentlink import InstanceUnavailable
+from csvc.relay.execs import CollectedOutput
 
 
 class NotFound(Exception):
@@ -117,7 +118,12 @@ class ContainerService:
             interactive=bool(spec.get("interactive", False)),
             memory=spec.get("memory"),
             cpu=spec.get("cpu"),
-            auto_remove=bool(spec.get("auto_remove", False)),
+            # With remove_on_exit the service removes engine container and
+            # record together; the agent must not race it to the engine.
+            auto_remove=bool(spec.get("auto_remove", False)) and not spec.get("remove_on_exit"),
+            entrypoint=spec.get("entrypoint"),
+            stdin_once=spec.get("stdin_once"),
+            remove_on_exit=bool(spec.get("remove_on_exit", False)),
             status="creating",
         )
         row = yield self._store.place_container(values, spec.get("instance"))
@@ -266,6 +272,75 @@ class ContainerService:
     def resize(self, row, rows, cols):
         return self._hub.call(row["instance_uuid"], commands.Resize, uuid=row["uuid"], height=rows, width=cols)
 
+    # -- exec --------------------------------------------------------------
+
+    @property
+    def execs(self):
+        """
+        The ``ExecRegistry``: execs created here and not over yet.
+        """
+        return self._hub.execs
+
+    @inlineCallbacks
+    def exec_create(self, row, spec):
+        """
+        Create (not start) an exec in a running container; fires with its id.
+        ``spec``: ``command``, ``tty``, ``interactive``, ``environment``,
+        ``workdir``, ``user``.
+        """
+        states.check("exec", row["status"])
+        engine_spec = {
+            "command": list(spec["command"]),
+            "tty": bool(spec.get("tty", False)),
+            "interactive": bool(spec.get("interactive", False)),
+            "environment": dict(spec.get("environment") or {}),
+            "workdir": spec.get("workdir"),
+            "user": spec.get("user"),
+        }
+        result = yield self._hub.call(row["instance_uuid"], commands.ExecCreate, uuid=row["uuid"], spec=engine_spec)
+        exec_id = result["exec_id"]
+        self._hub.execs.register(
+            exec_id, row["uuid"], row["instance_uuid"], engine_spec["tty"], engine_spec["interactive"]
+        )
+        return exec_id
+
+    def exec_start(self, row, exec_id, tty):
+        """
+        Start an exec whose consumer is claimed in ``self._hub.execs``.
+        """
+        return self._hub.call(row["instance_uuid"], commands.ExecStart, exec_id=exec_id, tty=bool(tty))
+
+    def exec_input(self, row, exec_id, data):
+        return self._hub.call(row["instance_uuid"], commands.ExecInput, exec_id=exec_id, data=data)
+
+    def exec_close_input(self, row, exec_id):
+        return self._hub.call(row["instance_uuid"], commands.ExecCloseInput, exec_id=exec_id)
+
+    def exec_resize(self, row, exec_id, rows, cols):
+        return self._hub.call(row["instance_uuid"], commands.ExecResize, exec_id=exec_id, height=rows, width=cols)
+
+    @inlineCallbacks
+    def exec_run(self, row, spec, limit=None):
+        """
+        Create and start a non-interactive exec and collect its output: fires
+        with ``{"exec_id", "output", "exit_code"}`` once it exited; fails with
+        ``ExecOutputTooLarge`` past ``limit`` bytes (16 MiB by default).
+        Cancelling it abandons the exec's output.
+        """
+        spec = dict(spec, interactive=False)
+        exec_id = yield self.exec_create(row, spec)
+        registry = self._hub.execs
+        kwargs = {} if limit is None else {"limit": limit}
+        collected = CollectedOutput(lambda: registry.discard(exec_id), **kwargs)
+        registry.claim(exec_id, collected)
+        try:
+            yield self.exec_start(row, exec_id, spec.get("tty", False))
+        except Exception:
+            registry.discard(exec_id)
+            raise
+        result = yield collected.done
+        return dict(result, exec_id=exec_id)
+
     # -- events from agents ------------------------------------------------
 
     @inlineCallbacks
@@ -289,6 +364,17 @@ class ContainerService:
         )
         if row is not None:
             self._journal.state_changed(container_uuid)
+            if row["remove_on_exit"]:
+                # Docker's --rm: the container goes once its exit is known.
+                # Viewers already woken read the exit before the row goes.
+                self._clock.callLater(0, self._remove_after_exit, row)
+
+    @inlineCallbacks
+    def _remove_after_exit(self, row):
+        try:
+            yield self.delete(row, force=True)
+        except Exception as exc:
+            self.log.warn("removing {uuid} after its exit failed: {why}", uuid=row["uuid"], why=_reason(exc))
 
 
 def _normalize_image(image):

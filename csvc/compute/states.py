@@ -14,6 +14,7 @@ ALLOWED = {
     "delete": ("created", "exited", "error"),
     "force_delete": ("creating", "created", "running", "exited", "error"),
     "attach": ("creating", "created", "running"),
+    "exec": ("running",),
 }
 
 #: states in which the process can still produce output or exit

@@ -8,6 +8,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from csvc.agent import commands
+from csvc.relay.execs import ExecRegistry
 
 
 class InstanceUnavailable(Exception):
@@ -31,7 +32,9 @@ class AgentHub:
         self._links = {}
         self._owner = {}
         self._names = {}
+        self._facts = {}
         self.containers = None  # the ContainerService, for starts and exits
+        self.execs = ExecRegistry()
 
     def connected_instances(self):
         return set(self._links)
@@ -50,7 +53,7 @@ class AgentHub:
         return link.callRemote(command, **kwargs)
 
     @inlineCallbacks
-    def register(self, link, enroll_token, engine, capacity, hostname, containers):
+    def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):
         instance = yield self._store.instance_by_token(enroll_token)
         if instance is None:
             self.log.error("agent from {peer} refused: unknown enrollment token", peer=link.peer())
@@ -62,6 +65,7 @@ class AgentHub:
             old.transport.loseConnection()
         self._links[uuid] = link
         self._names[uuid] = instance["name"]
+        self._facts[uuid] = facts or {}
         link.instance_uuid = uuid
         yield self._store.update_instance(
             uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None
@@ -90,11 +94,69 @@ class AgentHub:
         )
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
 
+    def engine_facts(self):
+        """
+        What each connected instance's engine says of itself.
+        """
+        return {uuid: self._facts.get(uuid, {}) for uuid in self._links}
+
+    @inlineCallbacks
+    def list_images(self):
+        """
+        The images of every connected instance, one entry per image id.
+        """
+        merged = {}
+        for uuid in list(self._links):
+            try:
+                result = yield self.call(uuid, commands.ListImages)
+            except Exception as exc:
+                self.log.warn("listing images of {name} failed: {why}", name=self._names.get(uuid), why=str(exc))
+                continue
+            for image in result["images"]:
+                merged.setdefault(image["Id"], image)
+        return list(merged.values())
+
+    @inlineCallbacks
+    def inspect_image(self, name):
+        for uuid in list(self._links):
+            try:
+                result = yield self.call(uuid, commands.InspectImage, name=name)
+            except (commands.NoSuchImage, commands.NoSuchContainer):
+                continue
+            except commands.EngineError as exc:
+                if "No such image" in str(exc):
+                    continue
+                raise
+            return result["image"]
+        return None
+
+    @inlineCallbacks
+    def pull_image(self, image):
+        """
+        Pull on every connected instance; fires with the image id, or fails
+        with the engine's (the registry's) error.
+        """
+        if not self._links:
+            raise InstanceUnavailable("no instance is connected to pull the image onto")
+        image_id, error = None, None
+        for uuid in list(self._links):
+            try:
+                result = yield self.call(uuid, commands.PullImage, image=image)
+                image_id = result["id"]
+            except Exception as exc:
+                error = exc
+        if image_id is None:
+            raise error
+        return image_id
+
     def lost(self, link):
         uuid = getattr(link, "instance_uuid", None)
         if uuid is not None and self._links.get(uuid) is link:
             del self._links[uuid]
             self.log.warn("instance {name} disconnected", name=self._names.get(uuid, uuid))
+            self.execs.instance_lost(
+                uuid, InstanceUnavailable(f"instance {self._names.get(uuid, uuid)} disconnected during the exec")
+            )
             d = self._store.update_instance(uuid, status="down")
             d.addErrback(lambda f: self.log.failure("marking {uuid} down", f, uuid=uuid))
 
@@ -116,6 +178,13 @@ class AgentLink(amp.AMP):
         self._hub = hub
         self._journal = journal
 
+    def connectionMade(self):
+        super().connectionMade()
+        # Boxes are small and answered one by one: without this, Nagle holds
+        # a box behind an unacknowledged one for the peer's delayed ACK (40 ms).
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
+
     def peer(self):
         return str(self.transport.getPeer()) if self.transport else "?"
 
@@ -128,8 +197,8 @@ class AgentLink(amp.AMP):
             raise commands.NotEnrolled("register first")
 
     @commands.Register.responder
-    def register(self, enroll_token, engine, capacity, hostname, containers):
-        return self._hub.register(self, enroll_token, engine, capacity, hostname, containers)
+    def register(self, enroll_token, engine, capacity, hostname, containers, facts=None):
+        return self._hub.register(self, enroll_token, engine, capacity, hostname, containers, facts)
 
     @commands.Heartbeat.responder
     def heartbeat(self):
@@ -155,3 +224,15 @@ class AgentLink(amp.AMP):
         self._hub.check_owner(self, uuid)
         d = self._hub.containers.on_exited(uuid, exit_code, last_seq, finished_at)
         return d.addCallback(lambda _: {})
+
+    @commands.ExecOutput.responder
+    def exec_output(self, exec_id, seq, stream, data):
+        self._registered()
+        d = self._hub.execs.output(self.instance_uuid, exec_id, seq, stream, data)
+        return d.addCallback(lambda _: {})
+
+    @commands.ExecExited.responder
+    def exec_exited(self, exec_id, exit_code):
+        self._registered()
+        self._hub.execs.exited(self.instance_uuid, exec_id, exit_code)
+        return {}

@@ -52,7 +52,7 @@ class Relay:
             return
         raise InvalidState("attach", row["status"], "attach with logs=true to replay its output")
 
-    def upgrade(self, request, row, options):
+    def upgrade(self, request, row, options, raw_only=False):
         streams = {s for s, key in ((1, "stdout"), (2, "stderr")) if options.get(key)}
         if options.get("logs"):
             next_seq = 1
@@ -70,5 +70,6 @@ class Relay:
             secure=request.isSecure(),
             allowed_origins=self.allowed_origins,
             registry=self.sessions,
+            raw_only=raw_only,
         )
         return _TakeOver(attach_factory(context))

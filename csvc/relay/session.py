@@ -50,6 +50,7 @@ class AttachSession:
         self._throttle = throttle
         self._share = throttle.register(self) if throttle is not None else None
         self._granted = 0
+        self._wanted = 0
         self._asked = False
         self._limit = queue_limit
         self._queue = deque()
@@ -127,7 +128,10 @@ class AttachSession:
 
     def grant(self, n):
         self._granted += n
-        self._asked = False
+        self._wanted -= n
+        if self._wanted <= 0:
+            # Only a request granted in full may be followed by another.
+            self._asked = False
         self._pump()
 
     # -- moving bytes ------------------------------------------------------
@@ -137,10 +141,16 @@ class AttachSession:
             stream, data = self._queue[0]
             if self._share is not None and self._granted < len(data):
                 if not self._asked:
+                    # Ask for everything queued, not one chunk: a request made
+                    # while the throttle hands out a tick waits for the next
+                    # tick, so one chunk per request capped a session at
+                    # CHUNK_SIZE per tick whatever the rate.
                     self._asked = True
-                    self._throttle.request(self._share, len(data) - self._granted)
-                if self._granted < len(data):
-                    return
+                    self._wanted = max(len(data), self._queued_bytes) - self._granted
+                    self._throttle.request(self._share, self._wanted)
+                # A grant given at once has run _pump already (``data`` may be
+                # sent): start over from the queue's head on the next grant.
+                return
             if self._share is not None:
                 self._granted -= len(data)
             self._queue.popleft()

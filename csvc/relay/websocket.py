@@ -61,7 +61,7 @@ class AttachProtocol(WebSocketServerProtocol):
         host = request.headers.get("host")
         if not origin_allowed(origin, host, context.secure, context.allowed_origins):
             raise ConnectionDeny(403, f"origin {origin} is not allowed")
-        self._channels = SUBPROTOCOL in request.protocols
+        self._channels = SUBPROTOCOL in request.protocols and not context.raw_only
         return SUBPROTOCOL if self._channels else None
 
     def onOpen(self):
@@ -71,15 +71,7 @@ class AttachProtocol(WebSocketServerProtocol):
         self._stdin_paused = False
         self._stdin_closed = False
         self._stdin_queue = []
-        self._session = AttachSession(
-            context.journal,
-            context.store,
-            context.container_uuid,
-            context.streams,
-            context.next_seq,
-            self,
-            throttle=context.throttle,
-        )
+        self._session = context.open_session(self)
         self.registerProducer(self._session, True)
         context.opened(self)
         self._session.start()
@@ -196,7 +188,7 @@ class AttachContext:
     """
 
     def __init__(self, containers, journal, store, row, streams, stdin, next_seq, throttle=None,
-                 secure=False, allowed_origins=(), registry=None):
+                 secure=False, allowed_origins=(), registry=None, raw_only=False):
         self.journal = journal
         self.store = store
         self.container_uuid = row["uuid"]
@@ -206,9 +198,27 @@ class AttachContext:
         self.throttle = throttle
         self.secure = secure
         self.allowed_origins = allowed_origins
+        # Docker's attach/ws: raw bytes both ways, no channel subprotocol.
+        self.raw_only = raw_only
         self._containers = containers
         self._row = row
         self._registry = registry
+
+    def open_session(self, sink):
+        """
+        The producer of the client's output (``start``, ``stop``, and
+        ``sink.output``/``sink.finished`` calls): here the container's
+        journal; an exec's context gives its own.
+        """
+        return AttachSession(
+            self.journal,
+            self.store,
+            self.container_uuid,
+            self.streams,
+            self.next_seq,
+            sink,
+            throttle=self.throttle,
+        )
 
     def write_stdin(self, data):
         return self._containers.write_stdin(self._row, data)

@@ -349,13 +349,19 @@ class Store(Service):
         return self._run(self._thd_get_container, ident, project_id)
 
     def _thd_get_container(self, conn, ident, project_id):
-        query = select(containers).where((containers.c.uuid == ident) | (containers.c.name == ident))
+        condition = (containers.c.uuid == ident) | (containers.c.name == ident)
+        if 3 <= len(ident) <= 64 and all(c in "0123456789abcdef" for c in ident):
+            # Docker ids, full or a prefix, as the docker CLI accepts them.
+            condition = condition | containers.c.engine_id.startswith(ident, autoescape=True)
+        query = select(containers).where(condition)
         if project_id is not None:
             query = query.where(containers.c.project_id == project_id)
-        rows = [_row(r) for r in conn.execute(query)]
-        for row in rows:
-            if row["uuid"] == ident:
-                return row
+        rows = [_row(r) for r in conn.execute(query.limit(64))]
+        # Exact matches first: uuid, engine id, name; then a unique prefix.
+        for key in ("uuid", "engine_id", "name"):
+            for row in rows:
+                if row[key] == ident:
+                    return row
         return rows[0] if len(rows) == 1 else None
 
     def list_containers(self, project_id=None, instance_uuid=None):
@@ -406,10 +412,11 @@ class Store(Service):
         return self._run(self._thd_append_output, chunks)
 
     def _thd_append_output(self, conn, chunks):
+        at = self._clock.seconds()
         conn.execute(
             output_chunks.insert(),
             [
-                dict(container_uuid=u, seq=seq, stream=stream, data=data)
+                dict(container_uuid=u, seq=seq, stream=stream, data=data, at=at)
                 for (u, seq, stream, data, _cursor) in chunks
             ],
         )
@@ -423,16 +430,23 @@ class Store(Service):
                 .values(last_seq=seq, log_cursor=cursor)
             )
 
-    def read_output(self, container_uuid, after_seq=0, limit=64, before_seq=None, descending=False):
+    def read_output(self, container_uuid, after_seq=0, limit=64, before_seq=None, descending=False,
+                    with_time=False):
         """
         Up to ``limit`` chunks ``(seq, stream, data)`` of a container with
         ``after_seq < seq`` (and ``seq < before_seq``), in seq order (or
-        reverse order with ``descending``).
+        reverse order with ``descending``); ``with_time`` adds when each
+        arrived, ``(seq, stream, data, at)``.
         """
-        return self._run(self._thd_read_output, container_uuid, after_seq, limit, before_seq, descending)
+        return self._run(
+            self._thd_read_output, container_uuid, after_seq, limit, before_seq, descending, with_time
+        )
 
-    def _thd_read_output(self, conn, container_uuid, after_seq, limit, before_seq, descending):
-        query = select(output_chunks.c.seq, output_chunks.c.stream, output_chunks.c.data).where(
+    def _thd_read_output(self, conn, container_uuid, after_seq, limit, before_seq, descending, with_time):
+        columns = [output_chunks.c.seq, output_chunks.c.stream, output_chunks.c.data]
+        if with_time:
+            columns.append(output_chunks.c.at)
+        query = select(*columns).where(
             output_chunks.c.container_uuid == container_uuid, output_chunks.c.seq > after_seq
         )
         if before_seq is not None:

@@ -65,6 +65,11 @@ containers = Table(
     Column("memory", Integer),
     Column("cpu", Float),
     Column("auto_remove", Boolean, nullable=False, default=False),
+    Column("entrypoint", JSON),
+    Column("stdin_once", Boolean),
+    # Docker's --rm: the record goes too once the exit is recorded (native
+    # auto_remove keeps the record, with its output and exit code).
+    Column("remove_on_exit", Boolean, nullable=False, default=False),
     Column("status", String(16), nullable=False),
     Column("status_reason", Text),
     Column("exit_code", Integer),
@@ -87,6 +92,8 @@ output_chunks = Table(
     Column("seq", Integer, primary_key=True),
     Column("stream", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    # When the journal received it (Unix seconds): Docker's logs since/until.
+    Column("at", Float),
 )
 
 attach_tokens = Table(

@@ -7,6 +7,7 @@ Docker, no network, no threads.
 """
 
 import json
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -296,9 +297,11 @@ class Environment:
 
 @pytest.fixture
 def env(tmp_path):
+    threads = set(threading.enumerate())
     environment = Environment(tmp_path)
     yield environment
     environment.engine.dispose()
+    assert set(threading.enumerate()) == threads, "a test started a thread"
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,19 @@
 Creating, listing, finding and acting on containers through /v1/containers.
 """
 
+import json
+
 import pytest
+from treq.testing import RequestTraversalAgent
+from twisted.internet.defer import succeed
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from zope.interface import implementer
 
 from csvc.agent import commands
 from csvc.api.native import MAX_BODY
 from csvc.compute.service import ContainerService
-from tests.api.conftest import MISSING_IMAGE, pending
+from tests.api.conftest import BASE, MISSING_IMAGE, pending, result_of
 
 # -- create ---------------------------------------------------------------
 
@@ -123,9 +130,55 @@ def test_body_over_a_mebibyte_is_413(env):
     body = b'{"image": "busybox", "labels": {"k": "' + b"x" * MAX_BODY + b'"}}'
     error = env.alice.post("/v1/containers", data=body, headers={"Content-Type": "application/json"}).error(413)
     assert error["title"] == "Payload Too Large"
-    assert str(MAX_BODY) in error["message"]
+    # refused by its declared length, before it is read
+    assert error["message"] == f"the body is {len(body)} bytes; at most {MAX_BODY} are accepted"
     assert env.all_rows() == []
     assert env.hub.calls == []
+
+
+@implementer(IBodyProducer)
+class ChunkedBody:
+    """
+    A request body of undeclared length (sent chunked, no Content-Length).
+    """
+
+    length = UNKNOWN_LENGTH
+
+    def __init__(self, data):
+        self._data = data
+
+    def startProducing(self, consumer):
+        for i in range(0, len(self._data), 65536):
+            consumer.write(self._data[i : i + 65536])
+        return succeed(None)
+
+    def stopProducing(self):
+        pass
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+
+@pytest.mark.parametrize("size,code", [(MAX_BODY + 1, 413), (MAX_BODY, 400)])
+def test_chunked_body_is_limited_too(env, size, code):
+    head, tail = b'{"image": "busybox", "labels": {"k": "', b'"}}'
+    body = head + b"x" * (size - len(head) - len(tail)) + tail
+    agent = RequestTraversalAgent(env.api.resource())
+    headers = Headers({"X-Auth-Token": [env.alice.token], "X-Auth-Project-Id": ["project-a"]})
+    d = agent.request(b"POST", (BASE + "/v1/containers").encode(), headers, ChunkedBody(body))
+    agent.flush()
+    response = result_of(d)
+    assert response.code == code
+    content = env.http.content(response)
+    agent.flush()
+    error = json.loads(result_of(content))["error"]
+    assert error["code"] == code
+    if code == 413:
+        assert error["message"] == f"the body exceeds {MAX_BODY} bytes"
+    assert env.all_rows() == []
 
 
 def test_body_of_exactly_a_mebibyte_is_read(env):

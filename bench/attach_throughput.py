@@ -1,0 +1,172 @@
+#!/usr/bin/env python
+"""
+Attach throughput: MB/s of a container writing N bytes of zeros to stdout
+(``head -c N /dev/zero``, image csvc/busybox), received through csvc's
+WebSocket attach relay, against a direct ``docker attach`` of an equivalent
+container on the same engine with the same log driver (``local``).
+
+    .venv/bin/python bench/attach_throughput.py [--bytes N] [--runs R]
+
+Relay: ``POST /v1/containers`` (not run), a WebSocket client (raw-socket
+client in a subprocess, bench/_wsclient.py) attaches with subprotocol
+``channel.csvc.v1``, then ``POST /v1/containers/UUID/start``; timed from the
+start request to the status message (channel 3).  Direct: the Docker SDK
+creates the container with ``--log-driver local`` (the agent's options), a
+raw engine attach socket (``POST /containers/ID/attach?stream=1&stdout=1``,
+what the SDK's ``attach_socket`` opens) is opened, then ``start``; timed from
+the start call to the end of the attach stream.  Runs alternate; medians
+are reported.  ratio = relay MB/s / direct MB/s.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import struct
+import sys
+import tempfile
+import time
+
+import docker
+
+from _service import (
+    IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, docker_hijack, make_progress,
+)
+
+progress = make_progress("attach_throughput")
+
+
+def direct_once(client, nbytes):
+    api = client.api
+    host_config = api.create_host_config(log_config=LOG_CONFIG)
+    cid = api.create_container(
+        IMAGE, command=["sh", "-c", f"head -c {nbytes} /dev/zero"], host_config=host_config
+    )["Id"]
+    try:
+        sock, rest = docker_hijack(cid, stdout=True, stderr=True)
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        payload = 0
+        header = bytearray()
+        remaining = 0  # payload bytes left in the current frame
+
+        def consume(mv):
+            nonlocal payload, remaining, header
+            pos, n = 0, len(mv)
+            while pos < n:
+                if remaining:
+                    take = min(remaining, n - pos)
+                    payload += take
+                    remaining -= take
+                    pos += take
+                    continue
+                need = 8 - len(header)
+                header += mv[pos:pos + need]
+                pos += min(need, n - pos)
+                if len(header) == 8:
+                    remaining = struct.unpack_from(">I", header, 4)[0]
+                    header = bytearray()
+
+        if rest:
+            consume(memoryview(rest))
+        t0 = time.monotonic()
+        api.start(cid)
+        while True:
+            got = sock.recv_into(buf)
+            if not got:
+                break
+            consume(view[:got])
+        elapsed = time.monotonic() - t0
+        sock.close()
+        code = api.wait(cid)["StatusCode"]
+    finally:
+        api.remove_container(cid, force=True)
+    if payload != nbytes or code != 0:
+        raise BenchError(f"direct: got {payload} of {nbytes} bytes, exit {code}")
+    return elapsed
+
+
+def relay_once(service, nbytes):
+    uuid = service.create({"command": ["sh", "-c", f"head -c {nbytes} /dev/zero"]})
+    try:
+        client = ClientProcess(service, [service.attach_path(uuid, stdout=True, stderr=True)])
+        t0 = time.monotonic()
+        service.start_container(uuid)
+        result = client.result()
+    finally:
+        service.delete(uuid)
+    got = result["bytes"][0]
+    status = result["status"][0]
+    if got != nbytes or not status or status.get("exit_code") != 0:
+        raise BenchError(f"relay: got {got} of {nbytes} bytes, status {status!r}")
+    return result["end"][0] - t0, result["first"][0] - t0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bytes", type=int, default=256 * 1024 * 1024, help="bytes written [256 MiB]")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each kind [3]")
+    args = parser.parse_args(argv)
+
+    data_dir = tempfile.mkdtemp(prefix="csvc-bench-attach-")
+    client = docker.from_env()
+    client.images.get(IMAGE)
+    service = Service(data_dir, progress)
+    failed = True
+    relay_times, first_bytes, direct_times = [], [], []
+    try:
+        service.start()
+        # Warm-up (small): code paths, image, SQLite file.
+        relay_once(service, 1 << 20)
+        direct_once(client, 1 << 20)
+        for i in range(args.runs):
+            if i % 2 == 0:
+                direct_times.append(direct_once(client, args.bytes))
+                t, f = relay_once(service, args.bytes)
+            else:
+                t, f = relay_once(service, args.bytes)
+                direct_times.append(direct_once(client, args.bytes))
+            relay_times.append(t)
+            first_bytes.append(f)
+            mb = args.bytes / 1e6
+            progress(f"run {i + 1}/{args.runs}: relay {mb / t:.1f} MB/s, direct {mb / direct_times[-1]:.1f} MB/s")
+        failed = False
+    except BaseException as exc:
+        progress(f"FAILED: {exc!r}")
+        progress(f"service log ({service.log_path}), last lines:\n{service.log_tail()}")
+        raise
+    finally:
+        service.stop()
+        client.close()
+        if failed:
+            progress(f"temp dir kept: {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    mb = args.bytes / 1e6
+    relay = mb / statistics.median(relay_times)
+    direct = mb / statistics.median(direct_times)
+    result = {
+        "bench": "attach_throughput",
+        "bytes": args.bytes,
+        "runs": args.runs,
+        "relay_MBps": round(relay, 1),
+        "relay_MBps_runs": [round(mb / t, 1) for t in relay_times],
+        "relay_first_byte_s": round(statistics.median(first_bytes), 3),
+        "client": "raw-socket WebSocket client in a subprocess (bench/_wsclient.py)",
+        "baseline": {
+            "direct_docker_attach_MBps": round(direct, 1),
+            "direct_MBps_runs": [round(mb / t, 1) for t in direct_times],
+            "log_driver": "local",
+        },
+        "ratio": round(relay / direct, 3),
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError:
+        sys.exit(1)

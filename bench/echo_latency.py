@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""
+Echo latency: p50/p99 of a one-byte keystroke echoed by a TTY container
+running ``cat`` (the terminal's echo), through csvc's WebSocket attach
+relay against directly through a Docker engine attach socket, same engine.
+
+    .venv/bin/python bench/echo_latency.py [--keys N] [--warmup W]
+
+Relay: ``POST /v1/containers`` ``{"command": ["cat"], "tty": true,
+"interactive": true, "run": true}``, attach with ``stdin=true`` and
+subprotocol ``channel.csvc.v1``; a keystroke is a channel-0 message of one
+byte, timed until the channel-1 message that echoes it.  Direct: the Docker
+SDK creates and starts the same container (``tty``, ``stdin_open``, log
+driver ``local``), and a raw engine attach socket (``POST
+/containers/ID/attach?stream=1&stdin=1&stdout=1``, what the SDK's
+``attach_socket`` opens) carries the byte both ways.  One keystroke at a
+time, 2 ms apart; after W warm-up keystrokes, N timed ones each.
+ratio = relay p99 / direct p99; ``added_p99_ms`` = relay p99 - direct p99.
+"""
+
+import argparse
+import json
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+
+import docker
+
+from _service import (
+    IMAGE, LOG_CONFIG, BenchError, Service, WSClient, docker_hijack, make_progress, percentile,
+)
+
+progress = make_progress("echo_latency")
+
+
+def relay_keys(client, count):
+    times = []
+    for i in range(count):
+        if i and i % 1000 == 0:
+            client.send_channel(0, b"\r")  # keep the line short (canonical mode)
+            time.sleep(0.05)
+        key = b"abcdefghij"[i % 10:i % 10 + 1]
+        t0 = time.perf_counter()
+        client.send_channel(0, key)
+        while True:
+            msg = client.recv()
+            if msg is None:
+                raise BenchError("relay session closed during the echo test")
+            channel, body = msg
+            if channel == 1 and key in body:
+                break
+            if channel == 3:
+                raise BenchError(f"status during the echo test: {body!r}")
+        times.append(time.perf_counter() - t0)
+        time.sleep(0.002)
+    return times
+
+
+def direct_keys(sock, count):
+    times = []
+    sock.setblocking(True)
+    for i in range(count):
+        key = b"abcdefghij"[i % 10:i % 10 + 1]
+        t0 = time.perf_counter()
+        sock.sendall(key)
+        got = b""
+        while key not in got:
+            data = sock.recv(4096)
+            if not data:
+                raise BenchError("engine attach closed during the echo test")
+            got += data
+        times.append(time.perf_counter() - t0)
+        time.sleep(0.002)
+    return times
+
+
+def summary(times):
+    ms = [t * 1000 for t in times]
+    return {
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(statistics.mean(ms), 3),
+        "max_ms": round(max(ms), 3),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keys", type=int, default=300, help="timed keystrokes each way [300]")
+    parser.add_argument("--warmup", type=int, default=30, help="warm-up keystrokes [30]")
+    args = parser.parse_args(argv)
+
+    data_dir = tempfile.mkdtemp(prefix="csvc-bench-echo-")
+    dclient = docker.from_env()
+    dclient.images.get(IMAGE)
+    service = Service(data_dir, progress)
+    failed = True
+    cid = None
+    uuid = None
+    try:
+        service.start()
+        # Direct.
+        api = dclient.api
+        cid = api.create_container(
+            IMAGE, command=["cat"], tty=True, stdin_open=True,
+            host_config=api.create_host_config(log_config=LOG_CONFIG),
+        )["Id"]
+        api.start(cid)
+        sock, _rest = docker_hijack(cid, stdin=True, stdout=True, stderr=True)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        direct_keys(sock, args.warmup)
+        direct = direct_keys(sock, args.keys)
+        sock.close()
+        progress(f"direct: {summary(direct)}")
+        # Relay.
+        uuid = service.create({"command": ["cat"], "tty": True, "interactive": True, "run": True})
+        service.wait_status(uuid, ("running",))
+        ws = WSClient(service.api_port, service.attach_path(uuid, stdin=True), service.auth_headers())
+        time.sleep(0.5)
+        relay_keys(ws, args.warmup)
+        relay = relay_keys(ws, args.keys)
+        ws.close()
+        progress(f"relay: {summary(relay)}")
+        failed = False
+    except BaseException as exc:
+        progress(f"FAILED: {exc!r}")
+        progress(f"service log ({service.log_path}), last lines:\n{service.log_tail()}")
+        raise
+    finally:
+        if uuid is not None:
+            try:
+                service.delete(uuid)
+            except Exception:
+                pass
+        if cid is not None:
+            dclient.api.remove_container(cid, force=True)
+        service.stop()
+        dclient.close()
+        if failed:
+            progress(f"temp dir kept: {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    r, d = summary(relay), summary(direct)
+    result = {
+        "bench": "echo_latency",
+        "keys": args.keys,
+        "relay": r,
+        "added_p50_ms": round(r["p50_ms"] - d["p50_ms"], 3),
+        "added_p99_ms": round(r["p99_ms"] - d["p99_ms"], 3),
+        "baseline": {"direct_docker_attach": d},
+        "ratio": round(r["p99_ms"] / d["p99_ms"], 3),
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError:
+        sys.exit(1)

@@ -1,0 +1,260 @@
+#!/usr/bin/env python
+"""
+Relay throughput with the engine out of the loop: the control plane
+(``twistd csvc --instances 0``, a subprocess) gets its output from a
+synthetic agent in this process (an AMP client speaking
+csvc/agent/commands.py: Register, answers CreateContainer/StartContainer/
+RemoveContainer, pushes Output boxes of 32 KiB with seq from 1, keeping at
+most OUTPUT_WINDOW unanswered, then Exited), and WebSocket clients
+(bench/_wsclient.py, a subprocess) attached to the container receive it.
+
+    .venv/bin/python bench/relay_throughput.py [--bytes N] [--sessions 1,8]
+
+The figure per phase is bytes delivered to all clients together divided by
+the time from the first Output box to the last client's status message.
+Persistence (SQLite, the default store) is in that path: every chunk is
+stored before it is answered, so the baseline measured here is the journal
+and store alone (``Journal.append`` with the same window, in this process,
+on a fresh SQLite file in the same data dir), the ceiling for the relay.
+ratio = one-session relay MB/s / journal+store alone MB/s.
+
+The instance row and its enrollment token are made directly in the store
+(``Store.run_sync(store._thd_create_instance, ...)``) before the service
+starts: csvc-manage has no instance command.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid as uuidlib
+
+from twisted.internet import defer, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.threads import deferToThread
+from twisted.protocols import amp
+
+from _service import BenchError, ClientProcess, Service, make_progress
+
+from csvc.agent import commands
+from csvc.stdio.journal import Journal
+from csvc.store.db import Store, make_engine, upgrade
+
+progress = make_progress("relay_throughput")
+CHUNK = commands.CHUNK_SIZE
+WINDOW = commands.OUTPUT_WINDOW
+
+
+class SyntheticAgent(amp.AMP):
+    """An agent without an engine: containers are names, output is zeros."""
+
+    def __init__(self):
+        super().__init__()
+        self.created = set()
+        self.started = {}
+
+    @commands.CreateContainer.responder
+    def create(self, spec):
+        self.created.add(spec["uuid"])
+        return {"engine_id": "synthetic-" + spec["uuid"]}
+
+    @commands.StartContainer.responder
+    def start(self, uuid):
+        d = self.started.get(uuid)
+        if d is not None and not d.called:
+            d.callback(None)
+        return {}
+
+    @commands.RemoveContainer.responder
+    def remove(self, uuid, force):
+        return {}
+
+    @commands.StopContainer.responder
+    def stop(self, uuid, timeout):
+        return {}
+
+    @commands.KillContainer.responder
+    def kill(self, uuid, signal):
+        return {}
+
+    def push(self, uuid, nbytes, window=WINDOW):
+        """Push ``nbytes`` of output as fast as the window allows; fires with (t_first, t_last_ack, last_seq)."""
+        data = b"\0" * CHUNK
+        total = (nbytes + CHUNK - 1) // CHUNK
+        done = defer.Deferred()
+        state = {"sent": 0, "acked": 0, "t0": None}
+
+        def send_more():
+            while state["sent"] < total and state["sent"] - state["acked"] < window:
+                state["sent"] += 1
+                seq = state["sent"]
+                size = min(CHUNK, nbytes - (seq - 1) * CHUNK)
+                if state["t0"] is None:
+                    state["t0"] = time.monotonic()
+                d = self.callRemote(commands.Output, uuid=uuid, seq=seq, stream=1,
+                                    data=data if size == CHUNK else data[:size], cursor="")
+                d.addCallbacks(acked, failed)
+
+        def acked(_):
+            state["acked"] += 1
+            if state["acked"] == total:
+                done.callback((state["t0"], time.monotonic(), total))
+            else:
+                send_more()
+
+        def failed(f):
+            if not done.called:
+                done.errback(f)
+
+        send_more()
+        return done
+
+
+@defer.inlineCallbacks
+def journal_alone(reactor, data_dir, nbytes, window=WINDOW):
+    """MB/s of Journal.append (window of ``window``) into a fresh SQLite store."""
+    engine = make_engine("sqlite:///" + os.path.join(data_dir, "journal-only.sqlite"))
+    upgrade(engine)
+    store = Store(engine, reactor)
+    store.startService()
+    try:
+        inst, _token = store.run_sync(store._thd_create_instance, "j", "static", 10, True)
+        store.run_sync(store._thd_update_instance, inst["uuid"], {"status": "active"})
+        cuuid = str(uuidlib.uuid4())
+        store.run_sync(store._thd_place_container, dict(
+            uuid=cuuid, name="j", project_id="bench", user_id="bench", image="x", command=["x"],
+            environment={}, workdir=None, labels={}, tty=False, interactive=False, memory=None,
+            cpu=None, auto_remove=False, status="running"), None)
+        journal = Journal(store)
+        data = b"\0" * CHUNK
+        total = (nbytes + CHUNK - 1) // CHUNK
+        done = defer.Deferred()
+        state = {"sent": 0, "acked": 0}
+
+        def send_more():
+            while state["sent"] < total and state["sent"] - state["acked"] < window:
+                state["sent"] += 1
+                journal.append(cuuid, state["sent"], 1, data, "").addCallbacks(acked, done.errback)
+
+        def acked(_):
+            state["acked"] += 1
+            if state["acked"] == total:
+                done.callback(None)
+            else:
+                send_more()
+
+        t0 = time.monotonic()
+        send_more()
+        yield done
+        elapsed = time.monotonic() - t0
+    finally:
+        yield store.stopService()
+    return total * CHUNK / elapsed / 1e6
+
+
+def make_instance(data_dir):
+    engine = make_engine("sqlite:///" + os.path.join(os.path.abspath(data_dir), "csvc.sqlite"))
+    upgrade(engine)
+    from twisted.internet import reactor
+
+    store = Store(engine, reactor)
+    row, token = store.run_sync(store._thd_create_instance, "synthetic-1", "static", 100, True)
+    engine.dispose()
+    return row, token
+
+
+@defer.inlineCallbacks
+def phase(reactor, service, agent, sessions, nbytes):
+    uuid = yield deferToThread(service.create, {"command": ["synthetic"], "instance": "synthetic-1"})
+    started = agent.started[uuid] = defer.Deferred()
+    try:
+        path = service.attach_path(uuid, stdout=True, stderr=True)
+        client = yield deferToThread(ClientProcess, service, [path] * sessions)
+        yield deferToThread(service.start_container, uuid)
+        yield started
+        yield deferToThread(service.wait_status, uuid, ("running",))
+        # Let every session finish its first catch-up and join the live tail.
+        yield task.deferLater(reactor, 0.5, lambda: None)
+        t0, t_acked, last_seq = yield agent.push(uuid, nbytes)
+        yield agent.callRemote(commands.Exited, uuid=uuid, exit_code=0, last_seq=last_seq,
+                               finished_at="", removed=False)
+        result = yield deferToThread(client.result)
+    finally:
+        yield deferToThread(service.delete, uuid)
+    got = result["bytes"]
+    bad = [i for i, (b, s) in enumerate(zip(got, result["status"])) if b != nbytes or not s or s.get("exit_code") != 0]
+    if bad:
+        raise BenchError(f"sessions {bad} incomplete: bytes {got}, status {result['status']}")
+    t_end = max(result["end"])
+    total = sum(got)
+    figures = {
+        "sessions": sessions,
+        "delivered_MBps": round(total / (t_end - t0) / 1e6, 1),
+        "per_session_MBps": round(nbytes / (t_end - t0) / 1e6, 1),
+        "persisted_MBps": round(nbytes / (t_acked - t0) / 1e6, 1),
+    }
+    progress(f"{sessions} session(s): {figures}")
+    return figures
+
+
+@defer.inlineCallbacks
+def run(reactor, args):
+    data_dir = tempfile.mkdtemp(prefix="csvc-bench-relay-")
+    failed = True
+    service = Service(data_dir, progress, instances=0)
+    conn = None
+    try:
+        alone = yield journal_alone(reactor, data_dir, args.bytes)
+        progress(f"journal+store alone: {alone:.1f} MB/s")
+        _row, token = make_instance(data_dir)
+        yield deferToThread(service.start)
+        agent = SyntheticAgent()
+        conn = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", service.agents_port), agent)
+        yield agent.callRemote(commands.Register, enroll_token=token, engine="synthetic",
+                               capacity=100, hostname="synthetic-1", containers=[])
+        yield phase(reactor, service, agent, 1, 1 << 20)  # warm-up
+        phases = []
+        for n in args.sessions:
+            phases.append((yield phase(reactor, service, agent, n, args.bytes)))
+        failed = False
+    except BaseException as exc:
+        progress(f"FAILED: {exc!r}")
+        progress(f"service log ({service.log_path}), last lines:\n{service.log_tail()}")
+        raise
+    finally:
+        if conn is not None:
+            conn.transport.loseConnection()
+        yield deferToThread(service.stop)
+        if failed:
+            progress(f"temp dir kept: {data_dir}")
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    one = next((p for p in phases if p["sessions"] == 1), phases[0])
+    result = {
+        "bench": "relay_throughput",
+        "bytes": args.bytes,
+        "chunk": CHUNK,
+        "window": WINDOW,
+        "store": "sqlite",
+        "phases": phases,
+        "one_session_MBps": one["delivered_MBps"],
+        "baseline": {"journal_store_alone_MBps": round(alone, 1)},
+        "ratio": round(one["delivered_MBps"] / alone, 3),
+    }
+    print(json.dumps(result), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bytes", type=int, default=128 * 1024 * 1024, help="bytes pushed per phase [128 MiB]")
+    parser.add_argument("--sessions", default="1,8", help="sessions per phase, comma-separated [1,8]")
+    args = parser.parse_args(argv)
+    args.sessions = [int(x) for x in args.sessions.split(",")]
+    task.react(lambda reactor: run(reactor, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,849 @@
+"""
+The Docker Engine API, as a superset: the docker CLI and the docker SDK,
+pointed at csvc with the tenant's headers, get csvc's containers.
+
+Served on the API listener at Docker's paths, unversioned and under
+``/vX.Y/`` (1.24 to 1.45).  Errors are ``{"message": ...}`` in Docker's
+wording, which the clients act on (``No such image`` makes the CLI pull).
+"""
+
+import json
+import platform
+import re
+import uuid as uuidlib
+from datetime import datetime, timezone
+from functools import wraps
+
+from klein import Klein
+from twisted.internet.defer import CancelledError, inlineCallbacks
+from twisted.logger import Logger
+from twisted.web.resource import IResource
+from werkzeug.exceptions import HTTPException
+
+from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer
+from csvc.api.auth import Unauthorized
+from csvc.api.errors import Forbidden, PayloadTooLarge
+from csvc.api.logs import LogStream, tail_position
+from csvc.api.schemas import BadRequest
+from csvc.compute.service import ImageNotFound, NotFound, normalize_signal
+from csvc.compute.states import LIVE, InvalidState
+from csvc.relay.agentlink import InstanceUnavailable
+from csvc.relay.dockerstream import DockerAttachStream
+from csvc.relay.hijack import MULTIPLEXED, RAW, HijackResource
+from csvc.store.db import NameInUse, NoRoom
+
+API_VERSION = "1.45"
+MIN_API_VERSION = "1.24"
+SERVER_VERSION = "20.10.24-csvc"
+MAX_BODY = 1024 * 1024
+
+log = Logger()
+
+_FALSE = {"", "0", "no", "false", "none"}
+
+
+def version_tuple(text):
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+def qbool(request, name, default=False):
+    """
+    Docker's query booleans: "", 0, no, false, none (any case) are false.
+    """
+    values = request.args.get(name.encode())
+    if not values:
+        return default
+    return values[0].decode("utf-8", "replace").strip().lower() not in _FALSE
+
+
+def qstr(request, name, default=None):
+    values = request.args.get(name.encode())
+    return values[0].decode("utf-8", "replace") if values else default
+
+
+def qint(request, name, default=None):
+    text = qstr(request, name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"invalid value for {name}: {text!r} is not an integer") from None
+
+
+def _rfc3339(value):
+    if value is None:
+        return "0001-01-01T00:00:00Z"
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def _unix(value):
+    if value is None:
+        return 0
+    return int(value.replace(tzinfo=timezone.utc).timestamp())
+
+
+def _ago(seconds):
+    seconds = max(0, int(seconds))
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return f"{seconds} seconds"
+    minutes = seconds // 60
+    if minutes < 60:
+        return "About a minute" if minutes == 1 else f"{minutes} minutes"
+    hours = minutes // 60
+    if hours < 48:
+        return "About an hour" if hours == 1 else f"{hours} hours"
+    return f"{hours // 24} days"
+
+
+#: csvc status -> Docker's State.Status
+DOCKER_STATUS = {
+    "creating": "created",
+    "created": "created",
+    "running": "running",
+    "exited": "exited",
+    "error": "dead",
+    "deleting": "removing",
+}
+
+
+class DockerError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def classify(exc, ident=None):
+    """
+    ``(status, message)`` in Docker's terms.
+    """
+    if isinstance(exc, DockerError):
+        return exc.status, str(exc)
+    if isinstance(exc, (NotFound, NoSuchContainer)):
+        return 404, f"No such container: {ident}" if ident else str(exc)
+    if isinstance(exc, ImageNotFound):
+        return 404, str(exc)
+    if isinstance(exc, Unauthorized):
+        return 401, str(exc)
+    if isinstance(exc, Forbidden):
+        return 403, str(exc)
+    if isinstance(exc, (BadRequest, InvalidSpec)):
+        return 400, str(exc)
+    if isinstance(exc, PayloadTooLarge):
+        return 413, str(exc)
+    if isinstance(exc, InvalidState):
+        return 409, str(exc)
+    if isinstance(exc, NameInUse):
+        return 409, (
+            f'Conflict. The container name "/{exc}" is already in use by a container of this project. '
+            "You have to remove (or rename) that container to be able to reuse that name."
+        )
+    if isinstance(exc, EngineError):
+        return 500, str(exc)
+    if isinstance(exc, (InstanceUnavailable, NoRoom)):
+        return 503, str(exc)
+    return None
+
+
+def send(request, status, body=None):
+    request.setResponseCode(status)
+    if body is None:
+        return b""
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(body).encode("utf-8")
+
+
+def docker_endpoint(public=False):
+    def decorator(handler):
+        @wraps(handler)
+        @inlineCallbacks
+        def route(self, request, **kwargs):
+            try:
+                self.check_version(request)
+                identity = None
+                if not public:
+                    identity = yield self.authenticate(request)
+                result = yield handler(self, request, identity, **kwargs)
+            except Exception as exc:
+                if isinstance(exc, CancelledError) and request.channel is None:
+                    return None
+                known = classify(exc, kwargs.get("ident"))
+                if known is None:
+                    request_id = "req-" + str(uuidlib.uuid4())
+                    log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
+                    known = (500, f"unexpected error (request id {request_id})")
+                if getattr(request, "_csvc_streaming", False):
+                    # Headers are out: nothing sensible can be said any more.
+                    return None
+                return send(request, known[0], {"message": known[1]})
+            if result is None or IResource.providedBy(result):
+                return result
+            if isinstance(result, bytes):
+                return result
+            status, body = result
+            return send(request, status, body)
+
+        return route
+
+    return decorator
+
+
+def _env_list(environment):
+    return [f"{k}={v}" for k, v in (environment or {}).items()]
+
+
+def _env_dict(env_list, field="Env"):
+    out = {}
+    for item in env_list or []:
+        if not isinstance(item, str):
+            raise BadRequest(f"{field}: entries must be strings of the form NAME=value")
+        name, sep, value = item.partition("=")
+        if not name:
+            raise BadRequest(f"{field}: {item!r} has no variable name")
+        if sep:
+            out[name] = value
+    return out
+
+
+def _string_list(value, field):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise BadRequest(f"{field}: must be a string or a list of strings")
+    return value
+
+
+class DockerAPI:
+    _app = Klein()
+
+    def __init__(self, auth, containers, store, journal, hub, relay, clock):
+        self._auth = auth
+        self._containers = containers
+        self._store = store
+        self._journal = journal
+        self._hub = hub
+        self._relay = relay
+        self._clock = clock
+
+    def resource(self):
+        return self._app.resource()
+
+    # -- common ------------------------------------------------------------
+
+    def check_version(self, request):
+        text = getattr(request, "docker_api_version", None)
+        if text is None:
+            return
+        if version_tuple(text) > version_tuple(API_VERSION):
+            raise DockerError(
+                400, f"client version {text} is too new. Maximum supported API version is {API_VERSION}"
+            )
+        if version_tuple(text) < version_tuple(MIN_API_VERSION):
+            raise DockerError(
+                400, f"client version {text} is too old. Minimum supported API version is {MIN_API_VERSION}, "
+                "please upgrade your client to a newer version"
+            )
+
+    def authenticate(self, request):
+        def header(name):
+            value = request.getHeader(name)
+            return value.decode("latin-1").strip() if value else None
+
+        return self._auth.authenticate(header(b"X-Auth-Token"), header(b"X-Auth-Project-Id"))
+
+    def _version(self, request):
+        return getattr(request, "docker_api_version", None) or API_VERSION
+
+    @_app.handle_errors(HTTPException)
+    def routing_error(self, request, failure):
+        exc = failure.value
+        code = exc.code or 500
+        if code in (301, 302, 307, 308):
+            code = 404
+        path = request.path.decode("utf-8", "replace")
+        message = {404: f"page not found: {path}", 405: f"method not allowed on {path}"}.get(code, exc.name)
+        return send(request, code, {"message": message})
+
+    # -- system ------------------------------------------------------------
+
+    def _ping_headers(self, request):
+        request.setHeader(b"Api-Version", API_VERSION.encode())
+        request.setHeader(b"Ostype", b"linux")
+        request.setHeader(b"Docker-Experimental", b"false")
+        request.setHeader(b"Cache-Control", b"no-cache, no-store, must-revalidate")
+        request.setHeader(b"Pragma", b"no-cache")
+
+    @_app.route("/_ping", methods=["GET", "HEAD"])
+    @docker_endpoint(public=True)
+    def ping(self, request, identity):
+        self._ping_headers(request)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.setResponseCode(200)
+        return b"OK" if request.method == b"GET" else b""
+
+    @_app.route("/version", methods=["GET"])
+    @docker_endpoint(public=True)
+    def version(self, request, identity):
+        self._ping_headers(request)
+        return 200, {
+            "Platform": {"Name": "csvc"},
+            "Components": [{"Name": "csvc", "Version": SERVER_VERSION, "Details": {}}],
+            "Version": SERVER_VERSION,
+            "ApiVersion": API_VERSION,
+            "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "csvc",
+            "GoVersion": "n/a",
+            "Os": "linux",
+            "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
+            "KernelVersion": platform.release(),
+            "BuildTime": "",
+        }
+
+    @_app.route("/info", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def info(self, request, identity):
+        rows = yield self._containers.list(identity)
+        instances = yield self._store.list_instances()
+        states = [DOCKER_STATUS.get(r["status"], r["status"]) for r in rows]
+        facts = self._hub.engine_facts()
+        images = yield self._images(identity)
+        return 200, {
+            "ID": "csvc",
+            "Name": "csvc",
+            "Containers": len(rows),
+            "ContainersRunning": states.count("running"),
+            "ContainersPaused": 0,
+            "ContainersStopped": len(rows) - states.count("running"),
+            "Images": len(images),
+            "ServerVersion": SERVER_VERSION,
+            "OSType": "linux",
+            "OperatingSystem": "csvc",
+            "Architecture": platform.machine(),
+            "NCPU": sum(f.get("NCPU", 0) for f in facts.values()),
+            "MemTotal": sum(f.get("MemTotal", 0) for f in facts.values()),
+            "Driver": "csvc",
+            "DriverStatus": [
+                ["Instances", str(len(instances))],
+                ["Active instances", str(sum(1 for i in instances if i["status"] == "active"))],
+            ],
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "KernelVersion": platform.release(),
+            "Labels": [f"csvc.project={identity.project_id}"],
+            "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": False},
+            "Plugins": {"Volume": [], "Network": [], "Log": ["json-file"]},
+            "SecurityOptions": [],
+            "Warnings": None,
+        }
+
+    # -- images ------------------------------------------------------------
+
+    @inlineCallbacks
+    def _images(self, identity):
+        listed = yield self._hub.list_images()
+        return listed
+
+    @_app.route("/images/json", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def images(self, request, identity):
+        listed = yield self._images(identity)
+        return 200, listed
+
+    @_app.route("/images/<path:name>/json", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def image_inspect(self, request, identity, name):
+        found = yield self._hub.inspect_image(name)
+        if found is None:
+            raise DockerError(404, f"No such image: {name}")
+        return 200, found
+
+    @_app.route("/images/create", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def image_pull(self, request, identity):
+        image = qstr(request, "fromImage")
+        if not image:
+            raise BadRequest("fromImage is required")
+        tag = qstr(request, "tag")
+        if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
+            image = f"{image}:{tag}"
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"application/json")
+        request._csvc_streaming = True
+        request.write(json.dumps({"status": f"Pulling from {image} on csvc's instances"}).encode() + b"\r\n")
+        try:
+            result = yield self._hub.pull_image(image)
+            request.write(json.dumps({"status": f"Status: Image is up to date for {image}", "id": result}).encode() + b"\r\n")
+        except Exception as exc:
+            message = str(exc) or exc.__class__.__name__
+            request.write(json.dumps({"errorDetail": {"message": message}, "error": message}).encode() + b"\r\n")
+        return b""
+
+    # -- containers --------------------------------------------------------
+
+    def _read_body(self, request):
+        length = request.getHeader(b"Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY:
+            raise PayloadTooLarge(f"request body of {int(length)} bytes exceeds {MAX_BODY}")
+        raw = request.content.read(MAX_BODY + 1)
+        if len(raw) > MAX_BODY:
+            raise PayloadTooLarge(f"request body exceeds {MAX_BODY} bytes")
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"invalid JSON body: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        return body
+
+    def _spec_from_config(self, body, name):
+        image = body.get("Image")
+        if not image or not isinstance(image, str):
+            raise BadRequest("Config.Image: an image is required")
+        host = body.get("HostConfig") or {}
+        if not isinstance(host, dict):
+            raise BadRequest("HostConfig must be an object")
+        spec = {
+            "image": image,
+            "command": _string_list(body.get("Cmd"), "Cmd"),
+            "entrypoint": _string_list(body.get("Entrypoint"), "Entrypoint"),
+            "environment": _env_dict(body.get("Env")),
+            "labels": body.get("Labels") or {},
+            "tty": bool(body.get("Tty")),
+            "interactive": bool(body.get("OpenStdin")),
+            "stdin_once": bool(body.get("StdinOnce")),
+            "remove_on_exit": bool(host.get("AutoRemove")),
+        }
+        if body.get("WorkingDir"):
+            spec["workdir"] = body["WorkingDir"]
+        if not isinstance(spec["labels"], dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in spec["labels"].items()
+        ):
+            raise BadRequest("Labels: must be an object of strings")
+        if host.get("Memory"):
+            spec["memory"] = max(6, int(host["Memory"]) // (1024 * 1024))
+        if host.get("NanoCpus"):
+            spec["cpu"] = int(host["NanoCpus"]) / 1e9
+        if name:
+            if not re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", name):
+                raise BadRequest(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            spec["name"] = name.lstrip("/")
+        return spec
+
+    @_app.route("/containers/create", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def create(self, request, identity):
+        body = self._read_body(request)
+        spec = self._spec_from_config(body, qstr(request, "name"))
+        try:
+            row = yield self._containers.create(identity, spec)
+        except ImageNotFound:
+            raise DockerError(404, f"No such image: {_full_image(spec['image'])}") from None
+        return 201, {"Id": row["engine_id"], "Warnings": []}
+
+    @inlineCallbacks
+    def _get(self, identity, ident):
+        try:
+            row = yield self._containers.get(identity, ident)
+        except NotFound:
+            raise DockerError(404, f"No such container: {ident}") from None
+        return row
+
+    @_app.route("/containers/json", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def list(self, request, identity):
+        show_all = qbool(request, "all")
+        limit = qint(request, "limit", -1)
+        filters = {}
+        text = qstr(request, "filters")
+        if text:
+            try:
+                filters = json.loads(text)
+            except ValueError:
+                raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
+        rows = yield self._containers.list(identity)
+        rows = [r for r in rows if show_all or r["status"] == "running" or (limit and limit > 0)]
+        rows = [r for r in rows if _matches(r, filters)]
+        rows.sort(key=lambda r: r["created_at"], reverse=True)
+        if limit is not None and limit > 0:
+            rows = rows[:limit]
+        now = self._clock.seconds()
+        return 200, [self._summary(r, now) for r in rows]
+
+    def _summary(self, row, now):
+        status = DOCKER_STATUS.get(row["status"], row["status"])
+        if status == "running":
+            text = f"Up {_ago(now - _unix(row['started_at']))}"
+        elif status in ("exited", "dead") and row["finished_at"] is not None:
+            text = f"Exited ({row['exit_code'] if row['exit_code'] is not None else -1}) " \
+                   f"{_ago(now - _unix(row['finished_at']))} ago"
+        else:
+            text = "Created"
+        command = " ".join((row.get("entrypoint") or []) + (row["command"] or []))
+        return {
+            "Id": row["engine_id"] or row["uuid"],
+            "Names": ["/" + row["name"]],
+            "Image": row["image"],
+            "ImageID": row["image"],
+            "Command": command,
+            "Created": _unix(row["created_at"]),
+            "State": status,
+            "Status": text,
+            "Ports": [],
+            "Labels": row["labels"] or {},
+            "SizeRw": 0,
+            "SizeRootFs": 0,
+            "HostConfig": {"NetworkMode": "default"},
+            "NetworkSettings": {"Networks": {}},
+            "Mounts": [],
+        }
+
+    def _inspect(self, row):
+        status = DOCKER_STATUS.get(row["status"], row["status"])
+        command = row["command"] or []
+        entrypoint = row.get("entrypoint") or []
+        argv = entrypoint + command
+        return {
+            "Id": row["engine_id"] or row["uuid"],
+            "Created": _rfc3339(row["created_at"]),
+            "Path": argv[0] if argv else "",
+            "Args": argv[1:],
+            "State": {
+                "Status": status,
+                "Running": status == "running",
+                "Paused": False,
+                "Restarting": False,
+                "OOMKilled": False,
+                "Dead": status == "dead",
+                "Pid": 0,
+                "ExitCode": row["exit_code"] if row["exit_code"] is not None else 0,
+                "Error": row["status_reason"] or "",
+                "StartedAt": _rfc3339(row["started_at"]),
+                "FinishedAt": _rfc3339(row["finished_at"]),
+            },
+            "Image": row["image"],
+            "Name": "/" + row["name"],
+            "RestartCount": 0,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": {
+                "LogConfig": {"Type": "json-file", "Config": {}},
+                "AutoRemove": bool(row["remove_on_exit"]),
+                "Memory": (row["memory"] or 0) * 1024 * 1024,
+                "NanoCpus": int((row["cpu"] or 0) * 1e9),
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                "NetworkMode": "default",
+            },
+            "Mounts": [],
+            "Config": {
+                "Hostname": (row["engine_id"] or row["uuid"])[:12],
+                "Domainname": "",
+                "User": "",
+                "AttachStdin": False,
+                "AttachStdout": True,
+                "AttachStderr": True,
+                "Tty": bool(row["tty"]),
+                "OpenStdin": bool(row["interactive"]),
+                "StdinOnce": bool(row["stdin_once"]) if row["stdin_once"] is not None else bool(row["interactive"]),
+                "Env": _env_list(row["environment"]),
+                "Cmd": command or None,
+                "Image": row["image"],
+                "Volumes": None,
+                "WorkingDir": row["workdir"] or "",
+                "Entrypoint": entrypoint or None,
+                "Labels": row["labels"] or {},
+            },
+            "NetworkSettings": {"Networks": {}, "Ports": {}},
+            "Node": {"ID": row["instance_uuid"], "Name": row["instance_uuid"]},
+        }
+
+    @_app.route("/containers/<ident>/json", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def inspect(self, request, identity, ident):
+        row = yield self._get(identity, ident)
+        return 200, self._inspect(row)
+
+    @_app.route("/containers/<ident>/start", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def start(self, request, identity, ident):
+        row = yield self._get(identity, ident)
+        if row["status"] == "running":
+            return 304, None
+        yield self._containers.start(row)
+        return 204, None
+
+    @_app.route("/containers/<ident>/stop", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def stop(self, request, identity, ident):
+        timeout = qint(request, "t", 10)
+        row = yield self._get(identity, ident)
+        if row["status"] != "running":
+            return 304, None
+        yield self._containers.stop(row, max(0, timeout))
+        return 204, None
+
+    @_app.route("/containers/<ident>/kill", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def kill(self, request, identity, ident):
+        try:
+            signal = normalize_signal(qstr(request, "signal") or "SIGKILL")
+        except ValueError as exc:
+            raise BadRequest(f"Invalid signal: {exc}") from None
+        row = yield self._get(identity, ident)
+        if row["status"] != "running":
+            raise DockerError(409, f"Container {ident} is not running")
+        yield self._containers.kill(row, signal)
+        return 204, None
+
+    @_app.route("/containers/<ident>/restart", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def restart(self, request, identity, ident):
+        timeout = qint(request, "t", 10)
+        row = yield self._get(identity, ident)
+        yield self._containers.restart(row, max(0, timeout))
+        return 204, None
+
+    @_app.route("/containers/<ident>", methods=["DELETE"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def remove(self, request, identity, ident):
+        force = qbool(request, "force")
+        row = yield self._get(identity, ident)
+        if row["status"] == "running" and not force:
+            raise DockerError(
+                409,
+                f"You cannot remove a running container {row['engine_id']}. "
+                "Stop the container before attempting removal or force remove",
+            )
+        yield self._containers.delete(row, force=True)
+        return 204, None
+
+    @_app.route("/containers/<ident>/resize", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def resize(self, request, identity, ident):
+        height, width = qint(request, "h", 0), qint(request, "w", 0)
+        row = yield self._get(identity, ident)
+        if height > 0 and width > 0 and row["status"] == "running":
+            yield self._containers.resize(row, height, width)
+        return 200, None
+
+    @_app.route("/containers/<ident>/wait", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def wait(self, request, identity, ident):
+        condition = qstr(request, "condition") or "not-running"
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise BadRequest(f"invalid condition: {condition!r}")
+        row = yield self._get(identity, ident)
+        uuid = row["uuid"]
+        # The status line and headers go out now; the body when it is known.
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", b"application/json")
+        request._csvc_streaming = True
+        request.write(b"")
+        first_finish = row["finished_at"]
+        exit_code = row["exit_code"]
+        error = None
+        while True:
+            waiter = self._journal.wait_state(uuid)
+            current = yield self._store.get_container(uuid)
+            if current is None:
+                self._journal.cancel_wait(uuid, waiter)
+                if condition == "removed" or exit_code is not None:
+                    break
+                error = "the container was removed before it exited"
+                break
+            exit_code = current["exit_code"] if current["exit_code"] is not None else exit_code
+            live = current["status"] in LIVE
+            if condition == "not-running" and current["status"] != "running" and current["status"] != "creating":
+                self._journal.cancel_wait(uuid, waiter)
+                break
+            if condition == "next-exit" and not live and current["finished_at"] != first_finish:
+                self._journal.cancel_wait(uuid, waiter)
+                break
+            if condition == "next-exit" and not live and current["status"] == "error":
+                self._journal.cancel_wait(uuid, waiter)
+                error = current["status_reason"]
+                break
+            if condition == "removed" and not live and not current["remove_on_exit"]:
+                # Nothing will remove it: waiting longer would wait forever,
+                # as with Docker when --rm was not given.
+                pass
+            yield waiter
+        body = {"StatusCode": exit_code if exit_code is not None else 0, "Error": None}
+        if error:
+            body["Error"] = {"Message": error}
+        request.write(json.dumps(body).encode() + b"\n")
+        return b""
+
+    @_app.route("/containers/<ident>/logs", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def logs(self, request, identity, ident):
+        stdout, stderr = qbool(request, "stdout"), qbool(request, "stderr")
+        if not (stdout or stderr):
+            raise BadRequest("You must choose at least one stream")
+        follow = qbool(request, "follow")
+        timestamps = qbool(request, "timestamps")
+        tail = qstr(request, "tail", "all")
+        since, until = _time_param(request, "since"), _time_param(request, "until")
+        row = yield self._get(identity, ident)
+        streams = {s for s, on in ((1, stdout), (2, stderr)) if on}
+        after, first = 0, None
+        if tail not in ("all", "", None):
+            try:
+                lines = int(tail)
+            except ValueError:
+                lines = -1
+            if lines == 0:
+                after = row["last_seq"]
+            elif lines > 0:
+                after, first = yield tail_position(self._store, row["uuid"], lines, streams)
+        tty = bool(row["tty"])
+
+        def encode(stream, data, at):
+            if since is not None and at is not None and at < since:
+                return b""
+            if until is not None and at is not None and at > until:
+                return b""
+            if timestamps:
+                stamp = (
+                    datetime.fromtimestamp(at or 0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z "
+                ).encode()
+                data = b"".join(stamp + line for line in data.splitlines(keepends=True))
+            return data if tty else _frames(stream, data)
+
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", RAW.encode() if tty else MULTIPLEXED.encode())
+        request._csvc_streaming = True
+        request.write(b"")
+        stream = LogStream(request, self._store, self._journal, row["uuid"], after, streams, follow, first,
+                           encode=encode)
+        yield stream.start()
+        return None
+
+    # -- attach ------------------------------------------------------------
+
+    def _stream_options(self, request):
+        return {
+            "stdin": qbool(request, "stdin"),
+            "stdout": qbool(request, "stdout"),
+            "stderr": qbool(request, "stderr"),
+            "logs": qbool(request, "logs"),
+            "stream": qbool(request, "stream"),
+        }
+
+    @_app.route("/containers/<ident>/attach", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def attach(self, request, identity, ident):
+        options = self._stream_options(request)
+        row = yield self._get(identity, ident)
+        if row["status"] not in LIVE and not options["logs"]:
+            raise DockerError(409, "You cannot attach to a stopped container, start it first")
+        streams = {s for s, key in ((1, "stdout"), (2, "stderr")) if options[key]}
+        next_seq = 1 if options["logs"] else max(self._journal.queued_seq(row["uuid"]), row["last_seq"]) + 1
+        tty = bool(row["tty"])
+        multiplexed = not tty and version_tuple(self._version(request)) >= (1, 42)
+        protocol = DockerAttachStream(
+            self._containers, self._journal, self._store, row, streams, options["stdin"], next_seq,
+            self._clock, throttle=self._relay.throttle,
+        )
+        return HijackResource(protocol, MULTIPLEXED if multiplexed else RAW, self._clock)
+
+    @_app.route("/containers/<ident>/attach/ws", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def attach_ws(self, request, identity, ident):
+        row = yield self._get(identity, ident)
+        options = {
+            "stdin": qbool(request, "stdin"),
+            "stdout": qbool(request, "stdout"),
+            "stderr": qbool(request, "stderr"),
+            "logs": qbool(request, "logs"),
+        }
+        self._relay.check_attachable(row, options)
+        return self._relay.upgrade(request, row, options, raw_only=True)
+
+
+def _frames(stream, data):
+    from csvc.stdio.frames import encode_frame
+
+    return encode_frame(stream, data) if data else b""
+
+
+def _time_param(request, name):
+    text = qstr(request, name)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise BadRequest(f"invalid value for {name}: {text!r}") from None
+    return value if value > 0 else None
+
+
+def _full_image(image):
+    last = image.rsplit("/", 1)[-1]
+    if "@" in image or ":" in last:
+        return image
+    return image + ":latest"
+
+
+def _matches(row, filters):
+    if not isinstance(filters, dict):
+        raise BadRequest("filters must be a JSON object")
+    for key, wanted in filters.items():
+        if isinstance(wanted, dict):
+            wanted = [k for k, v in wanted.items() if v]
+        if not isinstance(wanted, list):
+            raise BadRequest(f"filter {key}: must be a list")
+        if not wanted:
+            continue
+        if key == "label":
+            labels = row["labels"] or {}
+            for item in wanted:
+                name, sep, value = item.partition("=")
+                if name not in labels or (sep and labels[name] != value):
+                    return False
+        elif key == "status":
+            if DOCKER_STATUS.get(row["status"], row["status"]) not in wanted:
+                return False
+        elif key == "name":
+            if not any(re.search(w.lstrip("/"), row["name"]) for w in wanted):
+                return False
+        elif key == "id":
+            ids = [row["uuid"], row["engine_id"] or ""]
+            if not any(i.startswith(w) for w in wanted for i in ids):
+                return False
+        elif key == "ancestor":
+            if not any(_full_image(w) == row["image"] for w in wanted):
+                return False
+        else:
+            raise BadRequest(f"invalid filter '{key}'")
+    return True

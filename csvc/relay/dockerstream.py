@@ -1,0 +1,146 @@
+"""
+A container's stream over a hijacked Docker connection (``docker attach``,
+``docker run``): output from an ``AttachSession`` (framed unless TTY), stdin
+from the client to the agent within the stdin window.
+
+The client's FIN means only "stdin is closed": the container's stdin is
+closed once what came before has been delivered, and output keeps flowing
+until the process exits; then the connection is closed.  Stdin sent before
+the container runs (``echo x | docker run -i``) is held, at most
+``STDIN_HOLD`` bytes with the client paused beyond that, and delivered once
+it runs.
+"""
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from csvc.agent.commands import STDIN_WINDOW
+from csvc.relay.session import AttachSession
+from csvc.stdio.frames import encode_frame
+
+STDIN_HOLD = 1024 * 1024
+
+
+@implementer(IHalfCloseableProtocol)
+class DockerAttachStream(Protocol):
+    log = Logger()
+
+    def __init__(self, containers, journal, store, row, streams, stdin, next_seq, clock, throttle=None,
+                 start_delay=0.05):
+        self._containers = containers
+        self._journal = journal
+        self._store = store
+        self._row = row
+        self._streams = streams
+        self._stdin = stdin and row["interactive"]
+        self._next_seq = next_seq
+        self._clock = clock
+        self._throttle = throttle
+        self._start_delay = start_delay
+        self._tty = row["tty"]
+        self._session = None
+        self._held = []
+        self._held_bytes = 0
+        self._outstanding = 0
+        self._reading_paused = False
+        self._eof = False
+        self._closed_stdin = False
+        self._running = row["status"] == "running"
+        self._gone = False
+
+    def connectionMade(self):
+        # docker-py loses a frame that arrives in the same read as the 101
+        # head (docker-py issues 2042, 3332): the stream starts a moment later.
+        self._clock.callLater(self._start_delay, self._start)
+        if self._stdin and not self._running:
+            self._await_running()
+
+    def _start(self):
+        if self._gone:
+            return
+        self._session = AttachSession(
+            self._journal, self._store, self._row["uuid"], self._streams, self._next_seq, self,
+            throttle=self._throttle,
+        )
+        self.transport.registerProducer(self._session, True)
+        self._session.start()
+
+    # -- output ------------------------------------------------------------
+
+    def output(self, stream, data):
+        if self._tty:
+            self.transport.write(data)
+        else:
+            self.transport.write(encode_frame(stream, data))
+
+    def finished(self, exit_code, reason):
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    # -- stdin -------------------------------------------------------------
+
+    def dataReceived(self, data):
+        if not self._stdin or self._closed_stdin:
+            return
+        self._held.append(data)
+        self._held_bytes += len(data)
+        self._deliver()
+
+    def readConnectionLost(self):
+        self._eof = True
+        self._deliver()
+
+    def writeConnectionLost(self):
+        self.transport.loseConnection()
+
+    @inlineCallbacks
+    def _await_running(self):
+        from csvc.compute.states import LIVE
+
+        while not self._gone:
+            waiter = self._journal.wait_state(self._row["uuid"])
+            row = yield self._store.get_container(self._row["uuid"])
+            if row is None or row["status"] not in LIVE:
+                self._journal.cancel_wait(self._row["uuid"], waiter)
+                self._held, self._held_bytes = [], 0
+                return
+            if row["status"] == "running":
+                self._journal.cancel_wait(self._row["uuid"], waiter)
+                self._running = True
+                self._deliver()
+                return
+            yield waiter
+
+    def _deliver(self):
+        if self._running:
+            while self._held and self._outstanding < STDIN_WINDOW:
+                data = self._held.pop(0)
+                self._held_bytes -= len(data)
+                self._outstanding += 1
+                d = self._containers.write_stdin(self._row, data)
+                d.addBoth(self._delivered)
+            if self._eof and not self._held and self._outstanding == 0 and self._stdin and not self._closed_stdin:
+                self._closed_stdin = True
+                d = self._containers.close_stdin(self._row)
+                d.addErrback(lambda f: self.log.info("closing stdin failed: {why}", why=f.getErrorMessage()))
+        full = self._held_bytes > STDIN_HOLD or self._outstanding >= STDIN_WINDOW
+        if full and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+        elif not full and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+
+    def _delivered(self, result):
+        self._outstanding -= 1
+        if hasattr(result, "getErrorMessage"):
+            self.log.info("stdin of {uuid} failed: {why}", uuid=self._row["uuid"], why=result.getErrorMessage())
+        self._deliver()
+
+    def connectionLost(self, reason):
+        self._gone = True
+        if self._session is not None:
+            self._session.stop()
