@@ -42,6 +42,7 @@ class AgentCore:
         if clock is None:
             from twisted.internet import reactor as clock
         self._engine = engine
+        self.engine = engine
         self._enroll_token = enroll_token
         self._capacity = capacity
         self._hostname = hostname

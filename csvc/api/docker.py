@@ -28,6 +28,7 @@ from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound, normalize_signal
 from csvc.compute.states import LIVE, InvalidState
 from csvc.relay.agentlink import InstanceUnavailable
+from csvc.relay.dockerexec import DetachedExec, DockerExecs, DockerExecStream, ExecState
 from csvc.relay.dockerstream import DockerAttachStream
 from csvc.relay.hijack import MULTIPLEXED, RAW, HijackResource
 from csvc.store.db import NameInUse, NoRoom
@@ -229,6 +230,7 @@ class DockerAPI:
         self._hub = hub
         self._relay = relay
         self._clock = clock
+        self._execs = DockerExecs()
 
     def resource(self):
         return self._app.resource()
@@ -496,7 +498,8 @@ class DockerAPI:
             "Id": row["engine_id"] or row["uuid"],
             "Names": ["/" + row["name"]],
             "Image": row["image"],
-            "ImageID": row["image"],
+            # The CLI prints the image reference when no image id matches it.
+            "ImageID": "",
             "Command": command,
             "Created": _unix(row["created_at"]),
             "State": status,
@@ -743,6 +746,91 @@ class DockerAPI:
                            encode=encode)
         yield stream.start()
         return None
+
+    # -- exec --------------------------------------------------------------
+
+    @_app.route("/containers/<ident>/exec", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def exec_create(self, request, identity, ident):
+        body = self._read_body(request)
+        command = _string_list(body.get("Cmd"), "Cmd")
+        if not command:
+            raise BadRequest("No exec command specified")
+        row = yield self._get(identity, ident)
+        if row["status"] != "running":
+            raise DockerError(409, f"Container {row['engine_id']} is not running")
+        spec = {
+            "command": command,
+            "tty": bool(body.get("Tty")),
+            "interactive": bool(body.get("AttachStdin")),
+            "environment": _env_dict(body.get("Env")),
+            "workdir": body.get("WorkingDir") or None,
+            "user": body.get("User") or None,
+        }
+        exec_id = yield self._containers.exec_create(row, spec)
+        self._execs.add(ExecState(exec_id, row, identity.project_id, spec))
+        return 201, {"Id": exec_id}
+
+    def _exec(self, identity, exec_id):
+        state = self._execs.get(exec_id, identity.project_id)
+        if state is None:
+            raise DockerError(404, f"No such exec instance: {exec_id}")
+        return state
+
+    @_app.route("/exec/<exec_id>/start", methods=["POST"])
+    @docker_endpoint()
+    def exec_start(self, request, identity, exec_id):
+        body = self._read_body(request)
+        state = self._exec(identity, exec_id)
+        if state.running or state.exit_code is not None:
+            raise DockerError(409, f"exec {exec_id} has already run")
+        if body.get("Detach"):
+            self._containers.execs.claim(exec_id, DetachedExec(state), state.row["uuid"])
+            state.running = True
+            d = self._containers.exec_start(state.row, exec_id, bool(state.spec.get("tty")))
+            d.addErrback(lambda f: DetachedExec(state).failed(f.value))
+            return 200, None
+        tty = bool(body.get("Tty", state.spec.get("tty")))
+        state.spec["tty"] = tty
+        multiplexed = not tty and version_tuple(self._version(request)) >= (1, 42)
+        protocol = DockerExecStream(self._containers, state, self._clock)
+        return HijackResource(protocol, MULTIPLEXED if multiplexed else RAW, self._clock)
+
+    @_app.route("/exec/<exec_id>/json", methods=["GET"])
+    @docker_endpoint()
+    def exec_inspect(self, request, identity, exec_id):
+        state = self._exec(identity, exec_id)
+        command = state.spec["command"]
+        return 200, {
+            "ID": exec_id,
+            "Running": state.running,
+            "ExitCode": state.exit_code,
+            "ProcessConfig": {
+                "tty": bool(state.spec.get("tty")),
+                "entrypoint": command[0],
+                "arguments": command[1:],
+                "privileged": False,
+                "user": state.spec.get("user") or "",
+            },
+            "OpenStdin": bool(state.spec.get("interactive")),
+            "OpenStderr": True,
+            "OpenStdout": True,
+            "CanRemove": False,
+            "ContainerID": state.row["engine_id"],
+            "DetachKeys": "",
+            "Pid": 0,
+        }
+
+    @_app.route("/exec/<exec_id>/resize", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def exec_resize(self, request, identity, exec_id):
+        height, width = qint(request, "h", 0), qint(request, "w", 0)
+        state = self._exec(identity, exec_id)
+        if state.context is not None and height > 0 and width > 0:
+            yield state.context.resize(height, width)
+        return 200, None
 
     # -- attach ------------------------------------------------------------
 

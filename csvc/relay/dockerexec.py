@@ -1,0 +1,160 @@
+"""
+``docker exec`` over a hijacked connection: the exec's output from its agent
+(through an ``ExecSession``), framed unless TTY; stdin to the exec within a
+window; the client's FIN closes the exec's stdin only.
+
+``DockerExecs`` remembers, per exec, what ``GET /exec/{id}/json`` shows
+(running, exit code) for a bounded number of recent execs.
+"""
+
+from collections import OrderedDict
+
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from csvc.agent.commands import STDIN_WINDOW
+from csvc.relay.exec_attach import ExecContext
+from csvc.stdio.frames import encode_frame
+
+
+class ExecState:
+    def __init__(self, exec_id, row, project_id, spec):
+        self.exec_id = exec_id
+        self.row = row
+        self.project_id = project_id
+        self.spec = spec
+        self.running = False
+        self.exit_code = None
+        self.context = None
+
+
+class DockerExecs:
+    """
+    What the Docker API knows of the execs it created, the newest
+    ``capacity`` of them.
+    """
+
+    capacity = 4096
+
+    def __init__(self):
+        self._states = OrderedDict()
+
+    def add(self, state):
+        self._states[state.exec_id] = state
+        while len(self._states) > self.capacity:
+            self._states.popitem(last=False)
+
+    def get(self, exec_id, project_id):
+        state = self._states.get(exec_id)
+        if state is None or state.project_id != project_id:
+            return None
+        return state
+
+
+@implementer(IHalfCloseableProtocol)
+class DockerExecStream(Protocol):
+    log = Logger()
+
+    def __init__(self, containers, state, clock, start_delay=0.05):
+        self._containers = containers
+        self._state = state
+        self._clock = clock
+        self._start_delay = start_delay
+        self._tty = bool(state.spec.get("tty"))
+        self._stdin = bool(state.spec.get("interactive"))
+        self._session = None
+        self._outstanding = 0
+        self._held = []
+        self._eof = False
+        self._paused = False
+        self._gone = False
+
+    def connectionMade(self):
+        state = self._state
+        state.context = ExecContext(
+            self._containers, self._containers.execs, state.row, state.exec_id, self._tty, self._stdin
+        )
+        self._session = state.context.open_session(self)
+        self.transport.registerProducer(self._session, True)
+        # As for attach: the stream starts after the 101 has been read alone.
+        self._clock.callLater(self._start_delay, self._start)
+
+    def _start(self):
+        if self._gone:
+            return
+        self._state.running = True
+        self._session.start()
+
+    def output(self, stream, data):
+        self.transport.write(data if self._tty else encode_frame(stream, data))
+
+    def finished(self, exit_code, reason):
+        self._state.running = False
+        self._state.exit_code = exit_code if exit_code is not None else 126
+        self._state.context = None
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def dataReceived(self, data):
+        if not self._stdin:
+            return
+        self._held.append(data)
+        self._deliver()
+
+    def readConnectionLost(self):
+        self._eof = True
+        self._deliver()
+
+    def writeConnectionLost(self):
+        self.transport.loseConnection()
+
+    def _deliver(self):
+        context = self._state.context
+        if context is None:
+            return
+        while self._held and self._outstanding < STDIN_WINDOW:
+            self._outstanding += 1
+            context.write_stdin(self._held.pop(0)).addBoth(self._delivered)
+        if self._eof and not self._held and self._outstanding == 0 and self._stdin:
+            self._stdin = False
+            context.close_stdin().addErrback(lambda f: None)
+        full = self._outstanding >= STDIN_WINDOW
+        if full and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+        elif not full and self._paused:
+            self._paused = False
+            self.transport.resumeProducing()
+
+    def _delivered(self, result):
+        self._outstanding -= 1
+        self._deliver()
+
+    def connectionLost(self, reason):
+        self._gone = True
+        if self._session is not None:
+            self._session.stop()
+        self._state.running = False
+
+
+class DetachedExec:
+    """
+    The consumer of an exec started with ``Detach``: its output is dropped,
+    its exit code kept.
+    """
+
+    def __init__(self, state):
+        self._state = state
+
+    def output(self, stream, data):
+        return None
+
+    def exited(self, exit_code):
+        self._state.running = False
+        self._state.exit_code = exit_code
+
+    def failed(self, exc):
+        self._state.running = False
+        self._state.exit_code = 126
