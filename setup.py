@@ -31,7 +31,8 @@ setup(
     extras_require={
         # websocket-client: a plain synchronous WebSocket client for the
         # attach tests (the docker SDK uses it for attach/ws too).
-        "test": ["pytest", "pytest-twisted", "hypothesis", "websocket-client"],
+        # pexpect: the docker CLI under a pseudo-terminal (docker run -it).
+        "test": ["pytest", "pytest-twisted", "hypothesis", "websocket-client", "pexpect"],
     },
     entry_points={
         "console_scripts": ["csvc-manage = csvc.manage:main"],
