@@ -7,7 +7,7 @@ may ask; this checks what the state allows (``states.py``).
 import uuid as uuidlib
 from datetime import datetime, timezone
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.agent import commands
@@ -76,6 +76,9 @@ class ContainerService:
         self._journal = journal
         self._hub = hub
         self._clock = clock
+        # uuid -> Deferred of a start still on its way to the engine: the
+        # store says "running" from the moment it is asked for.
+        self._starting = {}
         hub.containers = self
 
     def _now(self):
@@ -177,6 +180,8 @@ class ContainerService:
         if updated is None:
             current = yield self._store.get_container(row["uuid"])
             raise states.InvalidState("start", current["status"] if current else "deleted")
+        starting = Deferred()
+        self._starting[row["uuid"]] = starting
         try:
             yield self._hub.call(row["instance_uuid"], commands.StartContainer, uuid=row["uuid"])
         except Exception as exc:
@@ -186,17 +191,41 @@ class ContainerService:
             )
             self._journal.state_changed(row["uuid"])
             raise
+        finally:
+            if self._starting.get(row["uuid"]) is starting:
+                del self._starting[row["uuid"]]
+            starting.callback(None)
         self._journal.state_changed(row["uuid"])
         return updated
 
     @inlineCallbacks
+    def _started(self, row):
+        """
+        The container's row once any start still on its way to the engine
+        has landed (an action on a container that is "running" but not yet
+        started by the engine would be refused by it).
+        """
+        starting = self._starting.get(row["uuid"])
+        if starting is None:
+            return row
+        waiter = Deferred()
+        starting.addBoth(lambda result: (waiter.callback(None), result)[1])
+        yield waiter
+        current = yield self._store.get_container(row["uuid"])
+        if current is None:
+            raise NotFound(f"container {row['uuid']} was deleted")
+        return current
+
+    @inlineCallbacks
     def stop(self, row, timeout=10):
+        row = yield self._started(row)
         states.check("stop", row["status"])
         yield self._hub.call(row["instance_uuid"], commands.StopContainer, uuid=row["uuid"], timeout=timeout)
         return (yield self._settled(row["uuid"]))
 
     @inlineCallbacks
     def kill(self, row, signal="SIGKILL"):
+        row = yield self._started(row)
         states.check("kill", row["status"])
         yield self._hub.call(row["instance_uuid"], commands.KillContainer, uuid=row["uuid"], signal=signal)
         if signal in ("SIGKILL", "9"):
@@ -212,6 +241,7 @@ class ContainerService:
 
     @inlineCallbacks
     def delete(self, row, force=False):
+        row = yield self._started(row)
         states.check("force_delete" if force else "delete", row["status"])
         try:
             yield self._hub.call(row["instance_uuid"], commands.RemoveContainer, uuid=row["uuid"], force=True)
@@ -288,6 +318,7 @@ class ContainerService:
         ``spec``: ``command``, ``tty``, ``interactive``, ``environment``,
         ``workdir``, ``user``.
         """
+        row = yield self._started(row)
         states.check("exec", row["status"])
         engine_spec = {
             "command": list(spec["command"]),
