@@ -108,3 +108,14 @@ attach_tokens = Table(
     Column("expires_at", DateTime, nullable=False),
     Column("used", Boolean, nullable=False, default=False),
 )
+
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("project_id", String(64), primary_key=True),
+    # NULL: the service's default (config); -1: unlimited.
+    Column("containers", Integer),
+    Column("memory", Integer),  # MiB
+    Column("cpu", Integer),
+    Column("attach_sessions", Integer),
+)
