@@ -23,7 +23,7 @@ from twisted.protocols import amp
 CHUNK_SIZE = 32 * 1024
 
 #: Output boxes an agent may have unacknowledged per container.
-OUTPUT_WINDOW = 8
+OUTPUT_WINDOW = 32
 
 #: Input boxes the control plane may have unanswered per container.
 STDIN_WINDOW = 4
