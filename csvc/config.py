@@ -19,10 +19,36 @@ DEFAULTS = {
     "relay-rate": None,
     "session-rate": None,
     "allowed-origins": "",
+    # seconds without traffic either way before an attach is closed; 0 = never
+    "attach-idle-timeout": 3600,
+    # authentication: "token" (csvc-manage token create) or "keystone"
+    "auth": "token",
+    "keystone-url": None,
+    "keystone-username": None,
+    "keystone-password": None,
+    "keystone-project": None,
+    "keystone-user-domain": "Default",
+    "keystone-project-domain": "Default",
+    "auth-cache-ttl": 60.0,
+    # each project's limits unless set through /v1/quotas; -1 = unlimited
+    "quota-containers": 100,
+    "quota-memory": 65536,  # MiB
+    "quota-cpu": 64,
+    "quota-attach-sessions": 50,
 }
 
-INTEGERS = {"instances", "instance-capacity"}
-FLOATS = {"heartbeat-interval"}
+#: quota setting -> the resource it limits
+QUOTAS = {
+    "quota-containers": "containers",
+    "quota-memory": "memory",
+    "quota-cpu": "cpu",
+    "quota-attach-sessions": "attach_sessions",
+}
+
+INTEGERS = {"instances", "instance-capacity", *QUOTAS}
+FLOATS = {"heartbeat-interval", "auth-cache-ttl"}
+AUTH_MODES = ("token", "keystone")
+KEYSTONE_REQUIRED = ("keystone-url", "keystone-username", "keystone-password", "keystone-project")
 PROVIDERS = ("local", "static")
 
 
@@ -65,6 +91,12 @@ def resolve(command_line, config_path=None):
             settings[key] = float(settings[key])
         except (TypeError, ValueError):
             raise ConfigError(f"{key} must be a number, not {settings[key]!r}") from None
+    try:
+        settings["attach-idle-timeout"] = float(settings["attach-idle-timeout"])
+    except (TypeError, ValueError):
+        raise ConfigError("attach-idle-timeout must be a number of seconds") from None
+    if settings["attach-idle-timeout"] < 0:
+        raise ConfigError("attach-idle-timeout must not be negative")
     for key in ("relay-rate", "session-rate"):
         if settings[key] is not None:
             try:
@@ -79,11 +111,29 @@ def resolve(command_line, config_path=None):
     settings["allowed-origins"] = tuple(origins)
     if settings["provider"] not in PROVIDERS:
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
+    if settings["auth"] not in AUTH_MODES:
+        raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {settings['auth']!r}")
+    if settings["auth"] == "keystone":
+        missing = [key for key in KEYSTONE_REQUIRED if not settings[key]]
+        if missing:
+            raise ConfigError(f"auth keystone needs {', '.join(missing)}")
+    if settings["auth-cache-ttl"] < 0:
+        raise ConfigError("auth-cache-ttl must not be negative")
     if settings["instance-capacity"] < 1:
         raise ConfigError("instance-capacity must be at least 1")
     if settings["instances"] < 0:
         raise ConfigError("instances must not be negative")
+    for key in QUOTAS:
+        if settings[key] < -1:
+            raise ConfigError(f"{key} must be at least 0, or -1 for unlimited")
     if not settings["database"]:
         data_dir = os.path.abspath(settings["data-dir"])
         settings["database"] = f"sqlite:///{os.path.join(data_dir, 'csvc.sqlite')}"
     return settings
+
+
+def quota_defaults(settings):
+    """
+    The default limits of every project, by resource.
+    """
+    return {resource: settings.get(key, DEFAULTS[key]) for key, resource in QUOTAS.items()}

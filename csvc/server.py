@@ -18,6 +18,7 @@ from twisted.web.server import Site
 from csvc import config
 from csvc.api.auth import TokenAuth
 from csvc.api.docker import DockerAPI
+from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
 from csvc.compute.service import ContainerService
@@ -43,6 +44,19 @@ class Options(usage.Options):
         ["relay-rate", None, None, "Bytes per second for all attach sessions together [default: off]."],
         ["session-rate", None, None, "Bytes per second for each attach session [default: off]."],
         ["allowed-origins", None, None, "Comma-separated browser origins allowed besides the API's own."],
+        ["attach-idle-timeout", None, None, "Seconds without traffic before an attach closes; 0: never [3600]."],
+        ["auth", None, None, "Authentication: token (csvc-manage token create) or keystone [default: token]."],
+        ["keystone-url", None, None, "Keystone's identity API, e.g. http://127.0.0.1:5000/v3/ (auth keystone)."],
+        ["keystone-username", None, None, "The service's own Keystone user (auth keystone)."],
+        ["keystone-password", None, None, "That user's password (auth keystone; better in the config file)."],
+        ["keystone-project", None, None, "The project the service user is scoped to (auth keystone)."],
+        ["keystone-user-domain", None, None, "The service user's domain name [default: Default]."],
+        ["keystone-project-domain", None, None, "The service project's domain name [default: Default]."],
+        ["auth-cache-ttl", None, None, "Seconds a Keystone token validation is cached [default: 60]."],
+        ["quota-containers", None, None, "Containers per project unless its quota says [default: 100; -1 unlimited]."],
+        ["quota-memory", None, None, "MiB of memory per project unless its quota says [default: 65536]."],
+        ["quota-cpu", None, None, "CPUs per project unless its quota says [default: 64]."],
+        ["quota-attach-sessions", None, None, "Open attach sessions per project unless its quota says [default: 50]."],
     ]
 
     def postOptions(self):
@@ -122,17 +136,20 @@ def makeService(options, reactor=None):
     # The reactor is not running yet: migrating here blocks nothing.
     upgrade(engine)
 
-    store = Store(engine, reactor)
+    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings))
     journal = Journal(store)
     hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
     containers = ContainerService(store, journal, hub, reactor)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
-    relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"])
-    auth = TokenAuth(store)
+    relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"],
+                  idle_timeout=settings["attach-idle-timeout"])
+    auth = keystone_auth(settings, reactor) if settings["auth"] == "keystone" else TokenAuth(store)
     api = NativeAPI(auth, containers, store, journal, relay)
 
     top = MultiService()
     store.setServiceParent(top)
+    if isinstance(auth, Service):
+        auth.setServiceParent(top)
     docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor)
     site = Site(APIRoot(api.resource(), docker_api.resource()))
     site.displayTracebacks = False

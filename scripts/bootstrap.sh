@@ -205,12 +205,25 @@ ensure_postgres() {
     log "PostgreSQL ok (127.0.0.1:$PG_PORT)"
 }
 
+# A real Keystone on 127.0.0.1:5000 for the tests of --auth keystone
+# (scripts/keystone.sh: its own venv in /opt/csvc-keystone, SQLite, test
+# accounts); CSVC_KEYSTONE=0 skips it.
+ensure_keystone() {
+    if [ "${CSVC_KEYSTONE:-1}" = "0" ]; then
+        log "Keystone skipped (CSVC_KEYSTONE=0)"
+        return 0
+    fi
+    bash "$REPO_ROOT/scripts/keystone.sh"
+    log "Keystone ok"
+}
+
 main() {
     ensure_apt
     ensure_dockerd
     ensure_image
     ensure_venv
     ensure_postgres
+    ensure_keystone
     log "done"
 }
 

@@ -27,7 +27,11 @@ PYTHON="${PYTHON:-python3}"
 
 log() { echo "keystone: $*" >&2; }
 
-ks_answers() { curl -fsS -o /dev/null --max-time 5 "$KS_URL" 2>/dev/null; }
+# (Python rather than curl: curl is not on every fresh machine.)
+ks_answers() {
+    "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5).read()' "$KS_URL" \
+        >/dev/null 2>&1
+}
 
 ensure_ks_venv() {
     local stamp="$KS_HOME/.installed"

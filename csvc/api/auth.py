@@ -13,11 +13,19 @@ class Unauthorized(Exception):
     pass
 
 
+class AuthUnavailable(Exception):
+    """
+    The identity service cannot say whether the token is valid (unreachable,
+    failing, or refusing csvc's own credentials): a 503, never a 401.
+    """
+
+
 @dataclass(frozen=True)
 class Identity:
     project_id: str
     user_id: str
     is_admin: bool = False
+    roles: tuple = ()
 
 
 class TokenAuth:

@@ -21,7 +21,7 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
 from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer
-from csvc.api.auth import Unauthorized
+from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import BadRequest
@@ -32,6 +32,7 @@ from csvc.relay.dockerexec import DetachedExec, DockerExecs, DockerExecStream, E
 from csvc.relay.dockerstream import DockerAttachStream
 from csvc.relay.hijack import MULTIPLEXED, RAW, HijackResource
 from csvc.store.db import NameInUse, NoRoom
+from csvc.store.quotas import QuotaExceeded
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
@@ -129,7 +130,7 @@ def classify(exc, ident=None):
         return 404, str(exc)
     if isinstance(exc, Unauthorized):
         return 401, str(exc)
-    if isinstance(exc, Forbidden):
+    if isinstance(exc, (Forbidden, QuotaExceeded)):
         return 403, str(exc)
     if isinstance(exc, (BadRequest, InvalidSpec)):
         return 400, str(exc)
@@ -144,7 +145,7 @@ def classify(exc, ident=None):
         )
     if isinstance(exc, EngineError):
         return 500, str(exc)
-    if isinstance(exc, (InstanceUnavailable, NoRoom)):
+    if isinstance(exc, (InstanceUnavailable, NoRoom, AuthUnavailable)):
         return 503, str(exc)
     return None
 
@@ -873,6 +874,7 @@ class DockerAPI:
             "logs": qbool(request, "logs"),
         }
         self._relay.check_attachable(row, options)
+        yield self._relay.check_session_quota(row)
         return self._relay.upgrade(request, row, options, raw_only=True)
 
 

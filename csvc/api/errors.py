@@ -3,17 +3,15 @@ The one place where domain errors become HTTP statuses.
 """
 
 from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchExec
-from csvc.api.auth import Unauthorized
+from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound
 from csvc.compute.states import InvalidState
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.execs import ExecClaimed, ExecOutputTooLarge
+from csvc.policy import Forbidden
 from csvc.store.db import NameInUse, NoRoom
-
-
-class Forbidden(Exception):
-    pass
+from csvc.store.quotas import QuotaExceeded
 
 
 class PayloadTooLarge(Exception):
@@ -26,6 +24,7 @@ STATUS = [
     (InvalidSpec, 400, "Bad Request"),
     (Unauthorized, 401, "Unauthorized"),
     (Forbidden, 403, "Forbidden"),
+    (QuotaExceeded, 403, "Forbidden"),
     (NotFound, 404, "Not Found"),
     (ImageNotFound, 404, "Not Found"),
     (NoSuchContainer, 404, "Not Found"),
@@ -38,6 +37,7 @@ STATUS = [
     (EngineError, 502, "Bad Gateway"),
     (InstanceUnavailable, 503, "Service Unavailable"),
     (NoRoom, 503, "Service Unavailable"),
+    (AuthUnavailable, 503, "Service Unavailable"),
 ]
 
 

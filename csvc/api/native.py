@@ -19,7 +19,9 @@ from csvc.api.schemas import CONTAINER_CREATE, BadRequest, query_bool, query_int
 from csvc.api.ui import TerminalUI
 from csvc.api.auth import Unauthorized
 from csvc.compute.service import NotFound, normalize_signal
-from csvc.api.schemas import EXEC_CREATE
+from csvc.api.schemas import EXEC_CREATE, QUOTA_UPDATE
+from csvc.policy import enforce
+from csvc.store.quotas import RESOURCES
 from csvc.compute import states
 from csvc.relay.exec_attach import exec_upgrade
 from csvc.relay.execs import ExecClaimed
@@ -231,6 +233,11 @@ class NativeAPI:
     @inlineCallbacks
     def create_container(self, request, identity):
         spec = read_json(request, CONTAINER_CREATE)
+        enforce("container:create", identity, identity.project_id)
+        if spec.get("instance"):
+            instance = yield self._store.get_instance(spec["instance"])
+            if instance is not None:
+                enforce("container:create:instance", identity, target={"shared": instance["shared"]})
         row = yield self._containers.create(identity, spec)
         return 202, container_view(row)
 
@@ -239,8 +246,7 @@ class NativeAPI:
     @inlineCallbacks
     def list_containers(self, request, identity):
         all_projects = query_bool(request, "all_projects")
-        if all_projects and not identity.is_admin:
-            raise Forbidden("listing all projects' containers needs the admin role")
+        enforce("container:list_all_projects" if all_projects else "container:list", identity, identity.project_id)
         rows = yield self._containers.list(identity, all_projects)
         return 200, {"containers": [container_view(r) for r in rows]}
 
@@ -256,7 +262,8 @@ class NativeAPI:
     @inlineCallbacks
     def delete_container(self, request, identity, ident):
         force = query_bool(request, "force")
-        row = yield self._containers.get(identity, ident)
+        row = yield self._containers.get(identity, ident, query_bool(request, "all_projects"))
+        enforce("container:force_delete" if force else "container:delete", identity, row["project_id"])
         yield self._containers.delete(row, force=force)
         return 204, None
 
@@ -361,6 +368,7 @@ class NativeAPI:
         row = yield self._containers.get(identity, ident)
         self.relay.check_attachable(row, options)
         if _is_websocket(request):
+            yield self.relay.check_session_quota(row)
             return self.relay.upgrade(request, row, options)
         token, expires_at = yield self._store.create_attach_token(
             row["uuid"], identity.project_id, identity.user_id, options, self.relay.token_ttl
@@ -381,6 +389,7 @@ class NativeAPI:
         row = yield self._store.get_container(grant["container_uuid"], grant["project_id"])
         if row is None:
             raise NotFound("the container of this attach token no longer exists")
+        yield self.relay.check_session_quota(row)
         if grant["options"].get("exec_id"):
             options = grant["options"]
             return self._exec_attach(request, row, options["exec_id"], options.get("tty"), options.get("stdin"))
@@ -440,6 +449,7 @@ class NativeAPI:
             raise BadRequest("this URL takes a WebSocket upgrade")
         row = yield self._containers.get(identity, ident)
         record = self._containers.execs.get(exec_id, row["uuid"])
+        yield self.relay.check_session_quota(row)
         return self._exec_attach(request, row, exec_id, record.tty, record.interactive)
 
     def _exec_attach(self, request, row, exec_id, tty, stdin):
@@ -457,7 +467,49 @@ class NativeAPI:
     @endpoint()
     @inlineCallbacks
     def list_instances(self, request, identity):
-        if not identity.is_admin:
-            raise Forbidden("the instance Map needs the admin role")
+        enforce("instance:list", identity)
         rows = yield self._store.list_instances()
         return 200, {"instances": [instance_view(r) for r in rows]}
+
+    # -- quotas ------------------------------------------------------------
+
+    @_app.route("/v1/quotas/<project>", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def show_quota(self, request, identity, project):
+        enforce("quota:get", identity, project)
+        limits = yield self._store.get_quota(project)
+        return 200, limits
+
+    @_app.route("/v1/quotas/<project>", methods=["PUT"])
+    @endpoint()
+    @inlineCallbacks
+    def update_quota(self, request, identity, project):
+        enforce("quota:update", identity, project)
+        body = read_json(request, QUOTA_UPDATE)
+        values = {k: (None if v is None else int(v)) for k, v in body.items()}
+        limits = yield self._store.set_quota(project, values)
+        return 200, limits
+
+    @_app.route("/v1/quotas/<project>", methods=["DELETE"])
+    @endpoint()
+    @inlineCallbacks
+    def delete_quota(self, request, identity, project):
+        """
+        Back to the service's defaults.
+        """
+        enforce("quota:delete", identity, project)
+        yield self._store.reset_quota(project)
+        return 204, None
+
+    @_app.route("/v1/quotas/<project>/usage", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def quota_usage(self, request, identity, project):
+        """
+        Each resource's ``limit`` and ``in_use``, as Zun shows them.
+        """
+        enforce("quota:usage", identity, project)
+        limits, usage = yield self._store.quota_usage(project)
+        usage["attach_sessions"] = self.relay.project_sessions(project) if self.relay is not None else 0
+        return 200, {r: {"limit": limits[r], "in_use": usage[r]} for r in RESOURCES}

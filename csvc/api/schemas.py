@@ -133,3 +133,17 @@ EXEC_CREATE = {
         "user": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": r"^[^\x00:]+(:[^\x00:]+)?$"},
     },
 }
+
+#: A limit: a whole number, -1 for unlimited; null restores the default.
+_LIMIT = {"type": ["integer", "null"], "minimum": -1}
+
+QUOTA_UPDATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "containers": _LIMIT,
+        "memory": _LIMIT,
+        "cpu": _LIMIT,
+        "attach_sessions": _LIMIT,
+    },
+}

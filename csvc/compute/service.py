@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.agent import commands
+from csvc import policy
 from csvc.compute import states
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.execs import CollectedOutput
@@ -92,6 +93,7 @@ class ContainerService:
         row = yield self._store.get_container(ident, project)
         if row is None:
             raise NotFound(f"container {ident} not found")
+        policy.enforce("container:get", identity, row["project_id"])
         return row
 
     def list(self, identity, all_projects=False):

@@ -4,8 +4,10 @@ a WebSocket attach session.
 """
 
 from autobahn.twisted.resource import WebSocketResource
+from twisted.internet.defer import inlineCallbacks
 
 from csvc.compute.states import InvalidState
+from csvc.store.quotas import QuotaExceeded, over
 from csvc.relay.websocket import AttachContext, attach_factory
 
 
@@ -33,12 +35,16 @@ class Relay:
     #: Seconds a one-time attach token stays valid.
     token_ttl = 60
 
-    def __init__(self, containers, journal, store, throttle=None, allowed_origins=()):
+    #: Seconds without traffic either way before a session is closed.
+    idle_timeout = 3600
+
+    def __init__(self, containers, journal, store, throttle=None, allowed_origins=(), idle_timeout=3600):
         self._containers = containers
         self._journal = journal
         self._store = store
         self.throttle = throttle
         self.allowed_origins = tuple(allowed_origins)
+        self.idle_timeout = idle_timeout
         self.sessions = set()
 
     def check_attachable(self, row, options):
@@ -51,6 +57,25 @@ class Relay:
         if options.get("logs") and row["status"] in ("exited", "error"):
             return
         raise InvalidState("attach", row["status"], "attach with logs=true to replay its output")
+
+    def project_sessions(self, project_id):
+        """
+        How many attach sessions (container and exec) of a project are open.
+        """
+        return sum(
+            1 for protocol in self.sessions if getattr(protocol.factory.context, "project_id", None) == project_id
+        )
+
+    @inlineCallbacks
+    def check_session_quota(self, row):
+        """
+        Fails with ``QuotaExceeded`` when the container's project already has
+        as many attach sessions open as its quota allows.
+        """
+        limits = yield self._store.get_quota(row["project_id"])
+        in_use = self.project_sessions(row["project_id"])
+        if over(limits["attach_sessions"], in_use, 1):
+            raise QuotaExceeded("attach_sessions", limits["attach_sessions"], in_use)
 
     def upgrade(self, request, row, options, raw_only=False):
         streams = {s for s, key in ((1, "stdout"), (2, "stderr")) if options.get(key)}
@@ -71,5 +96,6 @@ class Relay:
             allowed_origins=self.allowed_origins,
             registry=self.sessions,
             raw_only=raw_only,
+            idle_timeout=self.idle_timeout,
         )
         return _TakeOver(attach_factory(context))

@@ -120,6 +120,8 @@ class ExecContext:
     """
 
     throttle = None
+    #: Seconds without traffic either way before the relay closes.
+    idle_timeout = 3600
 
     def __init__(self, containers, registry, row, exec_id, tty, stdin, secure=False, allowed_origins=(),
                  sessions=None, raw_only=False):
@@ -127,6 +129,7 @@ class ExecContext:
         self.raw_only = raw_only
         self.registry = registry
         self.container_uuid = row["uuid"]
+        self.project_id = row.get("project_id")
         self.exec_id = exec_id
         self.tty = tty
         self.stdin = stdin

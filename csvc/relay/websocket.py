@@ -71,14 +71,36 @@ class AttachProtocol(WebSocketServerProtocol):
         self._stdin_paused = False
         self._stdin_closed = False
         self._stdin_queue = []
+        self._idle_call = None
+        self._touch()
         self._session = context.open_session(self)
         self.registerProducer(self._session, True)
         context.opened(self)
         self._session.start()
 
+    def _touch(self):
+        """
+        Traffic either way: the idle timeout starts again.
+        """
+        timeout = getattr(self._context, "idle_timeout", None)
+        if not timeout:
+            return
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.reset(timeout)
+        else:
+            from twisted.internet import reactor
+
+            clock = getattr(self._context, "clock", None) or reactor
+            self._idle_call = clock.callLater(timeout, self._idle_expired)
+
+    def _idle_expired(self):
+        self._status_error("idle timeout: no traffic either way")
+        self.sendClose(4000, "idle timeout")
+
     # -- output ------------------------------------------------------------
 
     def output(self, stream, data):
+        self._touch()
         if self._channels:
             self.sendMessage(bytes((stream,)) + data, isBinary=True)
         else:
@@ -97,6 +119,7 @@ class AttachProtocol(WebSocketServerProtocol):
     # -- input -------------------------------------------------------------
 
     def onMessage(self, payload, isBinary):
+        self._touch()
         if not self._channels:
             self._stdin(payload)
             return
@@ -176,6 +199,9 @@ class AttachProtocol(WebSocketServerProtocol):
     # -- the end -----------------------------------------------------------
 
     def onClose(self, wasClean, code, reason):
+        idle = getattr(self, "_idle_call", None)
+        if idle is not None and idle.active():
+            idle.cancel()
         session = getattr(self, "_session", None)
         if session is not None:
             session.stop()
@@ -188,10 +214,11 @@ class AttachContext:
     """
 
     def __init__(self, containers, journal, store, row, streams, stdin, next_seq, throttle=None,
-                 secure=False, allowed_origins=(), registry=None, raw_only=False):
+                 secure=False, allowed_origins=(), registry=None, raw_only=False, idle_timeout=None, clock=None):
         self.journal = journal
         self.store = store
         self.container_uuid = row["uuid"]
+        self.project_id = row.get("project_id")
         self.streams = streams
         self.stdin = stdin and row["interactive"]
         self.next_seq = next_seq
@@ -200,6 +227,9 @@ class AttachContext:
         self.allowed_origins = allowed_origins
         # Docker's attach/ws: raw bytes both ways, no channel subprotocol.
         self.raw_only = raw_only
+        # Seconds without traffic either way before the relay closes (4000).
+        self.idle_timeout = idle_timeout
+        self.clock = clock
         self._containers = containers
         self._row = row
         self._registry = registry

@@ -23,8 +23,9 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from csvc.store import models
+from csvc.store import models, quotas as quota_units
 from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
+from csvc.store.quotas import QuotaExceeded
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,6 +64,7 @@ def make_engine(url):
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA wal_autocheckpoint=16384")
             cursor.close()
 
         return engine
@@ -96,9 +98,11 @@ class Store(Service):
 
     log = Logger()
 
-    def __init__(self, engine, clock):
+    def __init__(self, engine, clock, quota_defaults=None):
         self.engine = engine
         self._clock = clock
+        #: Each project's limits where its quotas row says nothing (NULL).
+        self.quota_defaults = dict(quota_units.DEFAULT_LIMITS, **(quota_defaults or {}))
         threads = 1 if engine.dialect.name == "sqlite" else 8
         self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="csvc-store")
 
@@ -281,6 +285,21 @@ class Store(Service):
             query = query.where(instances.c.provider == provider)
         return [_row(r) for r in conn.execute(query)]
 
+    def get_instance(self, ident):
+        """
+        An instance by uuid or name, or None.
+        """
+        return self._run(self._thd_get_instance, ident)
+
+    def _thd_get_instance(self, conn, ident):
+        return _row(
+            conn.execute(
+                select(instances)
+                .where((instances.c.uuid == ident) | (instances.c.name == ident))
+                .order_by(instances.c.created_at, instances.c.uuid)
+            ).first()
+        )
+
     # -- containers --------------------------------------------------------
 
     def place_container(self, values, instance_uuid=None):
@@ -288,11 +307,13 @@ class Store(Service):
         Insert a container row on an instance with room, atomically: the named
         instance, else the first active instance in creation order whose
         containers are fewer than its capacity.  Fires with the row; fails
-        with ``NoRoom`` or ``NameInUse``.
+        with ``NoRoom``, ``NameInUse`` or ``QuotaExceeded`` (the project's
+        quota is checked, and on PostgreSQL locked, in the same transaction).
         """
         return self._run(self._thd_place_container, values, instance_uuid)
 
     def _thd_place_container(self, conn, values, instance_uuid):
+        quota_units.thd_check_placement(conn, values, self.quota_defaults)
         if conn.execute(
             select(containers.c.uuid).where(
                 containers.c.project_id == values["project_id"], containers.c.name == values["name"]
@@ -341,6 +362,38 @@ class Store(Service):
             # A concurrent create took the name between the check and here.
             raise NameInUse(values["name"]) from None
         return row
+
+    # -- quotas ------------------------------------------------------------
+
+    def get_quota(self, project_id):
+        """
+        A project's limits in effect: ``{"containers", "memory", "cpu",
+        "attach_sessions"}``, -1 for unlimited.
+        """
+        return self._run(quota_units.thd_limits, project_id, self.quota_defaults)
+
+    def set_quota(self, project_id, values):
+        """
+        Set some of a project's limits (a None value restores the default);
+        fires with the limits in effect.
+        """
+        return self._run(quota_units.thd_set_limits, project_id, values, self.quota_defaults)
+
+    def reset_quota(self, project_id):
+        return self._run(quota_units.thd_reset_limits, project_id)
+
+    def quota_usage(self, project_id):
+        """
+        ``(limits, usage)``: what a project may and does use in containers,
+        memory and cpu (attach sessions are the relay's to count).
+        """
+        return self._run(self._thd_quota_usage, project_id)
+
+    def _thd_quota_usage(self, conn, project_id):
+        return (
+            quota_units.thd_limits(conn, project_id, self.quota_defaults),
+            quota_units.thd_usage(conn, project_id),
+        )
 
     def get_container(self, ident, project_id=None):
         """
@@ -455,4 +508,4 @@ class Store(Service):
         return [tuple(r) for r in conn.execute(query.order_by(order).limit(limit))]
 
 
-__all__ = ["Store", "NameInUse", "NoRoom", "make_engine", "upgrade", "hash_secret", "models"]
+__all__ = ["Store", "NameInUse", "NoRoom", "QuotaExceeded", "make_engine", "upgrade", "hash_secret", "models"]

@@ -96,8 +96,9 @@ class Client:
 
 
 class ControlPlane:
-    def __init__(self, tmp, instances=1, capacity=10, database=None):
+    def __init__(self, tmp, instances=1, capacity=10, database=None, extra_args=()):
         self.data_dir = str(tmp)
+        self.extra_args = list(extra_args)
         self.database = database
         self.api_port = free_port()
         self.agents_port = free_port()
@@ -150,6 +151,7 @@ class ControlPlane:
                 str(self.capacity),
                 "--heartbeat-interval",
                 "1",
+                *self.extra_args,
             ],
             stdout=self.log_file,
             stderr=subprocess.STDOUT,

@@ -4,6 +4,7 @@ the field keeps hitting (RELAY.md), each a test.
 """
 
 import json
+import socket
 import threading
 import time
 
@@ -33,15 +34,15 @@ def collect(ws):
     """
     Everything until the server closes: (stdout, stderr, statuses, close code).
     """
-    out, err, statuses = b"", b"", []
+    out, err, statuses = bytearray(), bytearray(), []
     while True:
         try:
             opcode, data = ws.recv_data()
         except websocket.WebSocketConnectionClosedException:
-            return out, err, statuses, None
+            return bytes(out), bytes(err), statuses, None
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
-            return out, err, statuses, code
+            return bytes(out), bytes(err), statuses, code
         channel, body = data[0], data[1:]
         if channel == 1:
             out += body
@@ -231,3 +232,47 @@ def test_stdin_on_a_non_interactive_container_is_refused_clearly(alpha):
     _, _, statuses, _ = collect(ws)
     assert any("stdin" in s.get("error", "") for s in statuses)
     assert statuses[-1] == {"exit_code": 0}
+
+
+def test_a_client_that_stops_reading_slows_neither_the_container_nor_other_clients(alpha):
+    size = 48 * 1024 * 1024
+    container = alpha.create(command=["sh", "-c", f"head -c {size} /dev/zero; echo done >&2"])
+    uuid = container["uuid"]
+    stalled = connect(alpha, uuid)
+    # A small receive buffer: the stalled client's TCP window fills fast.
+    stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    reader = connect(alpha, uuid)
+    alpha.post(f"/v1/containers/{uuid}/start")
+    # The other client gets everything and the container exits while the
+    # stalled one has read nothing.
+    out, err, statuses, code = collect(reader)
+    assert len(out) == size and err == b"done\n"
+    assert statuses[-1] == {"exit_code": 0} and code == 1000
+    assert alpha.post(f"/v1/containers/{uuid}/wait").json()["exit_code"] == 0
+    # The stalled client fell behind; now it reads, from the store, and
+    # still gets every byte exactly once.
+    out, err, statuses, code = collect(stalled)
+    assert len(out) == size and out.count(b"\0") == size
+    assert err == b"done\n" and statuses[-1] == {"exit_code": 0}
+
+
+def test_an_idle_session_is_closed(tmp_path):
+    from tests.integration.conftest import ControlPlane
+
+    plane = ControlPlane(tmp_path, extra_args=["--attach-idle-timeout", "1"])
+    plane.admin = plane.client("admin-project", admin=True)
+    plane.start()
+    try:
+        plane.wait_active(plane.admin)
+        client = plane.client("idle")
+        container = client.create(command=["sleep", "30"], run=True)
+        ws = connect(client, container["uuid"])
+        started = time.monotonic()
+        _, _, statuses, code = collect(ws)
+        assert code == 4000
+        assert any("idle" in s.get("error", "") for s in statuses)
+        assert time.monotonic() - started < 10
+        assert client.show(container["uuid"])["status"] == "running"
+        client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
+    finally:
+        plane.stop()

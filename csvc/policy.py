@@ -1,0 +1,86 @@
+"""
+Who may do what: one table of named rules, in the manner of oslo.policy's
+defaults, and ``enforce``.
+
+A rule is a check string of base checks joined by ``or``:
+
+- ``project``: any authenticated member of a project;
+- ``admin``: the admin role;
+- ``owner``: the target belongs to the caller's project;
+- ``shared``: the target (an instance) is shared between projects.
+
+A denied action is a 403 that names the rule.  Scoping comes first: another
+project's container is not found (404) before any rule is asked about it.
+"""
+
+
+
+class Forbidden(Exception):
+    """
+    Policy does not allow it (403); the API maps it in ``csvc.api.errors``.
+    """
+
+#: rule -> check string
+RULES = {
+    "container:create": "project",
+    # Placing on a named instance: an admin anywhere, a member on a shared one.
+    "container:create:instance": "admin or shared",
+    "container:list": "project",
+    "container:list_all_projects": "admin",
+    # Every action on one container (show, start, stop, kill, restart, wait,
+    # logs, attach, exec, delete): the owner's project, or an admin.
+    "container:get": "admin or owner",
+    "container:delete": "owner",
+    "container:force_delete": "admin or owner",
+    "instance:list": "admin",
+    "quota:get": "admin or owner",
+    "quota:usage": "admin or owner",
+    "quota:update": "admin",
+    "quota:delete": "admin",
+}
+
+#: what each check needs, for the message of a denial
+_NEEDS = {
+    "project": "a project member",
+    "admin": "the admin role",
+    "owner": "the target's own project",
+    "shared": "a shared instance",
+}
+
+
+def _check(name, identity, target_project, target):
+    if name == "project":
+        return identity is not None
+    if name == "admin":
+        return bool(identity is not None and identity.is_admin)
+    if name == "owner":
+        return identity is not None and target_project is not None and target_project == identity.project_id
+    if name == "shared":
+        return bool(target and target.get("shared"))
+    raise ValueError(f"unknown policy check {name!r}")
+
+
+def checks(rule):
+    """
+    The base checks of a rule (any one of which allows it).
+    """
+    try:
+        text = RULES[rule]
+    except KeyError:
+        raise ValueError(f"no policy rule {rule!r}") from None
+    return [part.strip() for part in text.split(" or ")]
+
+
+def allowed(rule, identity, target_project=None, target=None):
+    return any(_check(name, identity, target_project, target) for name in checks(rule))
+
+
+def enforce(rule, identity, target_project=None, target=None):
+    """
+    Raise ``Forbidden`` naming ``rule`` unless ``identity`` may do it to a
+    target of ``target_project`` (and attributes ``target``, such as an
+    instance's ``shared``).
+    """
+    if not allowed(rule, identity, target_project, target):
+        needs = " or ".join(_NEEDS[name] for name in checks(rule))
+        raise Forbidden(f"policy does not allow {rule} (it needs {needs})")
