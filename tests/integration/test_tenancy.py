@@ -67,3 +67,17 @@ def test_instances_map_is_admin_only(control_plane, alpha):
     assert instance["last_seen_at"] is not None
     container = alpha.create(command=["true"])
     assert container["instance"] == instance["uuid"]
+
+
+def test_container_output_never_reaches_the_service_log(control_plane, alpha):
+    marker = "secret-output-7f3a9c"
+    container, _ = alpha.run(["sh", "-c", f"echo {marker}; echo {marker} >&2; exit 1"])
+    assert marker.encode() in alpha.logs(container["uuid"])
+    running = alpha.create(command=["sleep", "30"], run=True)
+    alpha.wait_status(running["uuid"], {"running"})
+    executed = alpha.post(f"/v1/containers/{running['uuid']}/exec", json={"command": ["echo", marker]})
+    assert marker in executed.json()["output"]
+    failing = alpha.post(f"/v1/containers/{running['uuid']}/exec", json={"command": ["sh", "-c", f"echo {marker}; exit 3"]})
+    assert failing.json()["exit_code"] == 3
+    with open(control_plane.log_path, "rb") as log:
+        assert marker.encode() not in log.read()
