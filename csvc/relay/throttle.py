@@ -1,7 +1,7 @@
 """
 Bandwidth throttling for the attach relay.
 
-Three parts, from the inside out:
+Two parts, from the inside out:
 
 - ``TokenBucket`` and ``fair_shares`` are the sans-IO core: plain arithmetic
   on bytes and seconds, no clock and no reactor.
@@ -9,13 +9,13 @@ Three parts, from the inside out:
   for the whole relay, waiting sessions served round-robin with a max-min
   fair share of the relay's bucket on every tick.  Time comes from an
   injected ``IReactorTime``; a timer runs only while someone waits.
-- ``PauseReasons`` and ``ThrottledWriter`` are the small Twisted driver: a
-  producer paused for the throttle is counted apart from the same producer
-  paused by its consumer's transport, and bytes are written only as they
-  are granted, never dropped.
 
-Unlike ``twisted.protocols.policies.ThrottlingFactory`` (checks once a
-second, then pauses every connection for ``bytes/limit - 1`` seconds), the
+The attach session (``csvc/relay/session.py``) asks the throttle for every
+message it sends and keeps the throttle's wait apart from its transport's
+pause: bytes wait in its bounded queue, never dropped.
+
+Unlike Twisted's own throttling wrapper in ``protocols.policies`` (checks
+once a second, then pauses every connection for ``bytes/limit - 1`` seconds), the
 buckets here refill on every tick (at most 100 ms) and a session waits for
 at most the bytes it asked for.
 """
@@ -23,7 +23,6 @@ at most the bytes it asked for.
 import math
 from collections import deque
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -36,7 +35,6 @@ MAX_TICK = 0.1
 EPSILON = 1e-6
 
 #: The most bytes handed to ``consumer.write`` in one call.
-MAX_WRITE = 64 * 1024
 
 
 def default_burst(rate, tick):
@@ -298,155 +296,3 @@ class Throttle:
             share.session.grant(n)
         except Exception:
             self.log.failure("throttle grant to {session!r} failed", session=share.session)
-
-
-TRANSPORT = "transport"
-THROTTLE = "throttle"
-
-
-@implementer(IPushProducer)
-class PauseReasons:
-    """
-    Pause and resume one push producer for two independent reasons: its
-    consumer's transport is full (``TRANSPORT``), or the throttle has not
-    granted the bytes yet (``THROTTLE``).  The producer is paused when the
-    first reason appears and resumed only when none is left.
-
-    It is itself an ``IPushProducer`` standing for the transport's reason:
-    register it with the consumer in place of the producer
-    (``consumer.registerProducer(reasons, True)``), so the transport's own
-    pause and resume are counted apart from the throttle's.
-    """
-
-    REASONS = frozenset({TRANSPORT, THROTTLE})
-
-    def __init__(self, producer):
-        self._producer = producer
-        self._reasons = set()
-        self.stopped = False
-
-    @property
-    def reasons(self):
-        return frozenset(self._reasons)
-
-    @property
-    def paused(self):
-        return bool(self._reasons)
-
-    def pause(self, reason):
-        if reason not in self.REASONS:
-            raise ValueError(f"unknown pause reason {reason!r}")
-        if reason in self._reasons:
-            return
-        first = not self._reasons
-        self._reasons.add(reason)
-        if first and not self.stopped:
-            self._producer.pauseProducing()
-
-    def resume(self, reason):
-        if reason not in self.REASONS:
-            raise ValueError(f"unknown pause reason {reason!r}")
-        if reason not in self._reasons:
-            return
-        self._reasons.discard(reason)
-        if not self._reasons and not self.stopped:
-            self._producer.resumeProducing()
-
-    # IPushProducer, for the consumer's transport
-    def pauseProducing(self):
-        self.pause(TRANSPORT)
-
-    def resumeProducing(self):
-        self.resume(TRANSPORT)
-
-    def stopProducing(self):
-        if not self.stopped:
-            self.stopped = True
-            self._producer.stopProducing()
-
-
-class ThrottledWriter:
-    """
-    One direction of one attach session under a ``Throttle``: bytes from a
-    producer (paused through ``reasons``) are written to ``consumer`` as
-    they are granted, at most ``MAX_WRITE`` bytes per write.
-
-    While bytes wait, the producer is paused for ``THROTTLE``.  Bytes that
-    still arrive while paused (a read already under way) are kept and asked
-    for after the current request; they are bounded by one read of the
-    producer.  Nothing is dropped until ``stop()``.
-    """
-
-    def __init__(self, throttle, consumer, reasons):
-        self._throttle = throttle
-        self._consumer = consumer
-        self._reasons = reasons
-        self._share = throttle.register(self)
-        self._buffer = bytearray()
-        self._requested = 0  # bytes of _buffer covered by the waiting request
-        self._granted = 0  # bytes granted, not yet written
-        self._drained = []
-        self._stopped = False
-
-    @property
-    def buffered(self):
-        return len(self._buffer)
-
-    def write(self, data):
-        if self._stopped or not data:
-            return
-        self._buffer += data
-        if not self._requested:
-            self._ask()
-
-    def _ask(self):
-        self._requested = len(self._buffer)
-        # The grant may come at once, from inside this call: pause only if
-        # bytes are left waiting, so an unthrottled pipe never pauses.
-        self._throttle.request(self._share, self._requested)
-        if self._requested and not self._stopped:
-            self._reasons.pause(THROTTLE)
-
-    def grant(self, n):
-        if self._stopped:
-            return
-        self._granted += n
-        self._requested -= n
-        while self._granted:
-            size = min(self._granted, MAX_WRITE)
-            chunk = bytes(self._buffer[:size])
-            del self._buffer[:size]
-            self._granted -= size
-            self._consumer.write(chunk)
-        if self._requested:
-            return
-        if self._buffer:
-            self._ask()
-            return
-        self._reasons.resume(THROTTLE)
-        drained, self._drained = self._drained, []
-        for d in drained:
-            d.callback(None)
-
-    def drained(self):
-        """
-        A Deferred that fires once every byte written so far has gone to the
-        consumer (for instance before closing it at the end of output).
-        """
-        if not self._buffer:
-            return succeed(None)
-        d = Deferred()
-        self._drained.append(d)
-        return d
-
-    def stop(self):
-        """
-        Leave the throttle; bytes still held are discarded (the session is
-        over).
-        """
-        if self._stopped:
-            return
-        self._stopped = True
-        self._throttle.unregister(self._share)
-        self._buffer.clear()
-        self._reasons.resume(THROTTLE)
