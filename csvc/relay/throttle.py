@@ -34,8 +34,6 @@ MAX_TICK = 0.1
 #: 0.01 s at 1000 B/s is 9.999999999999787 tokens, and should be 10).
 EPSILON = 1e-6
 
-#: The most bytes handed to ``consumer.write`` in one call.
-
 
 def default_burst(rate, tick):
     """

@@ -12,7 +12,6 @@ from twisted.internet.task import Clock
 
 from csvc.relay.throttle import (
     EPSILON,
-    MAX_WRITE,
     AlreadyWaiting,
     Throttle,
     TokenBucket,
