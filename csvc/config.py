@@ -11,9 +11,18 @@ DEFAULTS = {
     "database": None,  # SQLite in the data dir
     "api": "tcp:8780:interface=127.0.0.1",
     "agents": "tcp:8781:interface=127.0.0.1",
+    # a csvc-manage tls directory: the agent port speaks TLS, agents present
+    # a client certificate of its CA; None = as the agents endpoint says
+    "agents-tls-dir": None,
     "provider": "local",
     "instances": 1,
     "instance-capacity": 10,
+    # seconds an instance created for a project may stay empty before it is removed
+    "instance-grace": 300.0,
+    # seconds a create waits for the agent of an instance created for it
+    "instance-wait": 60.0,
+    # seconds before the local provider restarts an agent that died
+    "agent-restart-delay": 1.0,
     "heartbeat-interval": 5.0,
     # attach relay: bytes per second, None = off
     "relay-rate": None,
@@ -35,6 +44,14 @@ DEFAULTS = {
     "quota-memory": 65536,  # MiB
     "quota-cpu": 64,
     "quota-attach-sessions": 50,
+    # notifications (csvc.notify): the JSON-lines log, None = <data-dir>/
+    # notifications.jsonl, "off" = none; compute.container.exists every so
+    # many seconds, 0 = never; webhook delivery
+    "notifications-log": None,
+    "notifications-exists-interval": 3600.0,
+    "notifications-webhook-attempts": 5,
+    "notifications-webhook-timeout": 10.0,
+    "notifications-webhook-queue": 1000,
 }
 
 #: quota setting -> the resource it limits
@@ -46,7 +63,7 @@ QUOTAS = {
 }
 
 INTEGERS = {"instances", "instance-capacity", *QUOTAS}
-FLOATS = {"heartbeat-interval", "auth-cache-ttl"}
+FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wait", "agent-restart-delay"}
 AUTH_MODES = ("token", "keystone")
 KEYSTONE_REQUIRED = ("keystone-url", "keystone-username", "keystone-password", "keystone-project")
 PROVIDERS = ("local", "static")
@@ -123,13 +140,38 @@ def resolve(command_line, config_path=None):
         raise ConfigError("instance-capacity must be at least 1")
     if settings["instances"] < 0:
         raise ConfigError("instances must not be negative")
+    for key in ("instance-grace", "instance-wait", "agent-restart-delay"):
+        if settings[key] < 0:
+            raise ConfigError(f"{key} must not be negative")
     for key in QUOTAS:
         if settings[key] < -1:
             raise ConfigError(f"{key} must be at least 0, or -1 for unlimited")
+    _resolve_notifications(settings)
     if not settings["database"]:
         data_dir = os.path.abspath(settings["data-dir"])
         settings["database"] = f"sqlite:///{os.path.join(data_dir, 'csvc.sqlite')}"
     return settings
+
+
+def _resolve_notifications(settings):
+    for key, kind, minimum in (
+        ("notifications-exists-interval", float, 0),
+        ("notifications-webhook-attempts", int, 1),
+        ("notifications-webhook-timeout", float, 0.001),
+        ("notifications-webhook-queue", int, 1),
+    ):
+        try:
+            settings[key] = kind(settings[key])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be a number, not {settings[key]!r}") from None
+        if settings[key] < minimum:
+            raise ConfigError(f"{key} must be at least {minimum}")
+    log = settings["notifications-log"]
+    if log is None or log == "":
+        log = os.path.join(os.path.abspath(settings["data-dir"]), "notifications.jsonl")
+    elif str(log).lower() in ("off", "none"):
+        log = None
+    settings["notifications-log"] = log
 
 
 def quota_defaults(settings):

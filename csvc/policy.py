@@ -23,8 +23,9 @@ class Forbidden(Exception):
 #: rule -> check string
 RULES = {
     "container:create": "project",
-    # Placing on a named instance: an admin anywhere, a member on a shared one.
-    "container:create:instance": "admin or shared",
+    # Placing on a named instance: an admin anywhere, a member on a shared
+    # one or one created for its project.
+    "container:create:instance": "admin or shared or owner",
     "container:list": "project",
     "container:list_all_projects": "admin",
     # Every action on one container (show, start, stop, kill, restart, wait,
@@ -33,10 +34,19 @@ RULES = {
     "container:delete": "owner",
     "container:force_delete": "admin or owner",
     "instance:list": "admin",
+    "instance:get": "admin",
+    "instance:create": "admin",
+    "instance:delete": "admin",
     "quota:get": "admin or owner",
     "quota:usage": "admin or owner",
     "quota:update": "admin",
     "quota:delete": "admin",
+    # Webhook subscriptions: a project's own; another project's is not
+    # found (404), and only an admin may look across projects.
+    "subscription:create": "project",
+    "subscription:list": "project",
+    "subscription:list_all_projects": "admin",
+    "subscription:delete": "admin or owner",
 }
 
 #: what each check needs, for the message of a denial

@@ -13,7 +13,9 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.server import Site
+from treq.client import HTTPClient
 
 from csvc import config
 from csvc.api.auth import TokenAuth
@@ -22,7 +24,16 @@ from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
 from csvc.compute.service import ContainerService
+from csvc.notify.notifier import ExistsAudit, Notifier
+from csvc.notify.sinks import JsonLinesSink, ThreadExecutor
+from csvc.notify.subscriptions import Subscriptions
+from csvc.notify.webhook import WebhookSink
 from csvc.providers.local import LocalProvider
+from csvc.scheduler.health import HeartbeatMonitor
+from csvc.scheduler.instances import InstanceMap
+from csvc.scheduler.placement import Placement
+from csvc.scheduler.reaper import IdleReaper
+from csvc.relay import agenttls
 from csvc.relay.agentlink import AgentHub, AgentLink
 from csvc.relay.attach import Relay
 from csvc.relay.throttle import Throttle
@@ -37,9 +48,14 @@ class Options(usage.Options):
         ["database", None, None, "Database URL [default: SQLite in the data dir]."],
         ["api", None, None, "API endpoint [default: tcp:8780:interface=127.0.0.1]."],
         ["agents", None, None, "Agent endpoint [default: tcp:8781:interface=127.0.0.1]."],
+        ["agents-tls-dir", None, None,
+         "TLS on the agent endpoint (tcp:) with this csvc-manage tls directory; agents need its client certificates."],
         ["provider", None, None, "Instance provider: local or static [default: local]."],
         ["instances", None, None, "Local instances to run [default: 1]."],
         ["instance-capacity", None, None, "Containers per local instance [default: 10]."],
+        ["instance-grace", None, None, "Seconds an instance created for a project may stay empty [default: 300]."],
+        ["instance-wait", None, None, "Seconds a create waits for a new instance's agent [default: 60]."],
+        ["agent-restart-delay", None, None, "Seconds before a dead local agent is restarted [default: 1]."],
         ["heartbeat-interval", None, None, "Seconds between agent heartbeats [default: 5]."],
         ["relay-rate", None, None, "Bytes per second for all attach sessions together [default: off]."],
         ["session-rate", None, None, "Bytes per second for each attach session [default: off]."],
@@ -57,6 +73,11 @@ class Options(usage.Options):
         ["quota-memory", None, None, "MiB of memory per project unless its quota says [default: 65536]."],
         ["quota-cpu", None, None, "CPUs per project unless its quota says [default: 64]."],
         ["quota-attach-sessions", None, None, "Open attach sessions per project unless its quota says [default: 50]."],
+        ["notifications-log", None, None, "JSON-lines notification log, or off [default: DATA-DIR/notifications.jsonl]."],
+        ["notifications-exists-interval", None, None, "Seconds between compute.container.exists rounds; 0: never [3600]."],
+        ["notifications-webhook-attempts", None, None, "Attempts per webhook notification before it is dropped [5]."],
+        ["notifications-webhook-timeout", None, None, "Seconds a webhook receiver has to answer [default: 10]."],
+        ["notifications-webhook-queue", None, None, "Notifications waiting per webhook; the oldest go first [1000]."],
     ]
 
     def postOptions(self):
@@ -65,6 +86,14 @@ class Options(usage.Options):
             self.settings = config.resolve(given, self["config"])
         except config.ConfigError as exc:
             raise usage.UsageError(str(exc)) from None
+        agents, tls_dir = self.settings["agents"], self.settings["agents-tls-dir"]
+        if tls_dir and not agents.startswith("tcp"):
+            raise usage.UsageError("--agents-tls-dir wraps a tcp: agents endpoint in TLS itself")
+        local = self.settings["provider"] == "local" and self.settings["instances"] > 0
+        if agents.startswith("ssl:") and local:
+            raise usage.UsageError(
+                "local instances cannot dial an ssl: agents endpoint: use --agents-tls-dir, or --instances 0"
+            )
 
 
 class AgentListener(Service):
@@ -139,15 +168,21 @@ def makeService(options, reactor=None):
     store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings))
     journal = Journal(store)
     hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
-    containers = ContainerService(store, journal, hub, reactor)
+    notifier, subscriptions = _notifications(settings, store, reactor)
+    containers = ContainerService(store, journal, hub, reactor, notifier=notifier)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
     relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"],
                   idle_timeout=settings["attach-idle-timeout"])
     auth = keystone_auth(settings, reactor) if settings["auth"] == "keystone" else TokenAuth(store)
-    api = NativeAPI(auth, containers, store, journal, relay)
+    api = NativeAPI(auth, containers, store, journal, relay, subscriptions=subscriptions)
 
     top = MultiService()
     store.setServiceParent(top)
+    # After the store (it loads the subscriptions), stopped before it.
+    notifier.setServiceParent(top)
+    top.notifier = notifier
+    if settings["notifications-exists-interval"] > 0:
+        ExistsAudit(store, notifier, settings["notifications-exists-interval"], reactor).setServiceParent(top)
     if isinstance(auth, Service):
         auth.setServiceParent(top)
     docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor)
@@ -155,15 +190,63 @@ def makeService(options, reactor=None):
     site.displayTracebacks = False
     top.api = APIListener(serverFromString(reactor, settings["api"]), site)
     top.api.setServiceParent(top)
-    agents = AgentListener(
-        serverFromString(reactor, settings["agents"]),
-        Factory.forProtocol(lambda: AgentLink(hub, journal)),
-    )
+    agent_factory = Factory.forProtocol(lambda: AgentLink(hub, journal))
+    tls_dir = settings.get("agents-tls-dir")
+    if tls_dir:
+        agent_factory = agenttls.server_factory(tls_dir, agent_factory)
+    agents = AgentListener(serverFromString(reactor, settings["agents"]), agent_factory)
     agents.setServiceParent(top)
     top.agents = agents
+    providers = {}
     if settings["provider"] == "local" and settings["instances"] > 0:
-        LocalProvider(store, agents, settings["instances"], settings["instance-capacity"], reactor).setServiceParent(top)
+        local = LocalProvider(
+            store, agents, settings["instances"], settings["instance-capacity"], reactor, tls_dir=tls_dir,
+            restart_delay=settings["agent-restart-delay"],
+        )
+        local.setServiceParent(top)
+        local.notifier = notifier
+        providers[local.name] = local
+    _wire_scheduler(top, settings, store, hub, journal, containers, api, providers, reactor)
     return top
+
+
+def _notifications(settings, store, reactor):
+    """
+    The notifier with its sinks: the JSON-lines log (unless off) and the
+    projects' webhooks, POSTed by treq over the notifier's own connection pool.
+    """
+    subscriptions = Subscriptions(store)
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 2
+    http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=settings["notifications-webhook-timeout"]))
+    sinks = []
+    if settings["notifications-log"]:
+        sinks.append(JsonLinesSink(settings["notifications-log"], ThreadExecutor(reactor, "csvc-notify-log")))
+    sinks.append(
+        WebhookSink(
+            subscriptions, http.post, reactor,
+            max_queue=settings["notifications-webhook-queue"],
+            attempts=settings["notifications-webhook-attempts"],
+            timeout=settings["notifications-webhook-timeout"],
+        )
+    )
+    return Notifier(reactor, sinks, subscriptions), subscriptions
+
+
+def _wire_scheduler(top, settings, store, hub, journal, containers, api, providers, reactor):
+    """
+    Placement (new instances from the provider when none has room), the
+    heartbeat monitor, the idle reaper and the instance map the API uses.
+    """
+    provider = next(iter(providers.values()), None)
+    containers.placement = Placement(store, hub, provider, reactor, wait=settings["instance-wait"])
+    instances = InstanceMap(store, hub, containers, providers)
+    api.instances = instances
+    HeartbeatMonitor(store, hub, journal, reactor, settings["heartbeat-interval"]).setServiceParent(top)
+    IdleReaper(store, instances, containers.placement, providers, reactor, settings["instance-grace"]).setServiceParent(
+        top
+    )
+    top.placement = containers.placement
 
 
 __all__ = ["Options", "makeService", "strports"]

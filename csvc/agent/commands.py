@@ -78,6 +78,10 @@ class NotEnrolled(Exception):
     """
 
 
+#: What a report (output, a start, an exit) may be refused with: a link that
+#: has not registered (or whose instance was revoked), a contract broken.
+_REPORT_ERRORS = {OutputRefused: b"OUTPUT_REFUSED", NotEnrolled: b"NOT_ENROLLED"}
+
 _ENGINE_ERRORS = {
     EngineError: b"ENGINE_ERROR",
     InvalidSpec: b"INVALID_SPEC",
@@ -122,6 +126,7 @@ class Register(amp.Command):
 class Heartbeat(amp.Command):
     arguments = []
     response = []
+    errors = {NotEnrolled: b"NOT_ENROLLED"}
 
 
 class Output(amp.Command):
@@ -143,7 +148,7 @@ class Output(amp.Command):
         (b"cursor", amp.Unicode()),
     ]
     response = []
-    errors = {OutputRefused: b"OUTPUT_REFUSED"}
+    errors = _REPORT_ERRORS
 
 
 class Started(amp.Command):
@@ -157,6 +162,7 @@ class Started(amp.Command):
         (b"started_at", amp.Unicode()),
     ]
     response = []
+    errors = _REPORT_ERRORS
 
 
 class Exited(amp.Command):
@@ -173,7 +179,7 @@ class Exited(amp.Command):
         (b"removed", amp.Boolean()),
     ]
     response = []
-    errors = {OutputRefused: b"OUTPUT_REFUSED"}
+    errors = _REPORT_ERRORS
 
 
 # -- service -> agent -------------------------------------------------------
@@ -372,7 +378,7 @@ class ExecOutput(amp.Command):
         (b"data", amp.String()),
     ]
     response = []
-    errors = {OutputRefused: b"OUTPUT_REFUSED"}
+    errors = _REPORT_ERRORS
 
 
 class ExecExited(amp.Command):
@@ -382,4 +388,4 @@ class ExecExited(amp.Command):
 
     arguments = [(b"exec_id", amp.Unicode()), (b"exit_code", amp.Integer())]
     response = []
-    errors = {OutputRefused: b"OUTPUT_REFUSED"}
+    errors = _REPORT_ERRORS

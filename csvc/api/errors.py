@@ -10,6 +10,7 @@ from csvc.compute.states import InvalidState
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.execs import ExecClaimed, ExecOutputTooLarge
 from csvc.policy import Forbidden
+from csvc.scheduler.instances import InstanceConflict
 from csvc.store.db import NameInUse, NoRoom
 from csvc.store.quotas import QuotaExceeded
 
@@ -33,6 +34,7 @@ STATUS = [
     (ExecOutputTooLarge, 413, "Payload Too Large"),
     (InvalidState, 409, "Conflict"),
     (NameInUse, 409, "Conflict"),
+    (InstanceConflict, 409, "Conflict"),
     (PayloadTooLarge, 413, "Payload Too Large"),
     (EngineError, 502, "Bad Gateway"),
     (InstanceUnavailable, 503, "Service Unavailable"),

@@ -15,12 +15,16 @@ from twisted.logger import Logger
 
 from csvc.api.errors import Forbidden, PayloadTooLarge, classify
 from csvc.api.logs import LogStream, tail_position
-from csvc.api.schemas import CONTAINER_CREATE, BadRequest, query_bool, query_int, query_str, validate
+from csvc.api.schemas import QUERY, CONTAINER_CREATE, BadRequest, read_query, validate
+from csvc.api import openapi
 from csvc.api.ui import TerminalUI
 from csvc.api.auth import Unauthorized
 from csvc.compute.service import NotFound, normalize_signal
-from csvc.api.schemas import EXEC_CREATE, QUOTA_UPDATE
+from csvc.api.schemas import EXEC_CREATE, QUOTA_UPDATE, SUBSCRIPTION_CREATE
+from csvc.notify.subscriptions import SubscriptionNotFound
 from csvc.policy import enforce
+from csvc.api.schemas import INSTANCE_REGISTER
+from csvc.scheduler.instances import InstanceConflict
 from csvc.store.quotas import RESOURCES
 from csvc.compute import states
 from csvc.relay.exec_attach import exec_upgrade
@@ -68,6 +72,16 @@ def container_view(row):
     }
 
 
+def subscription_view(row):
+    return {
+        "uuid": row["uuid"],
+        "project_id": row["project_id"],
+        "url": row["url"],
+        "event_types": list(row["event_types"]),
+        "created_at": _iso(row["created_at"]),
+    }
+
+
 def instance_view(row):
     return {
         "uuid": row["uuid"],
@@ -79,6 +93,7 @@ def instance_view(row):
         "hostname": row["hostname"],
         "engine": row["engine"],
         "shared": row["shared"],
+        "project_id": row.get("project_id"),
         "created_at": _iso(row["created_at"]),
         "last_seen_at": _iso(row["last_seen_at"]),
     }
@@ -106,12 +121,16 @@ def send_error(request, status, title, message, request_id):
 
 def endpoint(public=False):
     """
-    Owns a route's JSON out, authentication and error mapping.  The handler
-    gets ``(request, identity, **route_args)`` and returns ``(status, body)``
-    (``body`` None for no content) or ``Streamed``.
+    Owns a route's JSON out, authentication, query checking and error
+    mapping.  The handler gets ``(request, identity, **route_args)``, and
+    ``query=`` (the checked, typed query) when ``schemas.QUERY`` lists
+    parameters for it; any query parameter it does not list is a 400.  It
+    returns ``(status, body)`` (``body`` None for no content) or ``Streamed``.
     """
 
     def decorator(handler):
+        parameters = QUERY.get(handler.__name__)
+
         @wraps(handler)
         @inlineCallbacks
         def route(self, request, **kwargs):
@@ -123,6 +142,9 @@ def endpoint(public=False):
                     identity = yield self.auth.authenticate(
                         _header(request, b"X-Auth-Token"), _header(request, b"X-Auth-Project-Id")
                     )
+                query = read_query(request, parameters or {})
+                if parameters is not None:
+                    kwargs["query"] = query
                 result = yield handler(self, request, identity, **kwargs)
             except Exception as exc:
                 if isinstance(exc, CancelledError) and request.channel is None:
@@ -178,16 +200,29 @@ def read_json(request, schema):
     return document
 
 
+def _check_project(project):
+    """
+    A project id is at most 64 characters (what the store keeps).
+    """
+    if len(project) > 64:
+        raise BadRequest("path segment 'project': must be at most 64 characters long")
+
+
 class NativeAPI:
     _app = Klein()
 
-    def __init__(self, auth, containers, store, journal, relay=None):
+    def __init__(self, auth, containers, store, journal, relay=None, subscriptions=None, instances=None):
         self.relay = relay
+        #: ``csvc.scheduler.instances.InstanceMap``: registering and removing instances
+        self.instances = instances
+        #: ``csvc.notify.subscriptions.Subscriptions`` (webhooks), when notifying
+        self._subscriptions = subscriptions
         self.auth = auth
         self._containers = containers
         self._store = store
         self._journal = journal
         self._ui = TerminalUI()
+        self._openapi = None
 
     def resource(self):
         return self._app.resource()
@@ -226,6 +261,16 @@ class NativeAPI:
             ]
         }
 
+    @_app.route("/v1/openapi.json", methods=["GET"])
+    @endpoint(public=True)
+    def openapi_document(self, request, identity):
+        """
+        The OpenAPI document of this API.
+        """
+        if self._openapi is None:
+            self._openapi = openapi.document()
+        return 200, self._openapi
+
     # -- containers --------------------------------------------------------
 
     @_app.route("/v1/containers", methods=["POST"])
@@ -236,16 +281,22 @@ class NativeAPI:
         enforce("container:create", identity, identity.project_id)
         if spec.get("instance"):
             instance = yield self._store.get_instance(spec["instance"])
-            if instance is not None:
-                enforce("container:create:instance", identity, target={"shared": instance["shared"]})
+            if instance is None or instance["status"] == "deleted":
+                # Asking for a host that is not there is the client's error.
+                raise NotFound(f"instance {spec['instance']} not found")
+            owner = instance.get("project_id")
+            enforce("container:create:instance", identity, owner, target={"shared": instance["shared"]})
+            if owner is not None and owner != identity.project_id:
+                # Created for another project: its containers only, whoever asks.
+                raise Forbidden(f"instance {instance['name']} was created for another project")
         row = yield self._containers.create(identity, spec)
         return 202, container_view(row)
 
     @_app.route("/v1/containers", methods=["GET"])
     @endpoint()
     @inlineCallbacks
-    def list_containers(self, request, identity):
-        all_projects = query_bool(request, "all_projects")
+    def list_containers(self, request, identity, query):
+        all_projects = query["all_projects"]
         enforce("container:list_all_projects" if all_projects else "container:list", identity, identity.project_id)
         rows = yield self._containers.list(identity, all_projects)
         return 200, {"containers": [container_view(r) for r in rows]}
@@ -253,16 +304,16 @@ class NativeAPI:
     @_app.route("/v1/containers/<ident>", methods=["GET"])
     @endpoint()
     @inlineCallbacks
-    def show_container(self, request, identity, ident):
-        row = yield self._containers.get(identity, ident, query_bool(request, "all_projects"))
+    def show_container(self, request, identity, ident, query):
+        row = yield self._containers.get(identity, ident, query["all_projects"])
         return 200, container_view(row)
 
     @_app.route("/v1/containers/<ident>", methods=["DELETE"])
     @endpoint()
     @inlineCallbacks
-    def delete_container(self, request, identity, ident):
-        force = query_bool(request, "force")
-        row = yield self._containers.get(identity, ident, query_bool(request, "all_projects"))
+    def delete_container(self, request, identity, ident, query):
+        force = query["force"]
+        row = yield self._containers.get(identity, ident, query["all_projects"])
         enforce("container:force_delete" if force else "container:delete", identity, row["project_id"])
         yield self._containers.delete(row, force=force)
         return 204, None
@@ -278,18 +329,17 @@ class NativeAPI:
     @_app.route("/v1/containers/<ident>/stop", methods=["POST"])
     @endpoint()
     @inlineCallbacks
-    def stop_container(self, request, identity, ident):
-        timeout = query_int(request, "timeout", 10, minimum=0, maximum=3600)
+    def stop_container(self, request, identity, ident, query):
         row = yield self._containers.get(identity, ident)
-        row = yield self._containers.stop(row, timeout)
+        row = yield self._containers.stop(row, query["timeout"])
         return 202, container_view(row)
 
     @_app.route("/v1/containers/<ident>/kill", methods=["POST"])
     @endpoint()
     @inlineCallbacks
-    def kill_container(self, request, identity, ident):
+    def kill_container(self, request, identity, ident, query):
         try:
-            signal = normalize_signal(query_str(request, "signal", "SIGKILL"))
+            signal = normalize_signal(query["signal"])
         except ValueError as exc:
             raise BadRequest(f"query parameter 'signal': {exc}") from None
         row = yield self._containers.get(identity, ident)
@@ -299,10 +349,9 @@ class NativeAPI:
     @_app.route("/v1/containers/<ident>/restart", methods=["POST"])
     @endpoint()
     @inlineCallbacks
-    def restart_container(self, request, identity, ident):
-        timeout = query_int(request, "timeout", 10, minimum=0, maximum=3600)
+    def restart_container(self, request, identity, ident, query):
         row = yield self._containers.get(identity, ident)
-        row = yield self._containers.restart(row, timeout)
+        row = yield self._containers.restart(row, query["timeout"])
         return 202, container_view(row)
 
     @_app.route("/v1/containers/<ident>/wait", methods=["POST"])
@@ -316,19 +365,15 @@ class NativeAPI:
     @_app.route("/v1/containers/<ident>/logs", methods=["GET"])
     @endpoint()
     @inlineCallbacks
-    def container_logs(self, request, identity, ident):
-        stdout = query_bool(request, "stdout", True)
-        stderr = query_bool(request, "stderr", True)
+    def container_logs(self, request, identity, ident, query):
+        stdout, stderr = query["stdout"], query["stderr"]
         if not (stdout or stderr):
             raise BadRequest("query parameters 'stdout' and 'stderr': at least one must be true")
         streams = {s for s, on in ((1, stdout), (2, stderr)) if on}
-        since = query_int(request, "since", 0, minimum=0)
-        tail_text = query_str(request, "tail", "all")
-        follow = query_bool(request, "follow")
+        since, tail, follow = query["since"], query["tail"], query["follow"]
         row = yield self._containers.get(identity, ident)
         first = None
-        if tail_text != "all":
-            tail = query_int(request, "tail", minimum=0)
+        if tail != "all":
             if tail == 0:
                 since = max(since, row["last_seq"])
             else:
@@ -345,13 +390,8 @@ class NativeAPI:
 
     # -- attach ------------------------------------------------------------
 
-    def _attach_options(self, request):
-        options = {
-            "stdin": query_bool(request, "stdin", False),
-            "stdout": query_bool(request, "stdout", True),
-            "stderr": query_bool(request, "stderr", True),
-            "logs": query_bool(request, "logs", False),
-        }
+    def _attach_options(self, query):
+        options = {name: query[name] for name in ("stdin", "stdout", "stderr", "logs")}
         if not (options["stdin"] or options["stdout"] or options["stderr"]):
             raise BadRequest("query parameters 'stdin', 'stdout', 'stderr': at least one must be true")
         return options
@@ -359,12 +399,12 @@ class NativeAPI:
     @_app.route("/v1/containers/<ident>/attach", methods=["GET"])
     @endpoint()
     @inlineCallbacks
-    def attach_container(self, request, identity, ident):
+    def attach_container(self, request, identity, ident, query):
         """
         With a WebSocket upgrade: attach now.  Without: a one-time URL for
         clients that cannot set headers (browsers).
         """
-        options = self._attach_options(request)
+        options = self._attach_options(query)
         row = yield self._containers.get(identity, ident)
         self.relay.check_attachable(row, options)
         if _is_websocket(request):
@@ -461,6 +501,48 @@ class NativeAPI:
             self.relay, self._containers, self._containers.execs, request, row, exec_id, bool(tty), bool(stdin)
         )
 
+    # -- notification subscriptions (webhooks) -----------------------------
+
+    def _webhooks(self):
+        if self._subscriptions is None:
+            raise NotFound("notifications are not enabled on this service")
+        return self._subscriptions
+
+    @_app.route("/v1/subscriptions", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def create_subscription(self, request, identity):
+        """
+        POST the project's events of ``event_types`` to ``url`` (JSON, one
+        notification per request, retried with backoff; see csvc.notify).
+        """
+        body = read_json(request, SUBSCRIPTION_CREATE)
+        enforce("subscription:create", identity, identity.project_id)
+        row = yield self._webhooks().create(identity.project_id, body["url"], body["event_types"])
+        return 201, subscription_view(row)
+
+    @_app.route("/v1/subscriptions", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def list_subscriptions(self, request, identity, query):
+        all_projects = query["all_projects"]
+        rule = "subscription:list_all_projects" if all_projects else "subscription:list"
+        enforce(rule, identity, identity.project_id)
+        rows = yield self._webhooks().list(None if all_projects else identity.project_id)
+        return 200, {"subscriptions": [subscription_view(r) for r in rows]}
+
+    @_app.route("/v1/subscriptions/<subscription>", methods=["DELETE"])
+    @endpoint()
+    @inlineCallbacks
+    def delete_subscription(self, request, identity, subscription, query):
+        across = query["all_projects"] and identity.is_admin
+        enforce("subscription:delete", identity, identity.project_id)
+        try:
+            yield self._webhooks().delete(subscription, None if across else identity.project_id)
+        except SubscriptionNotFound as exc:
+            raise NotFound(str(exc)) from None
+        return 204, None
+
     # -- instances ---------------------------------------------------------
 
     @_app.route("/v1/instances", methods=["GET"])
@@ -471,12 +553,65 @@ class NativeAPI:
         rows = yield self._store.list_instances()
         return 200, {"instances": [instance_view(r) for r in rows]}
 
+    def _instance_map(self):
+        if self.instances is None:
+            raise NotFound("this service does not manage instances")
+        return self.instances
+
+    @_app.route("/v1/instances/<ident>", methods=["GET"])
+    @endpoint()
+    @inlineCallbacks
+    def show_instance(self, request, identity, ident):
+        """
+        An instance (by uuid or name) and the containers on it.
+        """
+        enforce("instance:get", identity)
+        row = yield self._instance_map().get(ident)
+        placed = yield self._store.list_containers(instance_uuid=row["uuid"])
+        view = instance_view(dict(row, containers=len(placed)))
+        view["container_list"] = [
+            {k: container_view(c)[k] for k in ("uuid", "name", "project_id", "status", "status_reason")}
+            for c in placed
+        ]
+        return 200, view
+
+    @_app.route("/v1/instances", methods=["POST"])
+    @endpoint()
+    @inlineCallbacks
+    def register_instance(self, request, identity):
+        """
+        An existing host joins (admin): its row and the enrollment token its
+        agent presents (``CSVC_ENROLL_TOKEN``), shown this once.
+        """
+        enforce("instance:create", identity)
+        body = read_json(request, INSTANCE_REGISTER)
+        try:
+            row, token = yield self._instance_map().register(
+                body["name"], body.get("capacity", 10), body.get("shared", False), body.get("project_id")
+            )
+        except ValueError as exc:
+            raise InstanceConflict(str(exc)) from None
+        return 201, dict(instance_view(row), enroll_token=token)
+
+    @_app.route("/v1/instances/<ident>", methods=["DELETE"])
+    @endpoint()
+    @inlineCallbacks
+    def delete_instance(self, request, identity, ident, query):
+        """
+        Drain (no new placements) and remove an instance (admin); 409 while
+        it holds containers, unless ``force`` (they are deleted first).
+        """
+        enforce("instance:delete", identity)
+        yield self._instance_map().delete(ident, force=query["force"])
+        return 204, None
+
     # -- quotas ------------------------------------------------------------
 
     @_app.route("/v1/quotas/<project>", methods=["GET"])
     @endpoint()
     @inlineCallbacks
     def show_quota(self, request, identity, project):
+        _check_project(project)
         enforce("quota:get", identity, project)
         limits = yield self._store.get_quota(project)
         return 200, limits
@@ -485,6 +620,7 @@ class NativeAPI:
     @endpoint()
     @inlineCallbacks
     def update_quota(self, request, identity, project):
+        _check_project(project)
         enforce("quota:update", identity, project)
         body = read_json(request, QUOTA_UPDATE)
         values = {k: (None if v is None else int(v)) for k, v in body.items()}
@@ -498,6 +634,7 @@ class NativeAPI:
         """
         Back to the service's defaults.
         """
+        _check_project(project)
         enforce("quota:delete", identity, project)
         yield self._store.reset_quota(project)
         return 204, None
@@ -509,6 +646,7 @@ class NativeAPI:
         """
         Each resource's ``limit`` and ``in_use``, as Zun shows them.
         """
+        _check_project(project)
         enforce("quota:usage", identity, project)
         limits, usage = yield self._store.quota_usage(project)
         usage["attach_sessions"] = self.relay.project_sessions(project) if self.relay is not None else 0

@@ -6,6 +6,8 @@ import re
 
 import jsonschema
 
+from csvc.notify import events as _notify_events
+
 #: Docker's reference grammar, loosely: [host[:port]/]path[:tag][@digest]
 IMAGE_PATTERN = (
     r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-]{1,2}[a-z0-9]+)*"
@@ -77,6 +79,129 @@ def validate(document, schema):
     raise BadRequest(f"{_where(error)}: {error.message}")
 
 
+def _bool(default):
+    return {"type": "boolean", "default": default}
+
+
+_TIMEOUT = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": 3600,
+    "default": 10,
+    "description": "seconds to wait for the process to exit before it is killed",
+}
+
+#: The query parameters of each native route, keyed by the handler's name in
+#: ``NativeAPI``; each a JSON Schema of its value.  ``csvc.api.native.endpoint``
+#: refuses any other parameter (400 naming it) and ``csvc.api.openapi``
+#: documents these.  A route not listed takes none.
+QUERY = {
+    "list_containers": {"all_projects": _bool(False)},
+    "list_subscriptions": {"all_projects": _bool(False)},
+    "delete_subscription": {"all_projects": _bool(False)},
+    "show_container": {"all_projects": _bool(False)},
+    "delete_container": {"force": _bool(False), "all_projects": _bool(False)},
+    "stop_container": {"timeout": _TIMEOUT},
+    "restart_container": {"timeout": _TIMEOUT},
+    "kill_container": {
+        "signal": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "default": "SIGKILL",
+            "description": "a signal name (SIGTERM, TERM) or number (1-64)",
+        }
+    },
+    "container_logs": {
+        "stdout": _bool(True),
+        "stderr": _bool(True),
+        "since": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 2**53,
+            "default": 0,
+            "description": "only chunks after this sequence number",
+        },
+        "tail": {
+            "anyOf": [{"type": "string", "enum": ["all"]}, {"type": "integer", "minimum": 0, "maximum": 2**53}],
+            "default": "all",
+            "description": "'all', or how many of the last lines",
+        },
+        "follow": _bool(False),
+    },
+    "attach_container": {
+        "stdin": _bool(False),
+        "stdout": _bool(True),
+        "stderr": _bool(True),
+        "logs": _bool(False),
+    },
+    "delete_instance": {"force": _bool(False)},
+}
+
+
+def _query_value(text, schema):
+    """
+    A query value as the JSON value its schema expects: a boolean or an
+    integer when it reads as one, else the text itself.
+    """
+    branches = schema.get("anyOf", [schema])
+    types = {b.get("type") for b in branches}
+    lowered = text.strip().lower()
+    if "boolean" in types and lowered in _TRUE | _FALSE:
+        return lowered in _TRUE
+    if "integer" in types and re.fullmatch(r"-?[0-9]{1,20}", text.strip()):
+        return int(text.strip())
+    return text
+
+
+def read_query(request, parameters):
+    """
+    The request's query as a dict of typed values (defaults filled in),
+    checked against ``parameters`` (a ``QUERY`` entry): unknown or repeated
+    parameters, values of the wrong type and values out of bounds are a
+    ``BadRequest`` naming the parameter and the rule.
+    """
+    given = {}
+    for raw, values in request.args.items():
+        given[raw.decode("utf-8", "replace")] = values
+    unknown = sorted(set(given) - set(parameters))
+    if unknown:
+        allowed = ", ".join(sorted(parameters)) or "none"
+        raise BadRequest(f"unknown query parameter(s): {', '.join(unknown)} (this route takes: {allowed})")
+    query = {name: schema.get("default") for name, schema in parameters.items()}
+    for name, values in given.items():
+        if len(values) > 1:
+            raise BadRequest(f"query parameter '{name}': given {len(values)} times; give it at most once")
+        text = values[0].decode("utf-8", "replace")
+        schema = parameters[name]
+        value = _query_value(text, schema)
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+        if error is not None:
+            if "anyOf" in schema or error.validator == "type":
+                rule = schema["description"] if "anyOf" in schema else f"must be {_describe(schema)}"
+                raise BadRequest(f"query parameter '{name}': {text!r} is not valid ({rule})")
+            rule = _RULES.get(error.validator, "{message}").format(value=error.validator_value, message=error.message)
+            raise BadRequest(f"query parameter '{name}': {rule}")
+        query[name] = value
+    return query
+
+
+_RULES = {
+    "minimum": "must be at least {value}",
+    "maximum": "must be at most {value}",
+    "minLength": "must be at least {value} character(s) long",
+    "maxLength": "must be at most {value} characters long",
+}
+
+
+def _describe(schema):
+    if schema.get("type") == "boolean":
+        return "a boolean: true or false"
+    if schema.get("type") == "integer":
+        return "an integer"
+    return "a string"
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -137,6 +262,19 @@ EXEC_CREATE = {
 #: A limit: a whole number, -1 for unlimited; null restores the default.
 _LIMIT = {"type": ["integer", "null"], "minimum": -1}
 
+#: ``POST /v1/instances`` (admin): an existing host joins the map.
+INSTANCE_REGISTER = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": NAME_PATTERN},
+        "capacity": {"type": "integer", "minimum": 1, "maximum": 100000},
+        "shared": {"type": "boolean"},
+        "project_id": {"type": "string", "minLength": 1, "maxLength": 64},
+    },
+}
+
 QUOTA_UPDATE = {
     "type": "object",
     "additionalProperties": False,
@@ -145,5 +283,24 @@ QUOTA_UPDATE = {
         "memory": _LIMIT,
         "cpu": _LIMIT,
         "attach_sessions": _LIMIT,
+    },
+}
+
+#: ``POST /v1/subscriptions``: a webhook for some of the project's events;
+#: each event type a known one (``csvc.notify.events``) or a ``prefix.*``
+#: wildcard of them (``compute.container.*``), or ``*``.
+SUBSCRIPTION_CREATE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["url", "event_types"],
+    "properties": {
+        "url": {"type": "string", "maxLength": 2048, "pattern": r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$"},
+        "event_types": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 32,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": list(_notify_events.SUBSCRIBABLE)},
+        },
     },
 }

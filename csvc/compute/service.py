@@ -13,6 +13,8 @@ from twisted.logger import Logger
 from csvc.agent import commands
 from csvc import policy
 from csvc.compute import states
+from csvc.notify import events as notices
+from csvc.notify.notifier import NullNotifier
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.execs import CollectedOutput
 
@@ -72,15 +74,24 @@ class ContainerService:
     #: engine has acted.
     settle_timeout = 30.0
 
-    def __init__(self, store, journal, hub, clock):
+    def __init__(self, store, journal, hub, clock, notifier=None, placement=None):
         self._store = store
         self._journal = journal
         self._hub = hub
         self._clock = clock
+        # Notifications (csvc.notify): emitting never blocks nor fails.
+        self._notifier = notifier if notifier is not None else NullNotifier()
         # uuid -> Deferred of a start still on its way to the engine: the
         # store says "running" from the moment it is asked for.
         self._starting = {}
         hub.containers = self
+        if placement is None:
+            from csvc.scheduler.placement import Placement
+
+            # A fixed set of instances: no provider to ask for more.
+            placement = Placement(store, hub, None, clock)
+        #: where containers go (``csvc.scheduler.placement``)
+        self.placement = placement
 
     def _now(self):
         return datetime.fromtimestamp(self._clock.seconds(), timezone.utc).replace(tzinfo=None)
@@ -131,7 +142,12 @@ class ContainerService:
             remove_on_exit=bool(spec.get("remove_on_exit", False)),
             status="creating",
         )
-        row = yield self._store.place_container(values, spec.get("instance"))
+        self._notifier.container(notices.CONTAINER_CREATE_START, values)
+        try:
+            row = yield self.placement.place(values, spec.get("instance"))
+        except Exception as exc:
+            self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, values, _reason(exc))
+            raise
         instance = row["instance_uuid"]
         self._hub.assign(container_uuid, instance)
         engine_spec = {k: v for k, v in row.items() if not isinstance(v, datetime)}
@@ -139,9 +155,11 @@ class ContainerService:
             result = yield self._hub.call(instance, commands.CreateContainer, spec=engine_spec)
         except commands.NoSuchImage:
             yield self._discard(container_uuid)
+            self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, "no such image")
             raise ImageNotFound(f"image '{values['image']}' is not available on the instance") from None
-        except Exception:
+        except Exception as exc:
             yield self._discard(container_uuid)
+            self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, _reason(exc))
             raise
         row = yield self._store.update_container(
             container_uuid, expect_status="creating", status="created", engine_id=result["engine_id"]
@@ -149,6 +167,7 @@ class ContainerService:
         if row is None:
             raise NotFound(f"container {container_uuid} was deleted while it was created")
         self._journal.state_changed(container_uuid)
+        self._notifier.container(notices.CONTAINER_CREATE_END, row)
         if spec.get("run"):
             d = self.start(row)
             d.addErrback(self._background_failure, container_uuid, "start")
@@ -192,12 +211,14 @@ class ContainerService:
                 row["uuid"], expect_status="running", status=previous, status_reason=f"start failed: {reason}"
             )
             self._journal.state_changed(row["uuid"])
+            self._notifier.container_failed(notices.CONTAINER_START_ERROR, row, reason)
             raise
         finally:
             if self._starting.get(row["uuid"]) is starting:
                 del self._starting[row["uuid"]]
             starting.callback(None)
         self._journal.state_changed(row["uuid"])
+        self._notifier.container(notices.CONTAINER_START, updated)
         return updated
 
     @inlineCallbacks
@@ -223,7 +244,17 @@ class ContainerService:
         row = yield self._started(row)
         states.check("stop", row["status"])
         yield self._hub.call(row["instance_uuid"], commands.StopContainer, uuid=row["uuid"], timeout=timeout)
-        return (yield self._settled(row["uuid"]))
+        return self._stopped((yield self._settled(row["uuid"])), "stop")
+
+    def _stopped(self, row, action, signal=None):
+        """
+        ``compute.container.stop`` when a stop or kill ended the run (the
+        exit itself is ``compute.container.exit``, from ``on_exited``).
+        """
+        if row is not None and row["status"] not in states.LIVE:
+            extra = {"action": action} if signal is None else {"action": action, "signal": signal}
+            self._notifier.container(notices.CONTAINER_STOP, row, **extra)
+        return row
 
     @inlineCallbacks
     def kill(self, row, signal="SIGKILL"):
@@ -231,8 +262,8 @@ class ContainerService:
         states.check("kill", row["status"])
         yield self._hub.call(row["instance_uuid"], commands.KillContainer, uuid=row["uuid"], signal=signal)
         if signal in ("SIGKILL", "9"):
-            return (yield self._settled(row["uuid"]))
-        return (yield self._store.get_container(row["uuid"]))
+            return self._stopped((yield self._settled(row["uuid"])), "kill", signal)
+        return self._stopped((yield self._store.get_container(row["uuid"])), "kill", signal)
 
     @inlineCallbacks
     def restart(self, row, timeout=10):
@@ -245,6 +276,7 @@ class ContainerService:
     def delete(self, row, force=False):
         row = yield self._started(row)
         states.check("force_delete" if force else "delete", row["status"])
+        self._notifier.container(notices.CONTAINER_DELETE_START, row, force=bool(force))
         try:
             yield self._hub.call(row["instance_uuid"], commands.RemoveContainer, uuid=row["uuid"], force=True)
         except commands.NoSuchContainer:
@@ -257,6 +289,7 @@ class ContainerService:
         yield self._store.delete_container(row["uuid"])
         self._hub.unassign(row["uuid"])
         self._journal.forget(row["uuid"])
+        self._notifier.container(notices.CONTAINER_DELETE_END, dict(row, status="deleted"), force=bool(force))
 
     @inlineCallbacks
     def wait(self, row):
@@ -384,6 +417,9 @@ class ContainerService:
         )
         if row is not None:
             self._journal.state_changed(container_uuid)
+            # Started by the engine, not through ``start`` (which has set
+            # "running" before it asks): a restart policy, say.
+            self._notifier.container(notices.CONTAINER_START, row)
 
     @inlineCallbacks
     def on_exited(self, container_uuid, exit_code, last_seq, finished_at):
@@ -396,6 +432,8 @@ class ContainerService:
             finished_at=_parse_engine_time(finished_at, self._now()),
         )
         if row is not None:
+            # The exit is told before waiters wake (a stop tells it ended the run).
+            self._notifier.container(notices.CONTAINER_EXIT, row)
             self._journal.state_changed(container_uuid)
             if row["remove_on_exit"]:
                 # Docker's --rm: the container goes once its exit is known.

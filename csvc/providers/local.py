@@ -8,12 +8,16 @@ stored), passed in the environment rather than on the command line.
 """
 
 import os
+import secrets
 import sys
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.runner.procmon import ProcessMonitor
+
+from csvc.notify.notifier import NullNotifier
+from csvc.relay import agenttls
 
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
@@ -35,15 +39,36 @@ def agent_command(connect, capacity, extra=()):
 
 
 class LocalProvider(MultiService):
-    log = Logger()
+    """
+    ``count`` shared instances at start (the embedded default's); more, one
+    per ``create_instance``, for a project (an ``IInstanceProvider``).  A dead
+    agent is restarted after ``restart_delay`` seconds.
+    """
 
-    def __init__(self, store, listener, count, capacity, reactor):
+    log = Logger()
+    name = "local"
+    #: ``compute.instance.create`` / ``.delete`` go here (``csvc.notify``);
+    #: ``makeService`` gives it the service's notifier.
+    notifier = NullNotifier()
+
+    def __init__(self, store, listener, count, capacity, reactor, tls_dir=None, restart_delay=1.0):
         super().__init__()
+        #: containers per instance
+        self.capacity = capacity
+        #: the agents' connect string, once the agent port listens
+        self._connect = None
+        self._connecting = []
+        #: A csvc-manage tls directory when the agent port speaks TLS.
+        self._tls_dir = tls_dir
         self._store = store
         self._listener = listener
         self._count = count
         self._capacity = capacity
         self._monitor = ProcessMonitor(reactor=reactor)
+        # Every death waits ``restart_delay`` (procmon restarts one that ran
+        # past its threshold at once, and backs off on quick ones).
+        self._monitor.threshold = float("inf")
+        self._monitor.minRestartDelay = self._monitor.maxRestartDelay = restart_delay
         self._monitor.setServiceParent(self)
 
     def startService(self):
@@ -53,20 +78,67 @@ class LocalProvider(MultiService):
 
     @inlineCallbacks
     def _spawn_agents(self, address):
-        connect = f"tcp:{address.host}:{address.port}"
-        existing = yield self._store.list_instances(provider="local")
+        if self._tls_dir:
+            connect = agenttls.agent_endpoint(address.host, address.port, self._tls_dir)
+        else:
+            connect = f"tcp:{address.host}:{address.port}"
+        rows = yield self._store.list_instances(provider="local")
+        # A revoked instance stays revoked: another takes its place.
+        existing = [row for row in rows if row["status"] != "revoked" and row.get("project_id") is None]
+        # Instances created for projects run again too: their containers do.
+        owned = [row for row in rows if row["status"] != "revoked" and row.get("project_id") is not None]
         while len(existing) < self._count:
             row, _token = yield self._store.create_instance(
-                f"local-{len(existing) + 1}", "local", self._capacity, shared=True
+                f"local-{len(rows) + 1}", "local", self._capacity, shared=True
             )
+            rows.append(row)
             existing.append(row)
-        for row in existing[: self._count]:
+            self.notifier.instance_created(row)
+        for row in existing[: self._count] + owned:
             token = yield self._store.set_enroll_token(row["uuid"])
-            env = dict(os.environ)
-            env["CSVC_ENROLL_TOKEN"] = token
-            self._monitor.addProcess(
-                row["name"],
-                agent_command(connect, self._capacity, ("--hostname", row["name"])),
-                env=env,
-            )
-            self.log.info("starting agent for local instance {name}", name=row["name"])
+            self._start_agent(connect, row, token)
+        self._connect = connect
+        waiting, self._connecting = self._connecting, []
+        for d in waiting:
+            d.callback(connect)
+
+    def _start_agent(self, connect, row, token):
+        env = dict(os.environ)
+        env["CSVC_ENROLL_TOKEN"] = token
+        self._monitor.addProcess(
+            row["name"],
+            agent_command(connect, self.capacity, ("--hostname", row["name"])),
+            env=env,
+        )
+        self.log.info("starting agent for local instance {name}", name=row["name"])
+
+    def _connect_string(self):
+        if self._connect is not None:
+            return succeed(self._connect)
+        d = Deferred()
+        self._connecting.append(d)
+        return d
+
+    @inlineCallbacks
+    def create_instance(self, project_id):
+        """
+        A new local instance for ``project_id``, its agent started; fires
+        with its row (``pending`` until the agent registers).
+        """
+        connect = yield self._connect_string()
+        row, token = yield self._store.create_instance(
+            f"local-{secrets.token_hex(4)}", "local", self.capacity, shared=False, project_id=project_id
+        )
+        self._start_agent(connect, row, token)
+        self.notifier.instance_created(row, project_id)
+        return row
+
+    def remove_instance(self, row):
+        """
+        Stop the instance's agent (for good: it is not restarted).
+        """
+        if row["name"] in self._monitor.processes:
+            self._monitor.removeProcess(row["name"])
+            self.log.info("stopped the agent of local instance {name}", name=row["name"])
+        self.notifier.instance_deleted(row, row.get("project_id"))
+        return succeed(None)

@@ -3,7 +3,7 @@ The control plane's end of the agent links: which instance each connected
 agent is, calls to it, and the boxes agents send (output, starts, exits).
 """
 
-from twisted.internet.defer import fail, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.protocols import amp
 
@@ -34,10 +34,51 @@ class AgentHub:
         self._names = {}
         self._facts = {}
         self.containers = None  # the ContainerService, for starts and exits
+        #: instance uuid -> Deferreds waiting for its agent to register
+        self._registering = {}
         self.execs = ExecRegistry()
 
     def connected_instances(self):
         return set(self._links)
+
+    def when_registered(self, instance_uuid):
+        """
+        A Deferred that fires once the instance's agent has registered (at
+        once when it is connected); cancelling it stops the wait.
+        """
+        if instance_uuid in self._links:
+            return succeed(None)
+        waiting = self._registering.setdefault(instance_uuid, [])
+
+        def cancel(d):
+            if d in waiting:
+                waiting.remove(d)
+
+        d = Deferred(cancel)
+        waiting.append(d)
+        return d
+
+    def notify_registered(self, instance_uuid):
+        """
+        The instance's agent registered: wake whoever waits for it.
+        """
+        for d in self._registering.pop(instance_uuid, []):
+            d.callback(None)
+
+    def drop(self, instance_uuid, why):
+        """
+        Close the instance's link (an agent that stopped answering heartbeats,
+        an instance being removed).
+        """
+        link = self._links.get(instance_uuid)
+        if link is None:
+            return
+        self.log.warn("dropping the agent of instance {name}: {why}", name=self._names.get(instance_uuid), why=why)
+        transport = link.transport
+        (getattr(transport, "abortConnection", None) or transport.loseConnection)()
+
+    def name_of(self, instance_uuid):
+        return self._names.get(instance_uuid, instance_uuid)
 
     def assign(self, container_uuid, instance_uuid):
         self._owner[container_uuid] = instance_uuid
@@ -55,8 +96,8 @@ class AgentHub:
     @inlineCallbacks
     def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):
         instance = yield self._store.instance_by_token(enroll_token)
-        if instance is None:
-            self.log.error("agent from {peer} refused: unknown enrollment token", peer=link.peer())
+        if instance is None or instance["status"] == "revoked":
+            self.log.error("agent from {peer} refused: unknown or revoked enrollment token", peer=link.peer())
             raise commands.NotEnrolled("unknown or revoked enrollment token")
         uuid = instance["uuid"]
         old = self._links.get(uuid)
@@ -67,9 +108,13 @@ class AgentHub:
         self._names[uuid] = instance["name"]
         self._facts[uuid] = facts or {}
         link.instance_uuid = uuid
-        yield self._store.update_instance(
+        updated = yield self._store.update_instance(
             uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None
         )
+        if not updated:
+            # Revoked between the token lookup and now.
+            self.revoked(link)
+            raise commands.NotEnrolled("unknown or revoked enrollment token")
         rows = yield self._store.list_containers(instance_uuid=uuid)
         on_engine = {c["uuid"] for c in containers if c.get("uuid")}
         resume = {}
@@ -92,6 +137,7 @@ class AgentHub:
             n=len(containers),
             r=len(resume),
         )
+        self.notify_registered(uuid)
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
 
     def engine_facts(self):
@@ -160,8 +206,35 @@ class AgentHub:
             d = self._store.update_instance(uuid, status="down")
             d.addErrback(lambda f: self.log.failure("marking {uuid} down", f, uuid=uuid))
 
+    @inlineCallbacks
+    def heartbeat(self, link):
+        """
+        Note that the instance is alive; an instance revoked meanwhile (by
+        ``csvc-manage instance revoke``) loses its link instead.
+        """
+        alive = yield self._store.touch_instance(link.instance_uuid)
+        if not alive:
+            self.revoked(link)
+            raise commands.NotEnrolled("this instance has been revoked")
+        return {}
+
+    def revoked(self, link):
+        uuid = link.instance_uuid
+        self.log.error(
+            "instance {name} is revoked: dropping its agent at {peer}", name=self._names.get(uuid, uuid), peer=link.peer()
+        )
+        # ``lost`` forgets the link once it is closed (and leaves the status
+        # alone: a revoked instance stays revoked).
+        link.transport.loseConnection()
+
     def check_owner(self, link, container_uuid):
         if self._owner.get(container_uuid) != getattr(link, "instance_uuid", None):
+            self.log.error(
+                "agent of instance {name} at {peer} refused: container {uuid} is not on its instance",
+                name=self._names.get(link.instance_uuid, link.instance_uuid),
+                peer=link.peer(),
+                uuid=container_uuid,
+            )
             raise commands.OutputRefused(f"container {container_uuid} is not on this agent's instance")
 
 
@@ -194,6 +267,7 @@ class AgentLink(amp.AMP):
 
     def _registered(self):
         if self.instance_uuid is None:
+            self.log.error("agent from {peer} refused: it has not registered", peer=self.peer())
             raise commands.NotEnrolled("register first")
 
     @commands.Register.responder
@@ -203,8 +277,7 @@ class AgentLink(amp.AMP):
     @commands.Heartbeat.responder
     def heartbeat(self):
         self._registered()
-        d = self._hub._store.touch_instance(self.instance_uuid)
-        return d.addCallback(lambda _: {})
+        return self._hub.heartbeat(self)
 
     @commands.Output.responder
     def output(self, uuid, seq, stream, data, cursor):

@@ -16,14 +16,14 @@ from datetime import datetime, timezone
 
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import and_, create_engine, event, func, select
+from sqlalchemy import and_, create_engine, event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from twisted.application.service import Service
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from csvc.store import models, quotas as quota_units
+from csvc.store import models, quotas as quota_units, subscriptions as subscription_units
 from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
 from csvc.store.quotas import QuotaExceeded
 
@@ -211,13 +211,15 @@ class Store(Service):
 
     # -- instances ---------------------------------------------------------
 
-    def create_instance(self, name, provider, capacity, shared=True):
+    def create_instance(self, name, provider, capacity, shared=True, project_id=None):
         """
         A new instance row, status ``pending``; fires with ``(row, enroll_token)``.
+        ``project_id``: the project it is created for (only its containers go
+        there); None for nobody's.
         """
-        return self._run(self._thd_create_instance, name, provider, capacity, shared)
+        return self._run(self._thd_create_instance, name, provider, capacity, shared, project_id)
 
-    def _thd_create_instance(self, conn, name, provider, capacity, shared):
+    def _thd_create_instance(self, conn, name, provider, capacity, shared, project_id=None):
         token = new_secret()
         values = dict(
             uuid=str(uuidlib.uuid4()),
@@ -228,6 +230,7 @@ class Store(Service):
             enroll_token_hash=hash_secret(token),
             shared=shared,
             created_at=self._now(),
+            project_id=project_id,
         )
         conn.execute(instances.insert().values(**values))
         return values, token
@@ -243,7 +246,7 @@ class Store(Service):
         token = new_secret()
         conn.execute(
             instances.update()
-            .where(instances.c.uuid == instance_uuid)
+            .where(instances.c.uuid == instance_uuid, instances.c.status != "revoked")
             .values(enroll_token_hash=hash_secret(token))
         )
         return token
@@ -260,9 +263,19 @@ class Store(Service):
         return self._run(self._thd_update_instance, instance_uuid, values)
 
     def _thd_update_instance(self, conn, instance_uuid, values):
+        """
+        True when the instance was updated; a revoked instance never is (its
+        revocation is final: ``_thd_revoke_instance``).
+        """
         if "last_seen_at" in values and values["last_seen_at"] is None:
             values["last_seen_at"] = self._now()
-        conn.execute(instances.update().where(instances.c.uuid == instance_uuid).values(**values))
+        result = conn.execute(
+            instances.update()
+            # A removed (deleted) instance is as final as a revoked one.
+            .where(instances.c.uuid == instance_uuid, instances.c.status.notin_(("revoked", "deleted")))
+            .values(**values)
+        )
+        return result.rowcount == 1
 
     def touch_instance(self, instance_uuid):
         return self.update_instance(instance_uuid, last_seen_at=None)
@@ -279,6 +292,7 @@ class Store(Service):
         query = (
             select(instances, func.coalesce(counts.c.n, 0).label("containers"))
             .select_from(instances.outerjoin(counts, counts.c.instance_uuid == instances.c.uuid))
+            .where(instances.c.status != "deleted")
             .order_by(instances.c.created_at, instances.c.uuid)
         )
         if provider is not None:
@@ -296,9 +310,116 @@ class Store(Service):
             conn.execute(
                 select(instances)
                 .where((instances.c.uuid == ident) | (instances.c.name == ident))
-                .order_by(instances.c.created_at, instances.c.uuid)
+                # A removed instance's name may be taken again: the living first.
+                .order_by(instances.c.status == "deleted", instances.c.created_at, instances.c.uuid)
             ).first()
         )
+
+    def _thd_register_instance(self, conn, name, capacity):
+        """
+        An operator's host (provider ``static``), enrolled by hand: fires with
+        ``(row, enroll_token)``; ValueError when the name is taken.
+        """
+        if self._thd_get_instance(conn, name) is not None:
+            raise ValueError(f"an instance named {name!r} already exists")
+        return self._thd_create_instance(conn, name, "static", capacity, True)
+
+    def _thd_revoke_instance(self, conn, ident):
+        """
+        Revoke an instance (by uuid or name): its enrollment token stops
+        working (the stored hash becomes that of a secret nobody knows) and its
+        status becomes ``revoked``, which nothing else overwrites.  A connected
+        agent is dropped at its next heartbeat.  Fires with the row as it was,
+        or None when there is no such instance.
+        """
+        row = self._thd_get_instance(conn, ident)
+        if row is None:
+            return None
+        conn.execute(
+            instances.update()
+            .where(instances.c.uuid == row["uuid"])
+            .values(enroll_token_hash=hash_secret(new_secret()), status="revoked")
+        )
+        return row
+
+    def register_instance(self, name, capacity, shared=True, project_id=None):
+        """
+        An operator's host, enrolled through the API: fires with ``(row,
+        enroll_token)``; ValueError when the name is taken.
+        """
+        return self._run(self._thd_register_owned_instance, name, capacity, shared, project_id)
+
+    def _thd_register_owned_instance(self, conn, name, capacity, shared, project_id):
+        row, token = self._thd_register_instance(conn, name, capacity)
+        conn.execute(
+            instances.update().where(instances.c.uuid == row["uuid"]).values(shared=shared, project_id=project_id)
+        )
+        return self._thd_get_instance(conn, row["uuid"]), token
+
+    def mark_instance_deleted(self, instance_uuid):
+        """
+        The instance was removed through its provider: status ``deleted``
+        (final), its enrollment token dead.  The row stays for the record.
+        """
+        return self._run(self._thd_mark_instance_deleted, instance_uuid)
+
+    def _thd_mark_instance_deleted(self, conn, instance_uuid):
+        conn.execute(
+            instances.update()
+            .where(instances.c.uuid == instance_uuid)
+            .values(status="deleted", enroll_token_hash=hash_secret(new_secret()))
+        )
+
+    def stale_instances(self, seen_before):
+        """
+        Instances (pending, active or down) whose agent was last heard of
+        before ``seen_before`` (Unix seconds), or never and created before
+        it, with how many live containers each still has (``live``).
+        """
+        return self._run(self._thd_stale_instances, _utc(seen_before))
+
+    def _thd_stale_instances(self, conn, cutoff):
+        live = (
+            select(containers.c.instance_uuid, func.count().label("n"))
+            .where(containers.c.status.in_(("creating", "created", "running")))
+            .group_by(containers.c.instance_uuid)
+            .subquery()
+        )
+        query = (
+            select(instances, func.coalesce(live.c.n, 0).label("live"))
+            .select_from(instances.outerjoin(live, live.c.instance_uuid == instances.c.uuid))
+            .where(
+                instances.c.status.in_(("active", "down", "draining")),
+                or_(
+                    instances.c.last_seen_at < cutoff,
+                    and_(instances.c.last_seen_at.is_(None), instances.c.created_at < cutoff),
+                ),
+            )
+            .order_by(instances.c.created_at, instances.c.uuid)
+        )
+        return [_row(r) for r in conn.execute(query)]
+
+    def mark_instance_down(self, instance_uuid, reason):
+        """
+        The instance's agent is gone: an active instance becomes ``down``
+        (a draining one stays draining) and every live container on it
+        ``error`` with ``reason``.  Fires with the uuids of those containers.
+        """
+        return self._run(self._thd_mark_instance_down, instance_uuid, reason)
+
+    def _thd_mark_instance_down(self, conn, instance_uuid, reason):
+        conn.execute(
+            instances.update()
+            .where(instances.c.uuid == instance_uuid, instances.c.status.in_(("active", "pending")))
+            .values(status="down")
+        )
+        live = (containers.c.instance_uuid == instance_uuid) & containers.c.status.in_(
+            ("creating", "created", "running")
+        )
+        errored = [r[0] for r in conn.execute(select(containers.c.uuid).where(live))]
+        if errored:
+            conn.execute(containers.update().where(live).values(status="error", status_reason=reason))
+        return errored
 
     # -- containers --------------------------------------------------------
 
@@ -323,7 +444,18 @@ class Store(Service):
         query = select(instances).order_by(instances.c.created_at, instances.c.uuid)
         if instance_uuid is not None:
             query = query.where(
-                (instances.c.uuid == instance_uuid) | (instances.c.name == instance_uuid)
+                (instances.c.uuid == instance_uuid) | (instances.c.name == instance_uuid),
+                instances.c.status != "deleted",
+            )
+        else:
+            # Fill-first over the instances this project may use: its own and
+            # the shared ones (never another project's, nor an unshared one
+            # nobody owns: those take a container only when named).
+            query = query.where(
+                or_(
+                    instances.c.project_id == values["project_id"],
+                    and_(instances.c.project_id.is_(None), instances.c.shared.is_(True)),
+                )
             )
         if conn.dialect.name != "sqlite":
             query = query.with_for_update()
@@ -332,6 +464,8 @@ class Store(Service):
             raise NoRoom(f"instance {instance_uuid!r} does not exist")
         chosen = None
         for inst in candidates:
+            if inst.get("project_id") not in (None, values["project_id"]):
+                raise NoRoom(f"instance {inst['name']} belongs to another project")
             if inst["status"] != "active":
                 if instance_uuid is not None:
                     raise NoRoom(f"instance {inst['name']} is {inst['status']}")
@@ -362,6 +496,24 @@ class Store(Service):
             # A concurrent create took the name between the check and here.
             raise NameInUse(values["name"]) from None
         return row
+
+    # -- notification subscriptions ----------------------------------------
+
+    def create_subscription(self, project_id, url, event_types, limit):
+        """
+        A project's webhook; fires with its row, or fails with
+        ``QuotaExceeded`` when the project has ``limit`` already.
+        """
+        return self._run(subscription_units.thd_create, project_id, url, event_types, self._now(), limit)
+
+    def list_subscriptions(self, project_id=None):
+        return self._run(subscription_units.thd_list, project_id)
+
+    def delete_subscription(self, subscription_uuid, project_id=None):
+        """
+        Fires with the deleted row, or None when there was none (in the project).
+        """
+        return self._run(subscription_units.thd_delete, subscription_uuid, project_id)
 
     # -- quotas ------------------------------------------------------------
 

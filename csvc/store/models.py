@@ -37,7 +37,9 @@ instances = Table(
     Column("uuid", String(36), primary_key=True),
     Column("name", String(255), nullable=False),
     Column("provider", String(32), nullable=False),
-    # pending (created, agent not yet registered), active, down
+    # pending (created, agent not yet registered), active, down, draining
+    # (no new placements; removed once empty), revoked, deleted (removed
+    # through its provider; kept for the record)
     Column("status", String(16), nullable=False),
     Column("capacity", Integer, nullable=False),
     Column("enroll_token_hash", String(64), nullable=False, unique=True),
@@ -46,6 +48,9 @@ instances = Table(
     Column("shared", Boolean, nullable=False, default=True),
     Column("created_at", DateTime, nullable=False),
     Column("last_seen_at", DateTime),
+    # The project an instance was created for through a provider: only its
+    # containers go there.  NULL: nobody's (placed on when ``shared``).
+    Column("project_id", String(64), index=True),
 )
 
 containers = Table(
@@ -118,4 +123,15 @@ quotas = Table(
     Column("memory", Integer),  # MiB
     Column("cpu", Integer),
     Column("attach_sessions", Integer),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("project_id", String(64), nullable=False, index=True),
+    Column("url", String(2048), nullable=False),
+    # event types and wildcards (``compute.container.*``), csvc.notify.events
+    Column("event_types", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )

@@ -21,6 +21,8 @@ from csvc.agent import commands
 from csvc.api.auth import TokenAuth
 from csvc.api.native import NativeAPI
 from csvc.compute.service import ContainerService
+from csvc.notify.notifier import Notifier
+from csvc.notify.subscriptions import Subscriptions
 from csvc.relay.agentlink import AgentHub, InstanceUnavailable
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
@@ -96,6 +98,27 @@ class FakeAgentHub(AgentHub):
         if last_seq is None:
             last_seq = self._journal.persisted_seq(container_uuid)
         return self.containers.on_exited(container_uuid, exit_code, last_seq, finished_at)
+
+
+class RecordingSink:
+    """
+    A notification sink that keeps every ``(project_id, envelope)``.
+    """
+
+    def __init__(self):
+        self.received = []
+
+    def start(self):
+        pass
+
+    def stop(self):
+        return None
+
+    def deliver(self, envelope, project_id):
+        self.received.append((project_id, envelope))
+
+    def event_types(self, project_id=None):
+        return [e["event_type"] for p, e in self.received if project_id is None or p == project_id]
 
 
 def result_of(d):
@@ -234,8 +257,16 @@ class Environment:
         self.store = SynchronousStore(self.engine, self.clock)
         self.journal = Journal(self.store)
         self.hub = FakeAgentHub(self.store, self.journal, self.clock)
-        self.containers = ContainerService(self.store, self.journal, self.hub, self.clock)
-        self.api = NativeAPI(TokenAuth(self.store), self.containers, self.store, self.journal)
+        # Notifications go to ``self.notices`` (a list of (project, envelope));
+        # a test adds sinks (a webhook one) to ``self.notifier.sinks``.
+        self.notices = RecordingSink()
+        self.subscriptions = Subscriptions(self.store)
+        self.notifier = Notifier(self.clock, [self.notices], self.subscriptions, publisher_id="csvc.test")
+        self.notifier.startService()
+        self.containers = ContainerService(self.store, self.journal, self.hub, self.clock, notifier=self.notifier)
+        self.api = NativeAPI(
+            TokenAuth(self.store), self.containers, self.store, self.journal, subscriptions=self.subscriptions
+        )
         self.http = StubTreq(self.api.resource())
         row, _enroll = result_of(self.store.create_instance("local-1", "local", 10, shared=True))
         result_of(self.store.update_instance(row["uuid"], status="active"))

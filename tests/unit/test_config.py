@@ -78,3 +78,12 @@ def test_agent_options(monkeypatch):
     with pytest.raises(usage.UsageError) as raised:
         agent_service.Options().parseOptions(["--enroll-token", "t", "--engine", "rkt"])
     assert "rkt" in str(raised.value)
+
+
+def test_instance_life_cycle_settings():
+    settings = config.resolve({"instance-grace": "2", "instance-wait": "30"})
+    assert settings["instance-grace"] == 2.0 and settings["instance-wait"] == 30.0
+    assert config.resolve({})["instance-grace"] == 300.0
+    assert config.resolve({})["agent-restart-delay"] == 1.0
+    with pytest.raises(config.ConfigError):
+        config.resolve({"instance-grace": "-1"})

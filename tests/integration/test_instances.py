@@ -1,0 +1,98 @@
+"""
+Instances from the local provider, for real: capacity 2, a grace period of
+2 s.  Five containers land on three instances in order (the shared first one,
+then two created for the project); a killed agent's instance is marked down
+and its containers ``error``; the created instances go once empty.
+
+The local provider restarts a dead agent (``ProcessMonitor``), and a restarted
+agent registers again within a second or two, sooner than three missed
+heartbeats.  So the service runs with ``--agent-restart-delay 120``: the
+killed agent stays dead for the rest of the test, as a crashed host would.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+from tests.integration.conftest import IMAGE, ControlPlane, remove_project_containers
+
+PROJECT = "instances-alpha"
+
+
+def eventually(check, timeout=30, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout}s")
+        time.sleep(0.2)
+
+
+def agent_pid(plane, name):
+    out = subprocess.run(
+        ["pgrep", "-f", f"csvc-agent --connect tcp:127.0.0.1:{plane.agents_port} .*--hostname {name}$"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert len(out) == 1, out
+    return int(out[0])
+
+
+def test_fill_first_new_instances_down_and_reaped(tmp_path):
+    plane = ControlPlane(
+        tmp_path, instances=1, capacity=2, extra_args=["--instance-grace", "2", "--agent-restart-delay", "120"]
+    )
+    admin = plane.client("admin-project", admin=True)
+    alpha = plane.client(PROJECT)
+    plane.start()
+    try:
+        plane.wait_active(admin)
+        views = [alpha.create(image=IMAGE, command=["sleep", "300"], run=True) for _ in range(5)]
+        listed = admin.get("/v1/instances").json()["instances"]
+        assert len(listed) == 3, listed
+        shared, first, second = listed
+        assert shared["shared"] is True and shared["project_id"] is None
+        for created in (first, second):
+            assert created["project_id"] == PROJECT and created["shared"] is False
+            assert created["status"] == "active"
+        assert [v["instance"] for v in views] == [shared["uuid"]] * 2 + [first["uuid"]] * 2 + [second["uuid"]]
+        shown = admin.get(f"/v1/instances/{first['uuid']}").json()
+        assert sorted(c["uuid"] for c in shown["container_list"]) == sorted(v["uuid"] for v in views[2:4])
+        for view in views:
+            alpha.wait_status(view["uuid"], ("running",))
+
+        # The agent of the second created instance dies for good.
+        os.kill(agent_pid(plane, second["name"]), signal.SIGKILL)
+        errored = eventually(
+            lambda: (lambda c: c if c["status"] == "error" else None)(alpha.show(views[4]["uuid"])),
+            what="the container of the killed instance turning error",
+        )
+        assert f"instance {second['name']} is down" in errored["status_reason"]
+        state = admin.get(f"/v1/instances/{second['uuid']}").json()
+        assert state["status"] == "down"
+        # Nothing is placed there; asking for it is a 503 that names it.
+        refused = alpha.post("/v1/containers", json={"image": IMAGE, "instance": second["uuid"]})
+        assert refused.status_code == 503, refused.text
+        assert second["name"] in refused.json()["error"]["message"]
+        # The others are untouched.
+        for view in views[:4]:
+            assert alpha.show(view["uuid"])["status"] == "running"
+
+        for view in views:
+            response = alpha.delete(f"/v1/containers/{view['uuid']}", params={"force": "true"})
+            assert response.status_code == 204, response.text
+        remaining = eventually(
+            lambda: (lambda xs: xs if len(xs) == 1 else None)(admin.get("/v1/instances").json()["instances"]),
+            timeout=30,
+            what="the created instances being removed",
+        )
+        assert remaining[0]["uuid"] == shared["uuid"]
+        # Their agents are gone; the shared instance's runs on.
+        eventually(lambda: len(plane.agent_pids()) == 1, timeout=20, what="the removed agents exiting")
+        assert admin.get(f"/v1/instances/{first['uuid']}").status_code == 404
+    finally:
+        plane.stop()
+        remove_project_containers(PROJECT)
