@@ -32,7 +32,20 @@ setup(
         # websocket-client: a plain synchronous WebSocket client for the
         # attach tests (the docker SDK uses it for attach/ws too).
         # pexpect: the docker CLI under a pseudo-terminal (docker run -it).
-        "test": ["pytest", "pytest-twisted", "hypothesis", "websocket-client", "pexpect"],
+        # schemathesis: property-based tests of the native API against its own
+        # OpenAPI document (tests/integration/test_schemathesis.py); 4.32 is
+        # tested with pytest 9.2 and hypothesis 6.170 (its lazy from_fixture
+        # loader is not: the test loads the document with from_dict).
+        # openapi-spec-validator: the document is valid OpenAPI 3.1.
+        "test": [
+            "pytest",
+            "pytest-twisted",
+            "hypothesis",
+            "websocket-client",
+            "pexpect",
+            "schemathesis>=4.32,<5",
+            "openapi-spec-validator>=0.7",
+        ],
     },
     entry_points={
         "console_scripts": ["csvc-manage = csvc.manage:main"],
