@@ -260,6 +260,18 @@ class ListImages(amp.Command):
     errors = _ENGINE_ERRORS
 
 
+class ContainerHealth(amp.Command):
+    """
+    A container's health as the engine tracks it (Docker's ``State.Health``:
+    ``Status``, ``FailingStreak``, the last results in ``Log``), or null when
+    it has no healthcheck.
+    """
+
+    arguments = [(b"uuid", amp.Unicode())]
+    response = [(b"health", JSON())]
+    errors = _ENGINE_ERRORS
+
+
 class InspectImage(amp.Command):
     arguments = [(b"name", amp.Unicode())]
     response = [(b"image", JSON())]

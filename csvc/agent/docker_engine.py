@@ -22,6 +22,7 @@ from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, 
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
+from csvc.agent import docker_config
 from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage
 from csvc.agent.hijack import HijackedStream
 
@@ -128,6 +129,13 @@ class DockerEngine:
         Fires with the container's summary (``_summary``).
         """
         return self._call(lambda c: _summary(c.api.inspect_container(engine_name(uuid))))
+
+    def health(self, uuid):
+        """
+        Fires with the engine's ``State.Health`` of the container (its last
+        results' output capped), or None without a healthcheck.
+        """
+        return self._call(lambda c: _health(c.api.inspect_container(engine_name(uuid))))
 
     def facts(self):
         """
@@ -300,6 +308,7 @@ def _create(client, spec):
         "AttachStderr": True,
         "HostConfig": host,
     }
+    config = docker_config.merge(config, spec)
     result = client.api.create_container_from_config(config, name=engine_name(spec["uuid"]))
     return result["Id"]
 
@@ -319,6 +328,19 @@ def _summary(attrs):
         "tty": bool(config.get("Tty")),
         "auto_remove": labels.get(LABEL_AUTO_REMOVE) == "1",
     }
+
+
+#: At most this much of each healthcheck result's output is reported (the
+#: engine keeps the last five results).
+HEALTH_OUTPUT = 2048
+
+
+def _health(attrs):
+    health = (attrs.get("State") or {}).get("Health")
+    if not health:
+        return None
+    log = [dict(entry, Output=(entry.get("Output") or "")[:HEALTH_OUTPUT]) for entry in (health.get("Log") or [])[-5:]]
+    return {"Status": health.get("Status"), "FailingStreak": health.get("FailingStreak", 0), "Log": log}
 
 
 def _exec_create(client, uuid, spec):

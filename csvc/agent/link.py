@@ -112,6 +112,10 @@ class AgentProtocol(amp.AMP):
     def list_images(self):
         return self._core.engine.images().addCallback(lambda images: {"images": images})
 
+    @commands.ContainerHealth.responder
+    def container_health(self, uuid):
+        return self._core.engine.health(uuid).addCallback(lambda health: {"health": health})
+
     @commands.InspectImage.responder
     def inspect_image(self, name):
         return self._core.engine.inspect_image(name).addCallback(lambda image: {"image": image})

@@ -21,6 +21,7 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
 from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer
+from csvc.api import docker_options
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
@@ -448,12 +449,16 @@ class DockerAPI:
     @inlineCallbacks
     def create(self, request, identity):
         body = self._read_body(request)
+        # Host-escaping options are refused (403) before anything is stored
+        # or reaches an engine.
+        docker_options.enforce(body, identity)
         spec = self._spec_from_config(body, qstr(request, "name"))
+        spec["docker_config"], warnings = docker_options.honoured(body)
         try:
             row = yield self._containers.create(identity, spec)
         except ImageNotFound:
             raise DockerError(404, f"No such image: {_full_image(spec['image'])}") from None
-        return 201, {"Id": row["engine_id"], "Warnings": []}
+        return 201, {"Id": row["engine_id"], "Warnings": warnings}
 
     @inlineCallbacks
     def _get(self, identity, ident):
@@ -515,6 +520,9 @@ class DockerAPI:
         }
 
     def _inspect(self, row):
+        return _with_options(self._base_inspect(row), row.get("docker_config"))
+
+    def _base_inspect(self, row):
         status = DOCKER_STATUS.get(row["status"], row["status"])
         command = row["command"] or []
         entrypoint = row.get("entrypoint") or []
@@ -582,7 +590,16 @@ class DockerAPI:
     @inlineCallbacks
     def inspect(self, request, identity, ident):
         row = yield self._get(identity, ident)
-        return 200, self._inspect(row)
+        inspected = self._inspect(row)
+        if row["status"] == "running" and _has_healthcheck(row):
+            try:
+                health = yield self._containers.health(row)
+            except Exception as exc:
+                log.warn("health of {uuid} unavailable: {why}", uuid=row["uuid"], why=str(exc))
+                health = None
+            if health:
+                inspected["State"]["Health"] = health
+        return 200, inspected
 
     @_app.route("/containers/<ident>/start", methods=["POST"])
     @docker_endpoint()
@@ -598,8 +615,10 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def stop(self, request, identity, ident):
-        timeout = qint(request, "t", 10)
+        timeout = qint(request, "t")
         row = yield self._get(identity, ident)
+        if timeout is None:
+            timeout = _stop_timeout(row)
         if row["status"] != "running":
             return 304, None
         yield self._containers.stop(row, max(0, timeout))
@@ -623,8 +642,10 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def restart(self, request, identity, ident):
-        timeout = qint(request, "t", 10)
+        timeout = qint(request, "t")
         row = yield self._get(identity, ident)
+        if timeout is None:
+            timeout = _stop_timeout(row)
         yield self._containers.restart(row, max(0, timeout))
         return 204, None
 
@@ -876,6 +897,62 @@ class DockerAPI:
         self._relay.check_attachable(row, options)
         yield self._relay.check_session_quota(row)
         return self._relay.upgrade(request, row, options, raw_only=True)
+
+
+def _has_healthcheck(row):
+    test = (((row.get("docker_config") or {}).get("Config") or {}).get("Healthcheck") or {}).get("Test")
+    return bool(test) and test != ["NONE"]
+
+
+def _stop_timeout(row):
+    """
+    Docker's default for a stop without ``t``: the container's StopTimeout,
+    else 10 seconds.
+    """
+    value = ((row.get("docker_config") or {}).get("Config") or {}).get("StopTimeout")
+    return value if isinstance(value, int) else 10
+
+
+def _volume_mounts(host):
+    """
+    Inspect's ``Mounts`` for the named volumes and tmpfs of a HostConfig.
+    """
+    out = []
+    for entry in host.get("Binds") or []:
+        parts = entry.split(":")
+        options = parts[2].split(",") if len(parts) > 2 else []
+        out.append({"Type": "bind" if parts[0].startswith("/") else "volume",
+                    "Name": "" if parts[0].startswith("/") else parts[0],
+                    "Source": parts[0] if parts[0].startswith("/") else "",
+                    "Destination": parts[1], "Driver": "local", "Mode": ",".join(options),
+                    "RW": "ro" not in options, "Propagation": ""})
+    for mount in host.get("Mounts") or []:
+        kind = mount.get("Type") or "volume"
+        out.append({"Type": kind, "Name": mount.get("Source", "") if kind == "volume" else "",
+                    "Source": mount.get("Source", "") if kind == "bind" else "",
+                    "Destination": mount["Target"], "Driver": "local" if kind == "volume" else "",
+                    "Mode": "", "RW": not mount.get("ReadOnly"), "Propagation": ""})
+    return out
+
+
+def _with_options(inspected, docker_config):
+    """
+    Inspect with the client's honoured options reflected in ``Config`` and
+    ``HostConfig`` (and ``Mounts``, ``NetworkSettings.Ports``).
+    """
+    if not docker_config:
+        return inspected
+    config = docker_config.get("Config") or {}
+    host = docker_config.get("HostConfig") or {}
+    inspected["Config"].update(config)
+    inspected["HostConfig"].update(host)
+    restart = host.get("RestartPolicy")
+    if restart and not restart.get("Name"):
+        inspected["HostConfig"]["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
+    inspected["Mounts"] = _volume_mounts(host)
+    if host.get("PortBindings"):
+        inspected["NetworkSettings"]["Ports"] = {port: bindings for port, bindings in host["PortBindings"].items()}
+    return inspected
 
 
 def _frames(stream, data):

@@ -206,40 +206,6 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def query_bool(request, name, default=False):
-    values = request.args.get(name.encode())
-    if not values:
-        return default
-    text = values[0].decode("utf-8", "replace").strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise BadRequest(f"query parameter '{name}': {text!r} is not a boolean (use true or false)")
-
-
-def query_int(request, name, default=None, minimum=None, maximum=None):
-    values = request.args.get(name.encode())
-    if not values:
-        return default
-    text = values[0].decode("utf-8", "replace").strip()
-    if not re.fullmatch(r"-?[0-9]+", text):
-        raise BadRequest(f"query parameter '{name}': {text!r} is not an integer")
-    value = int(text)
-    if minimum is not None and value < minimum:
-        raise BadRequest(f"query parameter '{name}': must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise BadRequest(f"query parameter '{name}': must be at most {maximum}")
-    return value
-
-
-def query_str(request, name, default=None):
-    values = request.args.get(name.encode())
-    if not values:
-        return default
-    return values[0].decode("utf-8", "replace")
-
-
 EXEC_CREATE = {
     "type": "object",
     "additionalProperties": False,

@@ -140,6 +140,8 @@ class ContainerService:
             entrypoint=spec.get("entrypoint"),
             stdin_once=spec.get("stdin_once"),
             remove_on_exit=bool(spec.get("remove_on_exit", False)),
+            # Docker's honoured create options (csvc.api.docker_options).
+            docker_config=spec.get("docker_config"),
             status="creating",
         )
         self._notifier.container(notices.CONTAINER_CREATE_START, values)
@@ -325,6 +327,15 @@ class ContainerService:
                 timer.cancel()
             else:
                 self._journal.cancel_wait(container_uuid, waiter)
+
+    @inlineCallbacks
+    def health(self, row):
+        """
+        The container's health as its engine tracks it (Docker's
+        ``State.Health``), or None.
+        """
+        result = yield self._hub.call(row["instance_uuid"], commands.ContainerHealth, uuid=row["uuid"])
+        return result["health"]
 
     # -- stdin and terminal ------------------------------------------------
 

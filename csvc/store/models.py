@@ -51,6 +51,9 @@ instances = Table(
     # The project an instance was created for through a provider: only its
     # containers go there.  NULL: nobody's (placed on when ``shared``).
     Column("project_id", String(64), index=True),
+    # What runs the instance, as its provider names it (a Nova server's id);
+    # NULL for local agents and an operator's hosts.
+    Column("server_id", String(64)),
 )
 
 containers = Table(
@@ -75,6 +78,10 @@ containers = Table(
     # Docker's --rm: the record goes too once the exit is recorded (native
     # auto_remove keeps the record, with its output and exit code).
     Column("remove_on_exit", Boolean, nullable=False, default=False),
+    # A Docker create's honoured options as the client sent them, validated
+    # (``csvc.api.docker_options``): ``{"Config": {...}, "HostConfig":
+    # {...}}``, merged into the engine's create config by the agent.
+    Column("docker_config", JSON),
     Column("status", String(16), nullable=False),
     Column("status_reason", Text),
     Column("exit_code", Integer),

@@ -1,0 +1,364 @@
+"""
+A Docker create body's container options, judged: which reach past the
+container onto the instance (refused by policy for anyone but an admin),
+which csvc honours (kept, validated, as ``docker_config`` and merged into
+the engine's create config by the agent), and which it ignores (a warning
+in the create answer; nothing unknown reaches the engine).
+
+Pure functions over the body; the API calls ``enforce`` before anything is
+stored or sent to an engine.
+"""
+
+import re
+
+from csvc import policy
+from csvc.api.schemas import BadRequest
+
+#: a named volume, as Docker spells one
+VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+
+#: SecurityOpt entries that only tighten confinement; anything else may
+#: loosen it (unconfined seccomp or AppArmor, SELinux labels disabled or
+#: another type, a custom seccomp profile) and is the admin's.
+_TIGHTENING = {"no-new-privileges", "no-new-privileges=true", "no-new-privileges:true",
+               "apparmor=docker-default", "apparmor:docker-default"}
+
+#: namespace option -> (policy rule, values a member may use)
+_NAMESPACES = {
+    "NetworkMode": ("container:create:network_mode", {"", "default", "bridge", "none"}),
+    "PidMode": ("container:create:pid_mode", {""}),
+    "IpcMode": ("container:create:ipc_mode", {"", "private", "shareable", "none"}),
+    "UTSMode": ("container:create:uts_mode", {""}),
+    "UsernsMode": ("container:create:userns_mode", {""}),
+}
+
+
+def _is_set(value):
+    return value not in (None, False, 0, "", [], {})
+
+
+def _host(body):
+    host = body.get("HostConfig")
+    return host if isinstance(host, dict) else {}
+
+
+def _bind_source(entry):
+    """
+    The source of a ``Binds`` entry (``src:dst[:opts]``), or None.
+    """
+    if not isinstance(entry, str):
+        return None
+    parts = entry.split(":")
+    return parts[0] if len(parts) >= 2 else None
+
+
+def refusals(body):
+    """
+    The host-escaping options a create body sets: a list of ``(rule,
+    option)``, ``option`` naming the field (and value) as the client sent it.
+    Tolerates malformed values: type errors are ``honoured``'s to report.
+    """
+    host = _host(body)
+    found = []
+    if host.get("Privileged") is True:
+        found.append(("container:create:privileged", "HostConfig.Privileged"))
+    if _is_set(host.get("CapAdd")):
+        found.append(("container:create:cap_add", "HostConfig.CapAdd"))
+    if _is_set(host.get("Devices")):
+        found.append(("container:create:devices", "HostConfig.Devices"))
+    if _is_set(host.get("DeviceRequests")):
+        found.append(("container:create:device_requests", "HostConfig.DeviceRequests"))
+    if _is_set(host.get("DeviceCgroupRules")):
+        found.append(("container:create:devices", "HostConfig.DeviceCgroupRules"))
+    for entry in host.get("SecurityOpt") or []:
+        if not isinstance(entry, str) or entry.strip() not in _TIGHTENING:
+            shown = entry if isinstance(entry, str) and len(entry) <= 80 else "(custom profile)"
+            found.append(("container:create:security_opt", f"HostConfig.SecurityOpt {shown}"))
+    binds = host.get("Binds")
+    for entry in binds if isinstance(binds, list) else []:
+        source = _bind_source(entry)
+        if source is not None and source.startswith("/"):
+            found.append(("container:create:host_bind", f"HostConfig.Binds {source}"))
+    mounts = host.get("Mounts")
+    for mount in mounts if isinstance(mounts, list) else []:
+        if not isinstance(mount, dict):
+            continue
+        if str(mount.get("Type", "")).lower() == "bind":
+            found.append(("container:create:host_bind", f"HostConfig.Mounts bind {mount.get('Source', '')}"))
+        driver = (mount.get("VolumeOptions") or {}).get("DriverConfig") or {}
+        if isinstance(driver, dict):
+            if driver.get("Name") not in (None, "", "local"):
+                found.append(("container:create:volume_driver", f"HostConfig.Mounts volume driver {driver['Name']}"))
+            elif _is_set(driver.get("Options")):
+                # The local driver's options mount host paths and devices.
+                found.append(("container:create:volume_driver", "HostConfig.Mounts volume driver options"))
+    for field, (rule, _allowed) in _NAMESPACES.items():
+        value = host.get(field)
+        if isinstance(value, str) and (value == "host" or value.startswith("container:")):
+            found.append((rule, f"HostConfig.{field} {value}"))
+    if _is_set(host.get("Sysctls")):
+        found.append(("container:create:sysctls", "HostConfig.Sysctls"))
+    if _is_set(host.get("CgroupParent")):
+        found.append(("container:create:cgroup_parent", "HostConfig.CgroupParent"))
+    if host.get("VolumeDriver") not in (None, "", "local"):
+        found.append(("container:create:volume_driver", f"HostConfig.VolumeDriver {host['VolumeDriver']}"))
+    if host.get("Runtime") not in (None, "", "runc"):
+        found.append(("container:create:runtime", f"HostConfig.Runtime {host['Runtime']}"))
+    return found
+
+
+def enforce(body, identity):
+    """
+    Raise ``Forbidden`` (403) naming the first host-escaping option the
+    identity may not use, and the policy rule that says so.
+    """
+    for rule, option in refusals(body):
+        try:
+            policy.enforce(rule, identity)
+        except policy.Forbidden as exc:
+            raise policy.Forbidden(f"{option} is not allowed: {exc}") from None
+
+
+# -- honoured options ------------------------------------------------------
+
+
+def _string(field, value):
+    if not isinstance(value, str):
+        raise BadRequest(f"{field}: must be a string")
+    return value
+
+
+def _integer(field, value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{field}: must be an integer")
+    return value
+
+
+def _boolean(field, value):
+    if not isinstance(value, bool):
+        raise BadRequest(f"{field}: must be true or false")
+    return value
+
+
+def _object(field, value):
+    if not isinstance(value, dict):
+        raise BadRequest(f"{field}: must be an object")
+    return value
+
+
+def _strings(field, value):
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise BadRequest(f"{field}: must be a list of strings")
+    return value
+
+
+def _string_or_strings(field, value):
+    if isinstance(value, str):
+        return value
+    return _strings(field, value)
+
+
+def _restart_policy(field, value):
+    _object(field, value)
+    name = value.get("Name") or ""
+    if name not in ("", "no", "always", "unless-stopped", "on-failure"):
+        raise BadRequest(f"{field}: invalid restart policy {name!r}")
+    retries = value.get("MaximumRetryCount") or 0
+    _integer(f"{field}.MaximumRetryCount", retries)
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def _ulimits(field, value):
+    if not isinstance(value, list):
+        raise BadRequest(f"{field}: must be a list")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("Name"), str):
+            raise BadRequest(f"{field}: each entry needs a Name")
+        out.append({
+            "Name": item["Name"],
+            "Soft": _integer(f"{field}.Soft", item.get("Soft", 0)),
+            "Hard": _integer(f"{field}.Hard", item.get("Hard", 0)),
+        })
+    return out
+
+
+def _tmpfs(field, value):
+    _object(field, value)
+    for path, options in value.items():
+        if not path.startswith("/") or not isinstance(options, str):
+            raise BadRequest(f"{field}: maps absolute paths to option strings")
+    return value
+
+
+def _port_bindings(field, value):
+    _object(field, value)
+    for port, bindings in value.items():
+        if bindings is None:
+            continue
+        if not isinstance(bindings, list) or not all(isinstance(b, dict) for b in bindings):
+            raise BadRequest(f"{field}.{port}: must be a list of {{HostIp, HostPort}}")
+    return value
+
+
+def _binds(field, value):
+    _strings(field, value)
+    for entry in value:
+        parts = entry.split(":")
+        if len(parts) < 2 or not parts[1].startswith("/"):
+            raise BadRequest(f"{field}: {entry!r} is not of the form volume:/path[:options]")
+        if not parts[0].startswith("/") and not VOLUME_NAME.fullmatch(parts[0]):
+            raise BadRequest(f"{field}: {parts[0]!r} is not a valid volume name")
+    return value
+
+
+def _mounts(field, value):
+    if not isinstance(value, list):
+        raise BadRequest(f"{field}: must be a list")
+    for mount in value:
+        if not isinstance(mount, dict):
+            raise BadRequest(f"{field}: each mount must be an object")
+        kind = mount.get("Type") or "volume"
+        target = mount.get("Target")
+        if not isinstance(target, str) or not target.startswith("/"):
+            raise BadRequest(f"{field}: each mount needs an absolute Target")
+        if kind == "volume":
+            source = mount.get("Source") or ""
+            if source and not VOLUME_NAME.fullmatch(source):
+                raise BadRequest(f"{field}: {source!r} is not a valid volume name")
+        elif kind not in ("tmpfs", "bind"):
+            raise BadRequest(f"{field}: mounts of type {kind!r} are not supported")
+    return value
+
+
+def _mode(field, value):
+    return _string(field, value)
+
+
+#: Config fields kept in ``docker_config`` (the others csvc has columns for)
+CONFIG = {
+    "Hostname": _string,
+    "Domainname": _string,
+    "User": _string,
+    "ExposedPorts": _object,
+    "Healthcheck": _object,
+    "StopSignal": _string,
+    "StopTimeout": _integer,
+    "Volumes": _object,
+    "NetworkDisabled": _boolean,
+}
+
+#: Config fields csvc reads itself (columns) or that mean nothing to a
+#: container's creation: never a warning.
+CONFIG_CONSUMED = {
+    "Image", "Cmd", "Entrypoint", "Env", "WorkingDir", "Labels", "Tty", "OpenStdin", "StdinOnce",
+    "AttachStdin", "AttachStdout", "AttachStderr", "HostConfig", "NetworkingConfig", "ArgsEscaped",
+    "Shell", "OnBuild", "Platform",
+}
+
+#: HostConfig fields kept in ``docker_config``
+HOST = {
+    "RestartPolicy": _restart_policy,
+    "Memory": _integer,
+    "MemorySwap": _integer,
+    "MemoryReservation": _integer,
+    "MemorySwappiness": _integer,
+    "NanoCpus": _integer,
+    "CpuShares": _integer,
+    "CpuPeriod": _integer,
+    "CpuQuota": _integer,
+    "CpusetCpus": _string,
+    "CpusetMems": _string,
+    "PidsLimit": _integer,
+    "Ulimits": _ulimits,
+    "OomKillDisable": _boolean,
+    "Tmpfs": _tmpfs,
+    "ShmSize": _integer,
+    "ReadonlyRootfs": _boolean,
+    "ExtraHosts": _strings,
+    "Dns": _strings,
+    "DnsOptions": _strings,
+    "DnsSearch": _strings,
+    "Init": _boolean,
+    "PortBindings": _port_bindings,
+    "PublishAllPorts": _boolean,
+    "Binds": _binds,
+    "Mounts": _mounts,
+    "CapDrop": _strings,
+    "GroupAdd": _strings,
+    "SecurityOpt": _strings,
+    "NetworkMode": _mode,
+    "PidMode": _mode,
+    "IpcMode": _mode,
+    "UTSMode": _mode,
+    "UsernsMode": _mode,
+    # Admin-only (``refusals``); honoured when allowed.
+    "Privileged": _boolean,
+    "CapAdd": _strings,
+    "Devices": lambda f, v: v if isinstance(v, list) else _strings(f, v),
+    "DeviceRequests": lambda f, v: v if isinstance(v, list) else _strings(f, v),
+    "DeviceCgroupRules": _strings,
+    "Sysctls": _object,
+    "CgroupParent": _string,
+    "VolumeDriver": _string,
+    "Runtime": _string,
+}
+
+#: HostConfig fields csvc handles itself: never a warning.
+HOST_CONSUMED = {"AutoRemove", "LogConfig", "ConsoleSize"}
+
+
+def _namespace_values(host):
+    for field, (_rule, allowed) in _NAMESPACES.items():
+        value = host.get(field)
+        if isinstance(value, str) and value not in allowed and value != "host" \
+                and not value.startswith("container:"):
+            if field == "NetworkMode":
+                raise BadRequest(f"HostConfig.NetworkMode: networks other than bridge and none are not supported "
+                                 f"({value!r})")
+            raise BadRequest(f"HostConfig.{field}: {value!r} is not supported")
+
+
+def honoured(body):
+    """
+    ``(docker_config, warnings)``: the options csvc passes to the engine,
+    validated (400 naming the field otherwise), as ``{"Config": {...},
+    "HostConfig": {...}}`` (None when there are none), and a warning for
+    each set option csvc ignores.
+    """
+    host = body.get("HostConfig")
+    if host is None:
+        host = {}
+    if not isinstance(host, dict):
+        raise BadRequest("HostConfig must be an object")
+    config, host_config, warnings = {}, {}, []
+    for field, value in body.items():
+        if field in CONFIG:
+            # "" is the engine's default, as the CLI sends it.
+            if value is not None and value != "":
+                config[field] = CONFIG[field](field, value)
+        elif field not in CONFIG_CONSUMED and _is_set(value):
+            warnings.append(f"{field} is not supported by csvc and was ignored")
+    for field, value in host.items():
+        if field in HOST:
+            if value is not None:
+                host_config[field] = HOST[field](f"HostConfig.{field}", value)
+        elif field not in HOST_CONSUMED and _is_set(value):
+            warnings.append(f"HostConfig.{field} is not supported by csvc and was ignored")
+    _namespace_values(host_config)
+    log_type = (host.get("LogConfig") or {}).get("Type") if isinstance(host.get("LogConfig"), dict) else None
+    if log_type not in (None, "", "json-file", "local"):
+        warnings.append(f"HostConfig.LogConfig {log_type} is not supported: csvc keeps the output itself")
+    networks = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") if isinstance(
+        body.get("NetworkingConfig"), dict) else None
+    if isinstance(networks, dict) and set(networks) - {"bridge", "default"}:
+        warnings.append("NetworkingConfig is not supported by csvc and was ignored")
+    if host_config.get("OomKillDisable") and not host_config.get("Memory"):
+        # Without a limit, the instance's kernel would kill others (the agent).
+        raise BadRequest("HostConfig.OomKillDisable needs a memory limit (HostConfig.Memory)")
+    restart = (host_config.get("RestartPolicy") or {}).get("Name") or "no"
+    if host.get("AutoRemove") and restart != "no":
+        raise BadRequest("conflicting options: cannot specify both --restart and --rm")
+    if not config and not host_config:
+        return None, warnings
+    return {"Config": config, "HostConfig": host_config}, warnings
