@@ -802,6 +802,7 @@ class DockerAPI:
 
     @_app.route("/exec/<exec_id>/start", methods=["POST"])
     @docker_endpoint()
+    @inlineCallbacks
     def exec_start(self, request, identity, exec_id):
         body = self._read_body(request)
         state = self._exec(identity, exec_id)
@@ -816,7 +817,8 @@ class DockerAPI:
         tty = bool(body.get("Tty", state.spec.get("tty")))
         state.spec["tty"] = tty
         multiplexed = not tty and version_tuple(self._version(request)) >= (1, 42)
-        protocol = DockerExecStream(self._containers, state, self._clock)
+        yield self._relay.check_session_quota(state.row)
+        protocol = DockerExecStream(self._containers, state, self._clock, sessions=self._relay.sessions)
         return HijackResource(protocol, MULTIPLEXED if multiplexed else RAW, self._clock)
 
     @_app.route("/exec/<exec_id>/json", methods=["GET"])
@@ -877,9 +879,10 @@ class DockerAPI:
         next_seq = 1 if options["logs"] else max(self._journal.queued_seq(row["uuid"]), row["last_seq"]) + 1
         tty = bool(row["tty"])
         multiplexed = not tty and version_tuple(self._version(request)) >= (1, 42)
+        yield self._relay.check_session_quota(row)
         protocol = DockerAttachStream(
             self._containers, self._journal, self._store, row, streams, options["stdin"], next_seq,
-            self._clock, throttle=self._relay.throttle,
+            self._clock, throttle=self._relay.throttle, sessions=self._relay.sessions,
         )
         return HijackResource(protocol, MULTIPLEXED if multiplexed else RAW, self._clock)
 

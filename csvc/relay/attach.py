@@ -62,9 +62,7 @@ class Relay:
         """
         How many attach sessions (container and exec) of a project are open.
         """
-        return sum(
-            1 for protocol in self.sessions if getattr(protocol.factory.context, "project_id", None) == project_id
-        )
+        return sum(1 for session in self.sessions if session.project_id == project_id)
 
     @inlineCallbacks
     def check_session_quota(self, row):

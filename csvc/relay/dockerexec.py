@@ -57,7 +57,7 @@ class DockerExecs:
 class DockerExecStream(Protocol):
     log = Logger()
 
-    def __init__(self, containers, state, clock, start_delay=0.05):
+    def __init__(self, containers, state, clock, start_delay=0.05, sessions=None):
         self._containers = containers
         self._state = state
         self._clock = clock
@@ -70,8 +70,12 @@ class DockerExecStream(Protocol):
         self._eof = False
         self._paused = False
         self._gone = False
+        # The relay's open sessions, counted against the project's quota.
+        self._sessions = sessions if sessions is not None else set()
+        self.project_id = state.project_id
 
     def connectionMade(self):
+        self._sessions.add(self)
         state = self._state
         state.context = ExecContext(
             self._containers, self._containers.execs, state.row, state.exec_id, self._tty, self._stdin
@@ -133,6 +137,7 @@ class DockerExecStream(Protocol):
         self._deliver()
 
     def connectionLost(self, reason):
+        self._sessions.discard(self)
         self._gone = True
         if self._session is not None:
             self._session.stop()

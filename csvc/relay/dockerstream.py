@@ -29,7 +29,7 @@ class DockerAttachStream(Protocol):
     log = Logger()
 
     def __init__(self, containers, journal, store, row, streams, stdin, next_seq, clock, throttle=None,
-                 start_delay=0.05):
+                 start_delay=0.05, sessions=None):
         self._containers = containers
         self._journal = journal
         self._store = store
@@ -50,8 +50,12 @@ class DockerAttachStream(Protocol):
         self._closed_stdin = False
         self._running = row["status"] == "running"
         self._gone = False
+        # The relay's open sessions, counted against the project's quota.
+        self._sessions = sessions if sessions is not None else set()
+        self.project_id = row["project_id"]
 
     def connectionMade(self):
+        self._sessions.add(self)
         # docker-py loses a frame that arrives in the same read as the 101
         # head (docker-py issues 2042, 3332): the stream starts a moment later.
         self._clock.callLater(self._start_delay, self._start)
@@ -141,6 +145,7 @@ class DockerAttachStream(Protocol):
         self._deliver()
 
     def connectionLost(self, reason):
+        self._sessions.discard(self)
         self._gone = True
         if self._session is not None:
             self._session.stop()

@@ -49,6 +49,13 @@ def origin_allowed(origin, host, secure, allowed_origins=()):
 
 
 class AttachProtocol(WebSocketServerProtocol):
+    @property
+    def project_id(self):
+        """
+        Whose session this is (the relay counts them against the quota).
+        """
+        return getattr(self.factory.context, "project_id", None)
+
     """
     One attached client.  ``context`` (set by the factory) carries what the
     HTTP side decided: the container, the streams, stdin, where to start,

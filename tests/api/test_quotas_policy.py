@@ -3,7 +3,6 @@ Policy (one table of named rules) and per-project quotas, through the native
 API, synchronously (``StubTreq``, the real store on SQLite).
 """
 
-from types import SimpleNamespace
 
 import pytest
 from treq.testing import StubTreq
@@ -310,11 +309,12 @@ def test_both_apis_map_quota_exceeded_to_403():
 
 class FakeSession:
     """
-    An open attach protocol as the relay's registry holds it.
+    An open attach session (WebSocket or Docker stream) as the relay's
+    registry holds it: anything with the project it counts against.
     """
 
     def __init__(self, project_id):
-        self.factory = SimpleNamespace(context=SimpleNamespace(project_id=project_id))
+        self.project_id = project_id
 
 
 fake_session = FakeSession

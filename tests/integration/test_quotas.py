@@ -95,3 +95,37 @@ def test_concurrent_creates_respect_the_quota_on_postgresql(tmp_path, database):
     finally:
         plane.stop()
         remove_project_containers(project)
+
+
+def test_docker_attach_and_exec_streams_count_against_the_attach_quota(control_plane, alpha):
+    """
+    The Docker API's hijacked attach and exec streams are attach sessions
+    too: beyond the quota the next one is a 403.
+    """
+    import socket
+
+    admin = control_plane.admin
+    assert admin.request("PUT", "/v1/quotas/alpha", json={"attach_sessions": 1}).status_code == 200
+    try:
+        container = alpha.create(command=["sleep", "60"], run=True)
+        alpha.wait_status(container["uuid"], {"running"})
+        host, port = control_plane.base.replace("http://", "").split(":")
+        headers = "".join(f"{k}: {v}\r\n" for k, v in alpha.session.headers.items() if k.startswith("X-Auth"))
+
+        def hijack(path):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: csvc\r\n{headers}Connection: Upgrade\r\nUpgrade: tcp\r\n"
+                "Content-Length: 0\r\n\r\n".encode()
+            )
+            return sock, sock.recv(4096)
+
+        first, answer = hijack(f"/v1.41/containers/{container['uuid']}/attach?stream=1&stdout=1")
+        assert answer.startswith(b"HTTP/1.1 101 UPGRADED")
+        second, answer = hijack(f"/v1.41/containers/{container['uuid']}/attach?stream=1&stdout=1")
+        assert answer.split(b"\r\n", 1)[0].endswith(b"403 Forbidden")
+        assert b"attach_sessions" in answer
+        second.close()
+        first.close()
+    finally:
+        admin.request("DELETE", "/v1/quotas/alpha")
