@@ -22,17 +22,18 @@ class Options(usage.Options):
         ["connect", None, "tcp:127.0.0.1:8781", "Endpoint of the control plane's agent port."],
         ["enroll-token", None, os.environ.get("CSVC_ENROLL_TOKEN"),
          "This instance's enrollment token (default: $CSVC_ENROLL_TOKEN)."],
-        ["engine", None, "docker", "Container engine: docker."],
+        ["engine", None, "docker", "Container engine: docker or lxc."],
         ["capacity", None, 10, "Containers this instance may run.", int],
         ["docker-socket", None, "/var/run/docker.sock", "The Docker engine's socket."],
+        ["lxc-path", None, "/var/lib/csvc-lxc", "Where the lxc engine keeps its containers."],
         ["hostname", None, socket.gethostname(), "Name this instance reports."],
     ]
 
     def postOptions(self):
         if not self["enroll-token"]:
             raise usage.UsageError("--enroll-token is required")
-        if self["engine"] != "docker":
-            raise usage.UsageError(f"--engine {self['engine']!r}: only 'docker' is supported")
+        if self["engine"] not in ("docker", "lxc"):
+            raise usage.UsageError(f"--engine {self['engine']!r}: only 'docker' and 'lxc' are supported")
         if self["capacity"] < 1:
             raise usage.UsageError("--capacity must be at least 1")
 
@@ -58,6 +59,10 @@ class EngineService(Service):
 
 
 def make_engine(options, reactor):
+    if options["engine"] == "lxc":
+        from csvc.agent.lxc_engine import LxcEngine
+
+        return LxcEngine(reactor, options["lxc-path"])
     from csvc.agent.docker_engine import DockerEngine
 
     return DockerEngine(reactor, options["docker-socket"])

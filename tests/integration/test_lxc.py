@@ -1,0 +1,234 @@
+"""
+The core container behaviours through the service, on an agent driving LXC
+(``csvc-agent --engine lxc``): the same checks as ``test_containers.py``.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.conftest import BIN, ROOT, ControlPlane
+from tests.integration.test_attach import collect, connect
+
+INSTANCE = "lxc-1"
+
+
+def lxc_available():
+    return shutil.which("lxc-execute") is not None and os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def lxc_plane(tmp_path_factory):
+    if not lxc_available():
+        pytest.fail("LXC is not installed (apt-get install lxc) or the tests do not run as root")
+    tmp = tmp_path_factory.mktemp("csvc-lxc")
+    plane = ControlPlane(tmp, instances=0)
+    plane.admin = plane.client("admin-project", admin=True)
+    token = plane.manage("instance", "register", INSTANCE)
+    plane.start()
+    lxc_path = str(tmp / "lxc")
+    log = open(tmp / "agent.log", "ab")
+
+    def start_agent():
+        plane.agent = subprocess.Popen(
+            [
+                os.path.join(BIN, "twistd"), "-n", "--pidfile=", "csvc-agent",
+                "--connect", f"tcp:127.0.0.1:{plane.agents_port}",
+                "--engine", "lxc", "--lxc-path", lxc_path,
+                "--enroll-token", token, "--capacity", "5", "--hostname", INSTANCE,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+
+    plane.start_agent = start_agent
+    start_agent()
+    try:
+        plane.wait_active(plane.admin, count=1)
+        yield plane
+    finally:
+        agent = plane.agent
+        if agent.poll() is None:
+            os.killpg(agent.pid, signal.SIGTERM)
+            try:
+                agent.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(agent.pid, signal.SIGKILL)
+                agent.wait()
+        log.close()
+        plane.stop()
+        if os.path.isdir(lxc_path):
+            for name in os.listdir(lxc_path):
+                subprocess.run(["lxc-stop", "-k", "-P", lxc_path, "-n", name], capture_output=True)
+                subprocess.run(["lxc-destroy", "-P", lxc_path, "-n", name], capture_output=True)
+
+
+class OnLxc:
+    """
+    A tenant whose containers are placed on the LXC instance.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def create(self, **spec):
+        spec.setdefault("instance", INSTANCE)
+        return self._client.create(**spec)
+
+    def run(self, command, **spec):
+        container = self.create(command=command, run=True, **spec)
+        waited = self._client.post(f"/v1/containers/{container['uuid']}/wait")
+        assert waited.status_code == 200, waited.text
+        return container, waited.json()
+
+
+@pytest.fixture
+def tenant(lxc_plane):
+    client = OnLxc(lxc_plane.client("gamma"))
+    yield client
+    for c in client.get("/v1/containers").json()["containers"]:
+        client.delete(f"/v1/containers/{c['uuid']}", params={"force": "true"})
+
+
+def test_the_instance_runs_lxc(lxc_plane):
+    [instance] = [i for i in lxc_plane.admin.get("/v1/instances").json()["instances"] if i["name"] == INSTANCE]
+    assert instance["status"] == "active"
+    assert instance.get("engine", "lxc") == "lxc"
+
+
+def test_environment_and_command_reach_the_process(tenant):
+    container, exit = tenant.run(
+        ["sh", "-c", 'echo "$GREETING $WHO"; pwd'],
+        environment={"GREETING": "hello", "WHO": "world"},
+        workdir="/tmp",
+    )
+    assert exit == {"exit_code": 0, "status": "exited", "status_reason": None}
+    assert tenant.logs(container["uuid"]) == b"hello world\n/tmp\n"
+
+
+def test_stdout_and_stderr_come_back_in_order(tenant):
+    script = "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2; sleep 0.1; echo err2 >&2"
+    container, exit = tenant.run(["sh", "-c", script])
+    assert exit["exit_code"] == 0
+    uuid = container["uuid"]
+    assert tenant.logs(uuid) == b"out1\nerr1\nout2\nerr2\n"
+    assert tenant.logs(uuid, stderr="false") == b"out1\nout2\n"
+    assert tenant.logs(uuid, stdout="false") == b"err1\nerr2\n"
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_exit_codes(tenant, code):
+    container, exit = tenant.run(["sh", "-c", f"exit {code}"])
+    assert exit["exit_code"] == code
+    shown = tenant.show(container["uuid"])
+    assert shown["status"] == "exited"
+    assert shown["exit_code"] == code
+    assert shown["finished_at"] is not None
+
+
+def test_kill_gives_137(tenant):
+    container = tenant.create(command=["sleep", "300"], run=True)
+    tenant.wait_status(container["uuid"], {"running"})
+    killed = tenant.post(f"/v1/containers/{container['uuid']}/kill")
+    assert killed.status_code == 202, killed.text
+    assert killed.json()["status"] == "exited"
+    assert killed.json()["exit_code"] == 137
+
+
+def test_kill_with_a_signal_the_process_handles(tenant):
+    script = "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done"
+    container = tenant.create(command=["sh", "-c", script], run=True)
+    uuid = container["uuid"]
+    tenant.wait_status(uuid, {"running"})
+    deadline = time.monotonic() + 10
+    while b"ready" not in tenant.logs(uuid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tenant.post(f"/v1/containers/{uuid}/kill", params={"signal": "TERM"}).status_code == 202
+    assert tenant.post(f"/v1/containers/{uuid}/wait").json()["exit_code"] == 42
+    assert tenant.logs(uuid) == b"ready\ngot-term\n"
+
+
+def test_stop_then_start_again_keeps_all_output(tenant):
+    container = tenant.create(command=["sh", "-c", "echo run; exec sleep 300"], run=True)
+    uuid = container["uuid"]
+    tenant.wait_status(uuid, {"running"})
+    stopped = tenant.post(f"/v1/containers/{uuid}/stop", params={"timeout": "1"})
+    assert stopped.status_code == 202, stopped.text
+    assert stopped.json()["status"] == "exited"
+    # Not PID 1 under LXC's init: sleep dies of the TERM (Docker: 137).
+    assert stopped.json()["exit_code"] in (137, 143)
+    assert tenant.post(f"/v1/containers/{uuid}/start").status_code == 202
+    tenant.wait_status(uuid, {"running"})
+    deadline = time.monotonic() + 10
+    while tenant.logs(uuid) != b"run\nrun\n" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tenant.logs(uuid) == b"run\nrun\n"
+
+
+def test_delete(tenant, lxc_plane):
+    container = tenant.create(command=["sleep", "300"], run=True)
+    uuid = container["uuid"]
+    tenant.wait_status(uuid, {"running"})
+    refused = tenant.delete(f"/v1/containers/{uuid}")
+    assert refused.status_code == 409
+    assert tenant.delete(f"/v1/containers/{uuid}", params={"force": "true"}).status_code == 204
+    assert tenant.get(f"/v1/containers/{uuid}").status_code == 404
+    lxc_path = os.path.join(str(lxc_plane.data_dir), "lxc")
+    assert not os.path.exists(os.path.join(lxc_path, f"csvc-{uuid}"))
+
+
+def test_tty_is_refused_naming_it(tenant):
+    response = tenant.post("/v1/containers", json={"image": "csvc/busybox", "command": ["true"], "tty": True,
+                                                   "instance": INSTANCE})
+    assert response.status_code == 400, response.text
+    assert "tty" in response.json()["error"]["message"]
+
+
+def test_a_run_outlives_the_agent_and_its_output_is_recovered(tenant, lxc_plane):
+    script = "echo before; sleep 3; echo after >&2; exit 6"
+    container = tenant.create(command=["sh", "-c", script], run=True)
+    uuid = container["uuid"]
+    tenant.wait_status(uuid, {"running"})
+    deadline = time.monotonic() + 10
+    while b"before" not in tenant.logs(uuid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The agent dies without a word; the container keeps running.
+    os.killpg(lxc_plane.agent.pid, signal.SIGKILL)
+    lxc_plane.agent.wait()
+    lxc_plane.start_agent()
+    waited = tenant.post(f"/v1/containers/{uuid}/wait")
+    assert waited.json()["exit_code"] == 6
+    assert tenant.logs(uuid) == b"before\nafter\n"
+
+
+def test_attaching_before_start_misses_nothing(tenant):
+    container = tenant.create(command=["sh", "-c", "echo first; echo second >&2; exit 2"])
+    ws = connect(tenant, container["uuid"])
+    time.sleep(0.2)
+    assert tenant.post(f"/v1/containers/{container['uuid']}/start").status_code == 202
+    out, err, statuses, code = collect(ws)
+    assert (out, err) == (b"first\n", b"second\n")
+    assert statuses[-1] == {"exit_code": 2} and code == 1000
+
+
+def test_stdin_eof_reaches_the_process_and_output_continues(tenant):
+    script = "cat; echo after-eof; sleep 0.2; echo still-here >&2; exit 4"
+    container = tenant.create(command=["sh", "-c", script], interactive=True, run=True)
+    tenant.wait_status(container["uuid"], {"running"})
+    ws = connect(tenant, container["uuid"], stdin="true")
+    ws.send_binary(b"\x00hello stdin\n")
+    ws.send_binary(b"\xff")  # close stdin
+    out, err, statuses, code = collect(ws)
+    assert out == b"hello stdin\nafter-eof\n"
+    assert err == b"still-here\n"
+    assert statuses[-1] == {"exit_code": 4}
+    assert code == 1000
