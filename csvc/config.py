@@ -52,6 +52,23 @@ DEFAULTS = {
     "notifications-webhook-attempts": 5,
     "notifications-webhook-timeout": 10.0,
     "notifications-webhook-queue": 1000,
+    # provider "nova" (csvc.providers.nova): a clouds.yaml cloud, or the
+    # Keystone credentials; what servers are made of; the agents' endpoint
+    # as the servers reach it; seconds to wait for ACTIVE or for a deletion
+    "nova-cloud": None,
+    "nova-auth-url": None,
+    "nova-username": None,
+    "nova-password": None,
+    "nova-project": None,
+    "nova-user-domain": "Default",
+    "nova-project-domain": "Default",
+    "nova-flavor": None,
+    "nova-image": None,
+    "nova-network": None,
+    "nova-key": None,
+    "nova-agent-connect": None,
+    "nova-agent-package": "csvc",
+    "nova-timeout": 300.0,
 }
 
 #: quota setting -> the resource it limits
@@ -63,10 +80,13 @@ QUOTAS = {
 }
 
 INTEGERS = {"instances", "instance-capacity", *QUOTAS}
-FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wait", "agent-restart-delay"}
+FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wait", "agent-restart-delay",
+          "nova-timeout"}
 AUTH_MODES = ("token", "keystone")
 KEYSTONE_REQUIRED = ("keystone-url", "keystone-username", "keystone-password", "keystone-project")
-PROVIDERS = ("local", "static")
+PROVIDERS = ("local", "static", "nova")
+NOVA_AUTH = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
+NOVA_REQUIRED = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
 
 
 class ConfigError(ValueError):
@@ -128,6 +148,8 @@ def resolve(command_line, config_path=None):
     settings["allowed-origins"] = tuple(origins)
     if settings["provider"] not in PROVIDERS:
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
+    if settings["provider"] == "nova":
+        _check_nova(settings)
     if settings["auth"] not in AUTH_MODES:
         raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {settings['auth']!r}")
     if settings["auth"] == "keystone":
@@ -151,6 +173,16 @@ def resolve(command_line, config_path=None):
         data_dir = os.path.abspath(settings["data-dir"])
         settings["database"] = f"sqlite:///{os.path.join(data_dir, 'csvc.sqlite')}"
     return settings
+
+
+def _check_nova(settings):
+    missing = [key for key in NOVA_REQUIRED if not settings[key]]
+    if not settings["nova-cloud"]:
+        missing += [key for key in NOVA_AUTH if not settings[key]]
+    if missing:
+        raise ConfigError(f"provider nova needs {', '.join(missing)} (or nova-cloud for the credentials)")
+    if settings["nova-timeout"] <= 0:
+        raise ConfigError("nova-timeout must be more than 0 seconds")
 
 
 def _resolve_notifications(settings):

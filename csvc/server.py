@@ -50,7 +50,7 @@ class Options(usage.Options):
         ["agents", None, None, "Agent endpoint [default: tcp:8781:interface=127.0.0.1]."],
         ["agents-tls-dir", None, None,
          "TLS on the agent endpoint (tcp:) with this csvc-manage tls directory; agents need its client certificates."],
-        ["provider", None, None, "Instance provider: local or static [default: local]."],
+        ["provider", None, None, "Instance provider: local, static or nova [default: local]."],
         ["instances", None, None, "Local instances to run [default: 1]."],
         ["instance-capacity", None, None, "Containers per local instance [default: 10]."],
         ["instance-grace", None, None, "Seconds an instance created for a project may stay empty [default: 300]."],
@@ -78,6 +78,20 @@ class Options(usage.Options):
         ["notifications-webhook-attempts", None, None, "Attempts per webhook notification before it is dropped [5]."],
         ["notifications-webhook-timeout", None, None, "Seconds a webhook receiver has to answer [default: 10]."],
         ["notifications-webhook-queue", None, None, "Notifications waiting per webhook; the oldest go first [1000]."],
+        ["nova-cloud", None, None, "clouds.yaml cloud of the Nova credentials (provider nova)."],
+        ["nova-auth-url", None, None, "Keystone URL for Nova, e.g. https://keystone:5000/v3 (provider nova)."],
+        ["nova-username", None, None, "Keystone user that creates the servers (provider nova)."],
+        ["nova-password", None, None, "That user's password (provider nova; better in the config file)."],
+        ["nova-project", None, None, "The project the servers are made in (provider nova)."],
+        ["nova-user-domain", None, None, "That user's domain name [default: Default]."],
+        ["nova-project-domain", None, None, "That project's domain name [default: Default]."],
+        ["nova-flavor", None, None, "Flavor id of the servers (provider nova)."],
+        ["nova-image", None, None, "Image id of the servers (provider nova; python3 and Docker, or apt)."],
+        ["nova-network", None, None, "Network uuid of the servers (provider nova)."],
+        ["nova-key", None, None, "Key pair name for the servers [default: none]."],
+        ["nova-agent-connect", None, None, "The agents endpoint as servers reach it, e.g. tcp:203.0.113.5:8781."],
+        ["nova-agent-package", None, None, "What pip installs on a server for csvc-agent [default: csvc]."],
+        ["nova-timeout", None, None, "Seconds to wait for a server to be ACTIVE, or gone [default: 300]."],
     ]
 
     def postOptions(self):
@@ -96,13 +110,11 @@ class Options(usage.Options):
             )
 
 
-class AgentListener(Service):
+class Listener(Service):
     """
-    Listens for agents; ``listening`` fires with the bound address (so port 0
-    works, and the local provider can tell its agents where to dial).
+    Listens on an endpoint; ``listening`` fires with the bound address (so
+    port 0 works, and the local provider can tell its agents where to dial).
     """
-
-    log = Logger()
 
     def __init__(self, endpoint, factory):
         self._endpoint = endpoint
@@ -113,33 +125,6 @@ class AgentListener(Service):
     def startService(self):
         Service.startService(self)
         d = self._endpoint.listen(self._factory)
-
-        def bound(port):
-            self._port = port
-            self.listening.callback(port.getHost())
-
-        d.addCallbacks(bound, self.listening.errback)
-
-    def stopService(self):
-        Service.stopService(self)
-        if self._port is not None:
-            return self._port.stopListening()
-
-
-class APIListener(Service):
-    """
-    The API endpoint; ``listening`` fires with the bound address.
-    """
-
-    def __init__(self, endpoint, site):
-        self._endpoint = endpoint
-        self._site = site
-        self._port = None
-        self.listening = Deferred()
-
-    def startService(self):
-        Service.startService(self)
-        d = self._endpoint.listen(self._site)
 
         def bound(port):
             self._port = port
@@ -188,13 +173,13 @@ def makeService(options, reactor=None):
     docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor)
     site = Site(APIRoot(api.resource(), docker_api.resource()))
     site.displayTracebacks = False
-    top.api = APIListener(serverFromString(reactor, settings["api"]), site)
+    top.api = Listener(serverFromString(reactor, settings["api"]), site)
     top.api.setServiceParent(top)
     agent_factory = Factory.forProtocol(lambda: AgentLink(hub, journal))
     tls_dir = settings.get("agents-tls-dir")
     if tls_dir:
         agent_factory = agenttls.server_factory(tls_dir, agent_factory)
-    agents = AgentListener(serverFromString(reactor, settings["agents"]), agent_factory)
+    agents = Listener(serverFromString(reactor, settings["agents"]), agent_factory)
     agents.setServiceParent(top)
     top.agents = agents
     providers = {}
@@ -206,8 +191,31 @@ def makeService(options, reactor=None):
         local.setServiceParent(top)
         local.notifier = notifier
         providers[local.name] = local
+    if settings["provider"] == "nova":
+        providers["nova"] = _nova_provider(settings, store, reactor)
+        providers["nova"].setServiceParent(top)
+        providers["nova"].notifier = notifier
     _wire_scheduler(top, settings, store, hub, journal, containers, api, providers, reactor)
     return top
+
+
+def _nova_provider(settings, store, reactor):
+    """
+    Instances as Nova servers (``--provider nova``).
+    """
+    from csvc.providers import nova
+
+    template = nova.ServerTemplate(
+        flavor=settings["nova-flavor"],
+        image=settings["nova-image"],
+        network=settings["nova-network"],
+        key_name=settings["nova-key"],
+        agent_connect=settings["nova-agent-connect"],
+        agent_package=settings["nova-agent-package"],
+    )
+    compute = nova.NovaCompute(nova.connection_factory(settings))
+    return nova.NovaProvider(store, compute, template, settings["instance-capacity"], reactor,
+                             timeout=settings["nova-timeout"])
 
 
 def _notifications(settings, store, reactor):

@@ -1,0 +1,327 @@
+"""
+The ``nova`` instance provider: each instance is an OpenStack server, made
+through openstacksdk from the configured flavor, image, network and key,
+whose user data installs csvc and starts ``csvc-agent`` with the instance's
+enrollment token.
+
+openstacksdk blocks: every SDK call runs on the provider's own thread pool
+(``csvc-nova``) inside ``NovaCompute``, which hands back plain dicts only.
+The waits between status polls are ``deferLater`` on the injected clock, on
+the reactor; no thread sleeps.
+
+The server's id is kept on the instance row (``server_id``), so removal
+finds it after a restart.
+"""
+
+import base64
+import secrets
+import shlex
+from dataclasses import dataclass
+
+from twisted.application.service import Service
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from csvc.notify.notifier import NullNotifier
+
+
+class NovaError(Exception):
+    """
+    Nova refused a request or a server failed; the message carries Nova's
+    own words (its fault message or error body).
+    """
+
+
+class NovaTimeout(NovaError):
+    """
+    A server did not reach the awaited state within the timeout.
+    """
+
+
+#: settings of the ``nova`` provider (``csvc.config``)
+AUTH_SETTINGS = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
+REQUIRED_SETTINGS = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
+
+
+@dataclass(frozen=True)
+class ServerTemplate:
+    """
+    What every server is made of, and how its agent is installed.
+    """
+
+    flavor: str
+    image: str
+    network: str
+    key_name: str | None
+    #: the agents' endpoint as the servers reach it (``tcp:HOST:PORT``)
+    agent_connect: str
+    #: what ``pip install`` is given on the server
+    agent_package: str = "csvc"
+
+    def user_data(self, instance_name, enroll_token, capacity):
+        """
+        The cloud-init user data (a shell script): install csvc in a venv and
+        run ``twistd -n csvc-agent`` under systemd; the enrollment token is in
+        a root-only environment file, not on a command line.
+        """
+        command = " ".join(
+            shlex.quote(part)
+            for part in (
+                "/opt/csvc/bin/twistd", "-n", "--pidfile=", "csvc-agent",
+                "--connect", self.agent_connect,
+                "--capacity", str(capacity),
+                "--hostname", instance_name,
+            )
+        )
+        return "\n".join(
+            [
+                "#!/bin/sh",
+                "# csvc instance " + instance_name + ": install and start csvc-agent",
+                "set -eu",
+                "if ! command -v docker >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then",
+                "  apt-get update && apt-get install -y docker.io python3-venv",
+                "fi",
+                "python3 -m venv /opt/csvc",
+                "/opt/csvc/bin/pip install " + shlex.quote(self.agent_package),
+                "umask 077",
+                "cat > /etc/csvc-agent.env <<'EOF'",
+                "CSVC_ENROLL_TOKEN=" + enroll_token,
+                "EOF",
+                "cat > /etc/systemd/system/csvc-agent.service <<'EOF'",
+                "[Unit]",
+                "Description=csvc agent",
+                "After=network-online.target docker.service",
+                "Wants=network-online.target",
+                "[Service]",
+                "EnvironmentFile=/etc/csvc-agent.env",
+                "ExecStart=" + command + " --enroll-token ${CSVC_ENROLL_TOKEN}",
+                "Restart=always",
+                "RestartSec=2",
+                "[Install]",
+                "WantedBy=multi-user.target",
+                "EOF",
+                "systemctl daemon-reload",
+                "systemctl enable --now csvc-agent",
+                "",
+            ]
+        )
+
+
+def connection_factory(settings):
+    """
+    A function that makes an openstacksdk ``Connection`` from the settings
+    (a clouds.yaml cloud, ``nova-cloud``, or the ``nova-auth-*`` ones); it
+    is called on the provider's thread pool.
+    """
+
+    def connect():
+        from openstack.connection import Connection
+
+        if settings.get("nova-cloud"):
+            return Connection(cloud=settings["nova-cloud"])
+        return Connection(
+            auth_url=settings["nova-auth-url"],
+            username=settings["nova-username"],
+            password=settings["nova-password"],
+            project_name=settings["nova-project"],
+            user_domain_name=settings.get("nova-user-domain") or "Default",
+            project_domain_name=settings.get("nova-project-domain") or "Default",
+        )
+
+    return connect
+
+
+def _nova_message(exc):
+    """
+    Nova's words from an SDK exception (its error body's message).
+    """
+    details = getattr(exc, "details", None)
+    status = getattr(exc, "status_code", None)
+    text = details or str(exc)
+    return f"{status}: {text}" if status else text
+
+
+class NovaCompute:
+    """
+    The compute API, blocking: call only from the provider's thread pool.
+    Returns plain dicts (``id``, ``status``, ``fault``), never SDK objects.
+    """
+
+    def __init__(self, connect):
+        self._connect = connect
+        self._conn = None
+
+    def _compute(self):
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn.compute
+
+    @staticmethod
+    def _plain(server):
+        fault = server.fault or None
+        return {"id": server.id, "status": server.status, "fault": dict(fault) if fault else None}
+
+    def create_server(self, name, template, user_data):
+        from openstack import exceptions
+
+        attrs = dict(
+            name=name,
+            flavor_id=template.flavor,
+            image_id=template.image,
+            networks=[{"uuid": template.network}],
+            user_data=base64.b64encode(user_data.encode("utf-8")).decode("ascii"),
+            metadata={"csvc-instance": name},
+        )
+        if template.key_name:
+            attrs["key_name"] = template.key_name
+        try:
+            return self._plain(self._compute().create_server(**attrs))
+        except exceptions.HttpException as exc:
+            raise NovaError(f"Nova refused to create server {name}: {_nova_message(exc)}") from None
+
+    def server(self, server_id):
+        """
+        The server, or None once Nova answers 404.
+        """
+        from openstack import exceptions
+
+        try:
+            return self._plain(self._compute().get_server(server_id))
+        except exceptions.NotFoundException:
+            return None
+        except exceptions.HttpException as exc:
+            raise NovaError(f"Nova could not show server {server_id}: {_nova_message(exc)}") from None
+
+    def delete_server(self, server_id):
+        from openstack import exceptions
+
+        try:
+            self._compute().delete_server(server_id, ignore_missing=True)
+        except exceptions.HttpException as exc:
+            raise NovaError(f"Nova refused to delete server {server_id}: {_nova_message(exc)}") from None
+
+
+class NovaProvider(Service):
+    """
+    Instances as Nova servers, one per ``create_instance`` (an
+    ``IInstanceProvider``).  ``compute`` is a ``NovaCompute`` (or anything
+    with its methods); its calls run on this service's thread pool.
+    ``timeout`` bounds each wait for ACTIVE or for a deletion; ``poll`` is
+    the interval between status checks.
+    """
+
+    log = Logger()
+    name = "nova"
+    notifier = NullNotifier()
+
+    def __init__(self, store, compute, template, capacity, reactor, timeout=300.0, poll=2.0, threads=4):
+        self.capacity = capacity
+        self._store = store
+        self._compute = compute
+        self._template = template
+        self._reactor = reactor
+        self.timeout = timeout
+        self.poll = poll
+        self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="csvc-nova")
+
+    def startService(self):
+        Service.startService(self)
+        self._pool.start()
+
+    def stopService(self):
+        Service.stopService(self)
+        self._pool.stop()
+
+    def _call(self, method, *args):
+        return deferToThreadPool(self._reactor, self._pool, method, *args)
+
+    @inlineCallbacks
+    def create_instance(self, project_id):
+        """
+        A new server for ``project_id``; fires with the instance row
+        (``server_id`` set; ``pending`` until its agent registers) once Nova
+        says ACTIVE.  Fails with ``NovaError`` naming Nova's fault, or
+        ``NovaTimeout``; the row is then marked deleted and a server that
+        was made is deleted.
+        """
+        name = f"nova-{secrets.token_hex(4)}"
+        row, token = yield self._store.create_instance(name, "nova", self.capacity, shared=False,
+                                                       project_id=project_id)
+        user_data = self._template.user_data(name, token, self.capacity)
+        server = None
+        try:
+            server = yield self._call(self._compute.create_server, name, self._template, user_data)
+            row = dict(row, server_id=server["id"])
+            yield self._store.update_instance(row["uuid"], server_id=server["id"])
+            self.log.info("Nova server {server} of instance {name} created for project {project}",
+                          server=server["id"], name=name, project=project_id)
+            yield self._await_active(name, server)
+        except Exception:
+            yield self._abandon(row, server)
+            raise
+        self.notifier.instance_created(row, project_id)
+        return row
+
+    @inlineCallbacks
+    def _await_active(self, name, server):
+        deadline = self._reactor.seconds() + self.timeout
+        while True:
+            if server is None:
+                raise NovaError(f"Nova server of instance {name} vanished while it was being built")
+            if server["status"] == "ACTIVE":
+                return server
+            if server["status"] == "ERROR":
+                fault = (server.get("fault") or {}).get("message") or "no fault recorded"
+                raise NovaError(f"Nova server {server['id']} of instance {name} went to ERROR: {fault}")
+            if self._reactor.seconds() >= deadline:
+                raise NovaTimeout(
+                    f"Nova server {server['id']} of instance {name} was not ACTIVE within {self.timeout:g} s "
+                    f"(still {server['status']})"
+                )
+            yield deferLater(self._reactor, min(self.poll, max(deadline - self._reactor.seconds(), 0)),
+                             lambda: None)
+            server = yield self._call(self._compute.server, server["id"])
+
+    @inlineCallbacks
+    def _abandon(self, row, server):
+        """
+        A create failed: its server goes (best effort), its row is deleted.
+        """
+        if server is not None:
+            try:
+                yield self._delete(row["name"], server["id"])
+            except Exception:
+                self.log.failure("deleting the Nova server {server} of failed instance {name} failed",
+                                 server=server["id"], name=row["name"])
+        yield self._store.mark_instance_deleted(row["uuid"])
+
+    def remove_instance(self, row):
+        """
+        Delete the instance's server; fires once Nova answers 404 for it.
+        """
+        d = self._delete(row["name"], row.get("server_id"))
+        d.addCallback(lambda _: self.notifier.instance_deleted(row, row.get("project_id")))
+        return d
+
+    @inlineCallbacks
+    def _delete(self, name, server_id):
+        if not server_id:
+            self.log.warn("instance {name} has no Nova server to delete", name=name)
+            return
+        yield self._call(self._compute.delete_server, server_id)
+        deadline = self._reactor.seconds() + self.timeout
+        while True:
+            server = yield self._call(self._compute.server, server_id)
+            if server is None or server["status"] == "DELETED":
+                self.log.info("Nova server {server} of instance {name} deleted", server=server_id, name=name)
+                return
+            if self._reactor.seconds() >= deadline:
+                raise NovaTimeout(
+                    f"Nova server {server_id} of instance {name} was not gone within {self.timeout:g} s "
+                    f"(still {server['status']})"
+                )
+            yield deferLater(self._reactor, min(self.poll, max(deadline - self._reactor.seconds(), 0)),
+                             lambda: None)
