@@ -11,6 +11,15 @@ from csvc.agent import commands
 from csvc.relay.execs import ExecRegistry
 
 
+def _marked_down(row):
+    """
+    Whether a container's error is only its instance having been marked
+    down (csvc.scheduler.health), not something of its own.
+    """
+    reason = row.get("status_reason") or ""
+    return reason.startswith("instance ") and " is down: " in reason
+
+
 class InstanceUnavailable(Exception):
     """
     The instance's agent is not connected.
@@ -116,13 +125,25 @@ class AgentHub:
             self.revoked(link)
             raise commands.NotEnrolled("unknown or revoked enrollment token")
         rows = yield self._store.list_containers(instance_uuid=uuid)
-        on_engine = {c["uuid"] for c in containers if c.get("uuid")}
+        on_engine = {c["uuid"]: c for c in containers if c.get("uuid")}
         resume = {}
         for row in rows:
             self._owner[row["uuid"]] = uuid
             self._journal.known(row["uuid"], row["last_seq"])
             if row["uuid"] in on_engine:
                 resume[row["uuid"]] = {"seq": row["last_seq"], "cursor": row["log_cursor"]}
+                if row["status"] == "error" and _marked_down(row):
+                    # The instance was only out of touch: its engine still
+                    # has the container.  Running (or exited while away: the
+                    # agent's exit report follows the resumed output).
+                    engine_state = on_engine[row["uuid"]].get("state")
+                    yield self._store.update_container(
+                        row["uuid"],
+                        expect_status="error",
+                        status="created" if engine_state == "created" else "running",
+                        status_reason=None,
+                    )
+                    self._journal.state_changed(row["uuid"])
             elif row["status"] in ("created", "running"):
                 yield self._store.update_container(
                     row["uuid"],

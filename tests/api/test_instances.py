@@ -192,6 +192,18 @@ def test_an_instance_missing_heartbeats_is_down_and_its_containers_error(env):
         assert other.code in (409, 503)
         env.advance(5)
         assert dropped == [env.instance]
+
+        # The agent comes back and its engine still runs the container: the
+        # container is running again, not left in error.
+        class Link:
+            def peer(self):
+                return "test"
+
+        token = result_of(env.store.set_enroll_token(env.instance))
+        inventory = [{"uuid": view["uuid"], "state": "running"}]
+        result_of(env.hub.register(Link(), token, "docker", 10, "local-1", inventory))
+        row = env.row(view["uuid"])
+        assert row["status"] == "running" and row["status_reason"] is None
     finally:
         monitor.stopService()
 
