@@ -27,6 +27,14 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+#: Requests this small are served between ticks when tokens allow, even
+#: while bulk sessions wait: interactive traffic.
+SMALL_REQUEST = 1024
+
+#: Tokens of the relay's bucket held back from each tick's bulk shares for
+#: small requests (at most 5% of a tick's worth).
+RESERVE = 4096
+
 #: A tick longer than this would let buckets sit unrefilled too long.
 MAX_TICK = 0.1
 
@@ -198,6 +206,12 @@ class Throttle:
         self._distributing = False
 
     @property
+    def _reserve(self):
+        if self._global.unlimited:
+            return 0
+        return min(RESERVE, int(self._global.rate * self.tick / 20))
+
+    @property
     def waiting(self):
         return len(self._waiting)
 
@@ -229,7 +243,8 @@ class Throttle:
         if share.pending:
             raise AlreadyWaiting(f"{share!r} already waits for {share.pending} bytes")
         share.pending = nbytes
-        if self._waiting or self._distributing:
+        small = nbytes <= SMALL_REQUEST
+        if self._distributing or (self._waiting and not small):
             self._enqueue(share)
             return
         now = self._clock.seconds()
@@ -265,7 +280,9 @@ class Throttle:
         for share in waiting:
             share.bucket.refill(now)
             demands.append(min(share.pending, share.bucket.available))
-        grants = fair_shares(self._global.available, demands)
+        # A few tokens stay back for small requests (a keystroke, a prompt)
+        # that come between ticks: they go at once instead of a tick later.
+        grants = fair_shares(max(0, self._global.available - self._reserve), demands)
         given = []
         for share, n in zip(waiting, grants):
             if n:

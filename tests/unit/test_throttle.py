@@ -322,3 +322,28 @@ def test_failing_session_does_not_stall_others():
 def test_tick_is_bounded():
     with pytest.raises(ValueError):
         Throttle(Clock(), tick=0.5)
+
+
+def test_a_keystroke_among_saturating_bulk_sessions_goes_at_once():
+    """
+    Each tick holds a few tokens back from the bulk shares, so a small
+    request between ticks needs no tick at all.
+    """
+    clock = Clock()
+    throttle = Throttle(clock, global_rate=1_000_000, tick=0.05)
+    bulk = [BulkSession(throttle, clock) for _ in range(8)]
+    for s in bulk:
+        s.ask()
+    run(clock, 2.0)
+    assert throttle.waiting == 8
+    keys = BulkSession(throttle, clock, chunk=1, repeat=False)
+    for i in range(20):
+        clock.advance(0.013 * (i % 4 + 1))
+        asked = clock.seconds()
+        keys.ask()
+        assert keys.granted == i + 1, "the keystroke waited for a tick"
+        assert keys.grants[-1][0] == asked
+    # A large request still queues behind the bulk sessions.
+    big = BulkSession(throttle, clock, chunk=64 * 1024, repeat=False)
+    big.ask()
+    assert big.granted == 0
