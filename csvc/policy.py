@@ -51,6 +51,11 @@ RULES = {
     "container:create:cgroup_parent": "admin",
     "container:create:volume_driver": "admin",
     "container:create:runtime": "admin",
+    # A project's named volumes (scoped by name on the engine).
+    "volume:list": "project",
+    "volume:create": "project",
+    "volume:get": "project",
+    "volume:delete": "project",
     "instance:list": "admin",
     "instance:get": "admin",
     "instance:create": "admin",

@@ -65,6 +65,19 @@ class NoSuchContainer(Exception):
     """
 
 
+class Conflict(Exception):
+    """
+    The engine refused an operation for the state its target is in (its 409
+    answer: pausing a paused container, removing a volume in use).
+    """
+
+
+class NoSuchVolume(Exception):
+    """
+    The engine has no volume of this name.
+    """
+
+
 class OutputRefused(Exception):
     """
     An output chunk broke the contract (a gap in seq, too large, a window
@@ -87,6 +100,8 @@ _ENGINE_ERRORS = {
     InvalidSpec: b"INVALID_SPEC",
     NoSuchImage: b"NO_SUCH_IMAGE",
     NoSuchContainer: b"NO_SUCH_CONTAINER",
+    Conflict: b"CONFLICT",
+    NoSuchVolume: b"NO_SUCH_VOLUME",
 }
 
 
@@ -285,6 +300,78 @@ class PullImage(amp.Command):
 
     arguments = [(b"image", amp.Unicode())]
     response = [(b"id", amp.Unicode())]
+    errors = _ENGINE_ERRORS
+
+
+class PauseContainer(amp.Command):
+    """
+    Freeze (``paused`` true) or thaw a running container's processes.
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"paused", amp.Boolean())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class ContainerPaused(amp.Command):
+    """
+    Whether the engine has the container paused.
+    """
+
+    arguments = [(b"uuid", amp.Unicode())]
+    response = [(b"paused", amp.Boolean())]
+    errors = _ENGINE_ERRORS
+
+
+class ContainerTop(amp.Command):
+    """
+    The container's processes as the engine's ``top`` gives them
+    (``{"Titles": [...], "Processes": [[...]]}``).
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"ps_args", amp.Unicode())]
+    response = [(b"top", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class ContainerStats(amp.Command):
+    """
+    One sample of the container's resource usage, the engine's stats JSON.
+    """
+
+    arguments = [(b"uuid", amp.Unicode())]
+    response = [(b"stats", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+# Volumes: ``name`` is always the engine's (``csvc-<project>-<name>``).
+
+
+class ListVolumes(amp.Command):
+    """
+    The engine's volumes whose names start with ``prefix``.
+    """
+
+    arguments = [(b"prefix", amp.Unicode())]
+    response = [(b"volumes", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class CreateVolume(amp.Command):
+    arguments = [(b"name", amp.Unicode()), (b"labels", JSON())]
+    response = [(b"volume", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class InspectVolume(amp.Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = [(b"volume", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class RemoveVolume(amp.Command):
+    arguments = [(b"name", amp.Unicode()), (b"force", amp.Boolean())]
+    response = []
     errors = _ENGINE_ERRORS
 
 

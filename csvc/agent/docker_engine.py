@@ -23,7 +23,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from csvc.agent import docker_config
-from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage
+from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchVolume
 from csvc.agent.hijack import HijackedStream
 
 LABEL_UUID = "csvc.uuid"
@@ -123,6 +123,65 @@ class DockerEngine:
 
     def remove_container(self, uuid, force):
         return self._call(lambda c: c.api.remove_container(engine_name(uuid), force=force))
+
+    def pause_container(self, uuid, paused):
+        def pause(c):
+            try:
+                (c.api.pause if paused else c.api.unpause)(engine_name(uuid))
+            except docker_errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise Conflict(str(exc.explanation or exc)) from None
+                raise
+
+        return self._call(pause)
+
+    def paused(self, uuid):
+        return self._call(lambda c: bool((c.api.inspect_container(engine_name(uuid)).get("State") or {}).get("Paused")))
+
+    def top(self, uuid, ps_args=None):
+        def top(c):
+            try:
+                return c.api.top(engine_name(uuid), ps_args=ps_args or None)
+            except docker_errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise Conflict(str(exc.explanation or exc)) from None
+                raise
+
+        return self._call(top)
+
+    def stats(self, uuid):
+        return self._call(lambda c: c.api.stats(engine_name(uuid), stream=False))
+
+    # -- volumes -----------------------------------------------------------
+
+    def _volume_call(self, fn, *args):
+        def run(c, *args):
+            try:
+                return fn(c, *args)
+            except docker_errors.NotFound as exc:
+                raise NoSuchVolume(str(exc.explanation or exc)) from None
+            except docker_errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise Conflict(str(exc.explanation or exc)) from None
+                raise
+
+        return self._call(run, *args)
+
+    def list_volumes(self, prefix):
+        def listed(c):
+            found = c.api.volumes(filters={"name": prefix}).get("Volumes") or []
+            return [v for v in found if v["Name"].startswith(prefix)]
+
+        return self._volume_call(listed)
+
+    def create_volume(self, name, labels):
+        return self._volume_call(lambda c: c.api.create_volume(name, labels=labels or None))
+
+    def inspect_volume(self, name):
+        return self._volume_call(lambda c: c.api.inspect_volume(name))
+
+    def remove_volume(self, name, force):
+        return self._volume_call(lambda c: c.api.remove_volume(name, force=force))
 
     def inspect(self, uuid):
         """

@@ -123,3 +123,37 @@ class AgentProtocol(amp.AMP):
     @commands.PullImage.responder
     def pull_image(self, image):
         return self._core.engine.pull_image(image).addCallback(lambda image_id: {"id": image_id})
+
+    @commands.PauseContainer.responder
+    def pause(self, uuid, paused):
+        return self._core.engine.pause_container(uuid, paused).addCallback(lambda _: {})
+
+    @commands.ContainerPaused.responder
+    def container_paused(self, uuid):
+        return self._core.engine.paused(uuid).addCallback(lambda paused: {"paused": paused})
+
+    @commands.ContainerTop.responder
+    def container_top(self, uuid, ps_args):
+        return self._core.engine.top(uuid, ps_args).addCallback(lambda top: {"top": top})
+
+    @commands.ContainerStats.responder
+    def container_stats(self, uuid):
+        return self._core.engine.stats(uuid).addCallback(lambda stats: {"stats": stats})
+
+    # -- volumes -----------------------------------------------------------
+
+    @commands.ListVolumes.responder
+    def list_volumes(self, prefix):
+        return self._core.engine.list_volumes(prefix).addCallback(lambda volumes: {"volumes": volumes})
+
+    @commands.CreateVolume.responder
+    def create_volume(self, name, labels):
+        return self._core.engine.create_volume(name, labels).addCallback(lambda volume: {"volume": volume})
+
+    @commands.InspectVolume.responder
+    def inspect_volume(self, name):
+        return self._core.engine.inspect_volume(name).addCallback(lambda volume: {"volume": volume})
+
+    @commands.RemoveVolume.responder
+    def remove_volume(self, name, force):
+        return self._core.engine.remove_volume(name, force).addCallback(lambda _: {})

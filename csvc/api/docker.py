@@ -20,13 +20,15 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
-from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer
+from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchVolume
 from csvc.api import docker_options
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import BadRequest
+from csvc import policy
 from csvc.compute.service import ImageNotFound, NotFound, normalize_signal
+from csvc.compute.volumes import ProjectVolumes
 from csvc.compute.states import LIVE, InvalidState
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.dockerexec import DetachedExec, DockerExecs, DockerExecStream, ExecState
@@ -137,7 +139,7 @@ def classify(exc, ident=None):
         return 400, str(exc)
     if isinstance(exc, PayloadTooLarge):
         return 413, str(exc)
-    if isinstance(exc, InvalidState):
+    if isinstance(exc, (InvalidState, Conflict)):
         return 409, str(exc)
     if isinstance(exc, NameInUse):
         return 409, (
@@ -224,7 +226,7 @@ def _string_list(value, field):
 class DockerAPI:
     _app = Klein()
 
-    def __init__(self, auth, containers, store, journal, hub, relay, clock):
+    def __init__(self, auth, containers, store, journal, hub, relay, clock, volumes=None):
         self._auth = auth
         self._containers = containers
         self._store = store
@@ -233,6 +235,7 @@ class DockerAPI:
         self._relay = relay
         self._clock = clock
         self._execs = DockerExecs()
+        self._volumes = volumes if volumes is not None else ProjectVolumes(store, hub)
 
     def resource(self):
         return self._app.resource()
@@ -591,6 +594,15 @@ class DockerAPI:
     def inspect(self, request, identity, ident):
         row = yield self._get(identity, ident)
         inspected = self._inspect(row)
+        if row["status"] == "running":
+            try:
+                paused = yield self._containers.paused(row)
+            except Exception as exc:
+                log.warn("pause state of {uuid} unavailable: {why}", uuid=row["uuid"], why=str(exc))
+                paused = False
+            if paused:
+                inspected["State"]["Paused"] = True
+                inspected["State"]["Status"] = "paused"
         if row["status"] == "running" and _has_healthcheck(row):
             try:
                 health = yield self._containers.health(row)
@@ -662,6 +674,136 @@ class DockerAPI:
                 "Stop the container before attempting removal or force remove",
             )
         yield self._containers.delete(row, force=True)
+        return 204, None
+
+    @_app.route("/containers/<ident>/pause", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def pause(self, request, identity, ident):
+        row = yield self._get(identity, ident)
+        if row["status"] != "running":
+            raise DockerError(409, f"Container {ident} is not running")
+        yield self._containers.pause(row, True)
+        return 204, None
+
+    @_app.route("/containers/<ident>/unpause", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def unpause(self, request, identity, ident):
+        row = yield self._get(identity, ident)
+        if row["status"] != "running":
+            raise DockerError(409, f"Container {ident} is not paused")
+        yield self._containers.pause(row, False)
+        return 204, None
+
+    @_app.route("/containers/<ident>/rename", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def rename(self, request, identity, ident):
+        """
+        A new name, unique in the caller's project (409 otherwise); the
+        engine's own name (``csvc-<uuid>``) stays.
+        """
+        name = qstr(request, "name")
+        if not name:
+            raise BadRequest("name is required")
+        if not re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", name):
+            raise BadRequest(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        row = yield self._get(identity, ident)
+        yield self._containers.rename(row, name.lstrip("/"))
+        return 204, None
+
+    @_app.route("/containers/<ident>/top", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def top(self, request, identity, ident):
+        ps_args = qstr(request, "ps_args") or ""
+        row = yield self._get(identity, ident)
+        if row["status"] != "running":
+            raise DockerError(409, f"Container {ident} is not running")
+        top = yield self._containers.top(row, ps_args)
+        return 200, {"Titles": top.get("Titles") or [], "Processes": top.get("Processes") or []}
+
+    @_app.route("/containers/<ident>/stats", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def stats(self, request, identity, ident):
+        """
+        One sample (``stream=false`` or ``one-shot``); a stream is refused.
+        """
+        if qbool(request, "stream", default=True) and not qbool(request, "one-shot"):
+            raise BadRequest("stream=true is not supported by csvc: ask with stream=false")
+        row = yield self._get(identity, ident)
+        stats = yield self._containers.stats(row)
+        stats["name"] = "/" + row["name"]
+        return 200, stats
+
+    # -- volumes -----------------------------------------------------------
+    #
+    # A project's named volumes (the engine's ``csvc-<project>-<name>``, shown
+    # as ``<name>``).  Limitation: a volume lives on one engine, and these
+    # routes reach only the first active instance the project may use; on a
+    # deployment of several instances a container placed elsewhere gets its
+    # own, separate volume of the same name.
+
+    def _volume_name(self, name):
+        if not name or not docker_options.VOLUME_NAME.fullmatch(name):
+            raise BadRequest(f"invalid volume name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        return name
+
+    @_app.route("/volumes", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def volumes(self, request, identity):
+        """
+        The project's volumes on the first active instance it may use.
+        """
+        policy.enforce("volume:list", identity)
+        listed = yield self._volumes.list(identity.project_id)
+        return 200, {"Volumes": listed, "Warnings": []}
+
+    @_app.route("/volumes/create", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def volume_create(self, request, identity):
+        """
+        Create on the first active instance the project may use (the
+        instance its next container is most likely placed on).
+        """
+        body = self._read_body(request)
+        policy.enforce("volume:create", identity)
+        if body.get("Driver") not in (None, "", "local") or body.get("DriverOpts"):
+            policy.enforce("container:create:volume_driver", identity)
+            raise BadRequest("only the local volume driver without options is supported")
+        name = body.get("Name") or uuidlib.uuid4().hex + uuidlib.uuid4().hex
+        labels = body.get("Labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+            raise BadRequest("Labels: must be an object of strings")
+        volume = yield self._volumes.create(identity.project_id, self._volume_name(name), labels)
+        return 201, volume
+
+    @_app.route("/volumes/<name>", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def volume_inspect(self, request, identity, name):
+        policy.enforce("volume:get", identity)
+        try:
+            volume = yield self._volumes.inspect(identity.project_id, self._volume_name(name))
+        except NoSuchVolume:
+            raise DockerError(404, f"get {name}: no such volume") from None
+        return 200, volume
+
+    @_app.route("/volumes/<name>", methods=["DELETE"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def volume_remove(self, request, identity, name):
+        policy.enforce("volume:delete", identity)
+        try:
+            yield self._volumes.remove(identity.project_id, self._volume_name(name), qbool(request, "force"))
+        except NoSuchVolume:
+            raise DockerError(404, f"get {name}: no such volume") from None
+        except Conflict:
+            raise DockerError(409, f"remove {name}: volume is in use") from None
         return 204, None
 
     @_app.route("/containers/<ident>/resize", methods=["POST"])

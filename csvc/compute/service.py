@@ -337,6 +337,52 @@ class ContainerService:
         result = yield self._hub.call(row["instance_uuid"], commands.ContainerHealth, uuid=row["uuid"])
         return result["health"]
 
+    @inlineCallbacks
+    def pause(self, row, paused=True):
+        """
+        Freeze (or thaw) a running container's processes on its engine; the
+        store's status stays "running" (Docker's paused is a running
+        container whose processes are frozen).
+        """
+        row = yield self._started(row)
+        states.check("pause" if paused else "unpause", row["status"])
+        yield self._hub.call(row["instance_uuid"], commands.PauseContainer, uuid=row["uuid"], paused=paused)
+        return row
+
+    @inlineCallbacks
+    def paused(self, row):
+        """
+        Whether the engine has the (running) container paused.
+        """
+        if row["status"] != "running":
+            return False
+        result = yield self._hub.call(row["instance_uuid"], commands.ContainerPaused, uuid=row["uuid"])
+        return result["paused"]
+
+    @inlineCallbacks
+    def rename(self, row, name):
+        """
+        A new name, unique in the project (``NameInUse``); the engine's name
+        (``csvc-<uuid>``) does not change.
+        """
+        updated = yield self._store.rename_container(row["uuid"], name)
+        if updated is None:
+            raise NotFound(f"container {row['uuid']} was deleted")
+        self._journal.state_changed(row["uuid"])
+        return updated
+
+    @inlineCallbacks
+    def top(self, row, ps_args=""):
+        row = yield self._started(row)
+        states.check("top", row["status"])
+        result = yield self._hub.call(row["instance_uuid"], commands.ContainerTop, uuid=row["uuid"], ps_args=ps_args)
+        return result["top"]
+
+    @inlineCallbacks
+    def stats(self, row):
+        result = yield self._hub.call(row["instance_uuid"], commands.ContainerStats, uuid=row["uuid"])
+        return result["stats"]
+
     # -- stdin and terminal ------------------------------------------------
 
     def write_stdin(self, row, data):

@@ -15,6 +15,9 @@ ALLOWED = {
     "force_delete": ("creating", "created", "running", "exited", "error"),
     "attach": ("creating", "created", "running"),
     "exec": ("running",),
+    "pause": ("running",),
+    "unpause": ("running",),
+    "top": ("running",),
 }
 
 #: states in which the process can still produce output or exit

@@ -599,6 +599,33 @@ class Store(Service):
             return None
         return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
 
+    def rename_container(self, container_uuid, name):
+        """
+        Give a container a new name, unique within its project; fires with
+        the new row (None when it is gone), fails with ``NameInUse``.
+        """
+        return self._run(self._thd_rename_container, container_uuid, name)
+
+    def _thd_rename_container(self, conn, container_uuid, name):
+        current = conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first()
+        if current is None:
+            return None
+        current = _row(current)
+        if current["name"] == name:
+            return current
+        if conn.execute(
+            select(containers.c.uuid).where(
+                containers.c.project_id == current["project_id"], containers.c.name == name
+            )
+        ).first():
+            raise NameInUse(name)
+        try:
+            with conn.begin_nested():
+                conn.execute(containers.update().where(containers.c.uuid == container_uuid).values(name=name))
+        except IntegrityError:
+            raise NameInUse(name) from None
+        return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
+
     def delete_container(self, container_uuid):
         return self._run(self._thd_delete_container, container_uuid)
 
