@@ -105,58 +105,6 @@ def test_the_instance_runs_lxc(lxc_plane):
     assert instance.get("engine", "lxc") == "lxc"
 
 
-def test_environment_and_command_reach_the_process(tenant):
-    container, exit = tenant.run(
-        ["sh", "-c", 'echo "$GREETING $WHO"; pwd'],
-        environment={"GREETING": "hello", "WHO": "world"},
-        workdir="/tmp",
-    )
-    assert exit == {"exit_code": 0, "status": "exited", "status_reason": None}
-    assert tenant.logs(container["uuid"]) == b"hello world\n/tmp\n"
-
-
-def test_stdout_and_stderr_come_back_in_order(tenant):
-    script = "echo out1; sleep 0.1; echo err1 >&2; sleep 0.1; echo out2; sleep 0.1; echo err2 >&2"
-    container, exit = tenant.run(["sh", "-c", script])
-    assert exit["exit_code"] == 0
-    uuid = container["uuid"]
-    assert tenant.logs(uuid) == b"out1\nerr1\nout2\nerr2\n"
-    assert tenant.logs(uuid, stderr="false") == b"out1\nout2\n"
-    assert tenant.logs(uuid, stdout="false") == b"err1\nerr2\n"
-
-
-@pytest.mark.parametrize("code", [0, 3])
-def test_exit_codes(tenant, code):
-    container, exit = tenant.run(["sh", "-c", f"exit {code}"])
-    assert exit["exit_code"] == code
-    shown = tenant.show(container["uuid"])
-    assert shown["status"] == "exited"
-    assert shown["exit_code"] == code
-    assert shown["finished_at"] is not None
-
-
-def test_kill_gives_137(tenant):
-    container = tenant.create(command=["sleep", "300"], run=True)
-    tenant.wait_status(container["uuid"], {"running"})
-    killed = tenant.post(f"/v1/containers/{container['uuid']}/kill")
-    assert killed.status_code == 202, killed.text
-    assert killed.json()["status"] == "exited"
-    assert killed.json()["exit_code"] == 137
-
-
-def test_kill_with_a_signal_the_process_handles(tenant):
-    script = "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done"
-    container = tenant.create(command=["sh", "-c", script], run=True)
-    uuid = container["uuid"]
-    tenant.wait_status(uuid, {"running"})
-    deadline = time.monotonic() + 10
-    while b"ready" not in tenant.logs(uuid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert tenant.post(f"/v1/containers/{uuid}/kill", params={"signal": "TERM"}).status_code == 202
-    assert tenant.post(f"/v1/containers/{uuid}/wait").json()["exit_code"] == 42
-    assert tenant.logs(uuid) == b"ready\ngot-term\n"
-
-
 def test_stop_then_start_again_keeps_all_output(tenant):
     container = tenant.create(command=["sh", "-c", "echo run; exec sleep 300"], run=True)
     uuid = container["uuid"]
@@ -232,3 +180,33 @@ def test_stdin_eof_reaches_the_process_and_output_continues(tenant):
     assert err == b"still-here\n"
     assert statuses[-1] == {"exit_code": 4}
     assert code == 1000
+
+
+# -- the Docker engine's behavioural suite, run as it is against LXC ---------
+
+from tests.integration import test_containers as docker_suite  # noqa: E402
+
+#: Tests of test_containers.py that speak only the API (no docker SDK), run
+#: unchanged with a tenant whose containers land on the LXC instance.
+SHARED = [
+    "test_environment_and_command_reach_the_process",
+    "test_stdout_and_stderr_come_back_in_order",
+    "test_binary_output_comes_back_byte_for_byte",
+    "test_kill_gives_137",
+    "test_kill_with_a_signal_the_process_handles",
+    "test_logs_follow_streams_until_exit",
+    "test_logs_tail_and_since",
+    "test_names_work_where_uuids_do",
+    "test_wait_on_a_created_container_answers_after_it_runs",
+    "test_bad_state_is_409_naming_both",
+]
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_the_docker_suite_on_lxc(tenant, name):
+    getattr(docker_suite, name)(tenant)
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_the_docker_suites_exit_codes_on_lxc(tenant, code):
+    docker_suite.test_exit_codes(tenant, code)
