@@ -12,7 +12,10 @@ Direction:
   service -> agent: CreateContainer, StartContainer, StopContainer,
                     KillContainer, RemoveContainer, ResumeOutput,
                     Input, CloseInput, Resize,
-                    ExecCreate, ExecStart, ExecInput, ExecCloseInput, ExecResize
+                    ExecCreate, ExecStart, ExecInput, ExecCloseInput, ExecResize,
+                    ListImages, InspectImage, PullImage, ContainerHealth,
+                    PauseContainer, ContainerPaused, ContainerTop, ContainerStats,
+                    ListVolumes, CreateVolume, InspectVolume, RemoveVolume
 """
 
 import json

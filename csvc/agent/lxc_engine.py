@@ -37,7 +37,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from csvc.agent import lxc_runner
-from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage
+from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchVolume
 
 #: The one image this engine has: the rootfs of LXC's busybox template.
 IMAGE_NAME = "busybox"
@@ -607,6 +607,32 @@ class LxcEngine:
 
     def exec_resize(self, exec_id, height, width):
         return _refuse("exec is not supported by the lxc engine", EngineError)
+
+    # -- pause, top, stats, volumes: not offered by this engine -------------
+
+    def pause_container(self, uuid, paused):
+        return _refuse("pause is not supported by the lxc engine", EngineError)
+
+    def paused(self, uuid):
+        return succeed(False)
+
+    def top(self, uuid, ps_args=None):
+        return _refuse("top is not supported by the lxc engine", EngineError)
+
+    def stats(self, uuid):
+        return _refuse("stats are not supported by the lxc engine", EngineError)
+
+    def list_volumes(self, prefix):
+        return succeed([])
+
+    def create_volume(self, name, labels):
+        return _refuse("volumes are not supported by the lxc engine", EngineError)
+
+    def inspect_volume(self, name):
+        return fail(NoSuchVolume(f"get {name}: no such volume"))
+
+    def remove_volume(self, name, force):
+        return fail(NoSuchVolume(f"get {name}: no such volume"))
 
 
 def _uuid(engine_id):

@@ -84,3 +84,27 @@ def test_service_restart_mid_output_loses_and_duplicates_nothing(own_plane):
     assert client.logs(uuid, stderr="false") == EXPECTED_OUT
     assert client.show(uuid)["exit_code"] == 7
     assert client.delete(f"/v1/containers/{uuid}").status_code == 204
+
+
+def test_the_map_reconciles_after_a_restart(own_plane):
+    """
+    On restart the service keeps what the engines still run and marks
+    containers that vanished from their engine meanwhile as error.
+    """
+    import docker
+
+    client = own_plane.client("delta")
+    kept = client.create(command=["sleep", "300"], run=True)
+    gone = client.create(command=["sleep", "300"], run=True)
+    client.wait_status(kept["uuid"], {"running"})
+    client.wait_status(gone["uuid"], {"running"})
+    own_plane.stop()
+    docker.from_env().api.remove_container(f"csvc-{gone['uuid']}", force=True)
+    own_plane.start()
+    own_plane.wait_active(own_plane.admin)
+    vanished = client.wait_status(gone["uuid"], {"error"})
+    assert "vanished from the engine" in vanished["status_reason"]
+    assert client.show(kept["uuid"])["status"] == "running"
+    assert client.post(f"/v1/containers/{kept['uuid']}/kill").json()["exit_code"] == 137
+    for c in (kept, gone):
+        assert client.delete(f"/v1/containers/{c['uuid']}").status_code == 204

@@ -1,0 +1,71 @@
+"""
+A project's named volumes on the engines: the engine's volume is
+``csvc-<project>-<name>`` (``csvc.agent.docker_config.engine_volume``), the
+client sees ``<name>``; one project never reaches another's.
+
+A volume lives on one instance's engine.  These calls reach the first active,
+connected instance the project may use (its own, then the shared ones, in
+creation order): with several instances, a volume that a container created
+implicitly on another instance is not seen here.
+"""
+
+from twisted.internet.defer import inlineCallbacks
+
+from csvc.agent import commands
+from csvc.agent.docker_config import engine_volume
+from csvc.relay.agentlink import InstanceUnavailable
+
+LABEL_PROJECT = "csvc.project"
+
+
+class ProjectVolumes:
+    def __init__(self, store, hub):
+        self._store = store
+        self._hub = hub
+
+    @inlineCallbacks
+    def _instance(self, project_id):
+        connected = self._hub.connected_instances()
+        instances = yield self._store.list_instances()
+        usable = [
+            i for i in instances
+            if i["status"] == "active" and i["uuid"] in connected
+            and (i.get("project_id") == project_id or (i.get("project_id") is None and i.get("shared")))
+        ]
+        usable.sort(key=lambda i: (i.get("project_id") is None, i["created_at"], i["uuid"]))
+        if not usable:
+            raise InstanceUnavailable("no active instance of this project is connected to hold volumes")
+        return usable[0]["uuid"]
+
+    def _shown(self, project_id, volume):
+        prefix = engine_volume(project_id, "")
+        shown = dict(volume)
+        if shown.get("Name", "").startswith(prefix):
+            shown["Name"] = shown["Name"][len(prefix):]
+        return shown
+
+    @inlineCallbacks
+    def list(self, project_id):
+        instance = yield self._instance(project_id)
+        result = yield self._hub.call(instance, commands.ListVolumes, prefix=engine_volume(project_id, ""))
+        return [self._shown(project_id, v) for v in result["volumes"]]
+
+    @inlineCallbacks
+    def create(self, project_id, name, labels):
+        instance = yield self._instance(project_id)
+        labels = dict(labels or {}, **{LABEL_PROJECT: project_id})
+        result = yield self._hub.call(
+            instance, commands.CreateVolume, name=engine_volume(project_id, name), labels=labels
+        )
+        return self._shown(project_id, result["volume"])
+
+    @inlineCallbacks
+    def inspect(self, project_id, name):
+        instance = yield self._instance(project_id)
+        result = yield self._hub.call(instance, commands.InspectVolume, name=engine_volume(project_id, name))
+        return self._shown(project_id, result["volume"])
+
+    @inlineCallbacks
+    def remove(self, project_id, name, force=False):
+        instance = yield self._instance(project_id)
+        yield self._hub.call(instance, commands.RemoveVolume, name=engine_volume(project_id, name), force=force)

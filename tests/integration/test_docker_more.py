@@ -1,0 +1,148 @@
+"""
+The docker SDK on csvc: pause and unpause, rename, top and stats, and a
+project's named volumes; each only on the caller's project's own.
+"""
+
+import time
+import uuid
+
+import docker
+import pytest
+
+from csvc.agent.docker_config import engine_volume
+
+IMAGE = "csvc/busybox"
+
+
+def _client(control_plane, tenant):
+    client = docker.DockerClient(base_url=control_plane.base.replace("http://", "tcp://"), timeout=60)
+    client.api.headers.update({k: v for k, v in tenant.session.headers.items() if k.startswith("X-Auth")})
+    return client
+
+
+@pytest.fixture(scope="module")
+def sdk(control_plane, alpha):
+    client = _client(control_plane, alpha)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def other(control_plane, beta):
+    client = _client(control_plane, beta)
+    yield client
+    client.close()
+
+
+def _running(container, timeout=10):
+    deadline = time.monotonic() + timeout
+    container.reload()
+    while container.status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        container.reload()
+    assert container.status == "running"
+    return container
+
+
+def _not_found(call):
+    with pytest.raises(docker.errors.NotFound) as missing:
+        call()
+    assert "No such container" in str(missing.value)
+
+
+def test_pause_and_unpause(sdk, other, alpha, beta):
+    container = _running(sdk.containers.run(IMAGE, ["sleep", "300"], detach=True))
+    _not_found(lambda: other.api.pause(container.id))
+    container.pause()
+    container.reload()
+    assert container.status == "paused"
+    assert container.attrs["State"]["Paused"] is True
+    with pytest.raises(docker.errors.APIError) as again:
+        container.pause()
+    assert again.value.status_code == 409
+    _not_found(lambda: other.api.unpause(container.id))
+    container.unpause()
+    container.reload()
+    assert container.status == "running"
+    assert container.attrs["State"]["Paused"] is False
+    container.kill()
+    container.wait()
+    with pytest.raises(docker.errors.APIError) as stopped:
+        container.pause()
+    assert stopped.value.status_code == 409
+    assert "is not running" in str(stopped.value)
+
+
+def test_rename_within_the_project(sdk, other, alpha, beta):
+    suffix = uuid.uuid4().hex[:8]
+    first = sdk.containers.create(IMAGE, ["true"], name=f"first-{suffix}")
+    second = sdk.containers.create(IMAGE, ["true"], name=f"second-{suffix}")
+    first.rename(f"renamed-{suffix}")
+    assert sdk.containers.get(f"renamed-{suffix}").id == first.id
+    assert sdk.containers.get(first.id).name == f"renamed-{suffix}"
+    with pytest.raises(docker.errors.NotFound):
+        sdk.containers.get(f"first-{suffix}")
+    with pytest.raises(docker.errors.APIError) as taken:
+        second.rename(f"renamed-{suffix}")
+    assert taken.value.status_code == 409
+    _not_found(lambda: other.api.rename(first.id, f"stolen-{suffix}"))
+    # The engine's name stays csvc-<uuid>.
+    engine = docker.from_env()
+    assert engine.containers.get(first.id).name.startswith("csvc-")
+    assert engine.containers.get(first.id).name != f"renamed-{suffix}"
+
+
+def test_top_and_stats(sdk, other, alpha, beta):
+    container = _running(sdk.containers.run(IMAGE, ["sleep", "300"], detach=True))
+    top = container.top()
+    assert "PID" in top["Titles"]
+    assert any("sleep 300" in " ".join(p) for p in top["Processes"])
+    _not_found(lambda: other.api.top(container.id))
+    stats = container.stats(stream=False)
+    assert stats["id"] == container.id
+    assert "memory_stats" in stats and "cpu_stats" in stats
+    _not_found(lambda: other.api.stats(container.id, stream=False))
+    refused = sdk.api._get(sdk.api._url("/containers/{0}/stats", container.id), params={"stream": 1})
+    assert refused.status_code == 400
+    assert "stream" in refused.json()["message"]
+    container.kill()
+    container.wait()
+    with pytest.raises(docker.errors.APIError) as stopped:
+        container.top()
+    assert stopped.value.status_code == 409
+
+
+def test_volumes_of_the_project(sdk, other, alpha, beta):
+    name = f"data-{uuid.uuid4().hex[:8]}"
+    engine = docker.from_env()
+    volume = sdk.volumes.create(name=name)
+    try:
+        assert volume.name == name
+        assert engine.volumes.get(engine_volume("alpha", name)).name == engine_volume("alpha", name)
+        assert name in [v.name for v in sdk.volumes.list()]
+        assert all(not v.name.startswith("csvc-") for v in sdk.volumes.list())
+        assert sdk.volumes.get(name).name == name
+        # Another project neither sees nor reaches it.
+        assert name not in [v.name for v in other.volumes.list()]
+        with pytest.raises(docker.errors.NotFound):
+            other.volumes.get(name)
+        with pytest.raises(docker.errors.NotFound):
+            other.api.remove_volume(name)
+        # A container of the project mounts it by its short name.
+        out = sdk.containers.run(IMAGE, ["sh", "-c", "echo kept > /data/f; cat /data/f"],
+                                 volumes={name: {"bind": "/data", "mode": "rw"}}, remove=True)
+        assert out == b"kept\n"
+        holder = sdk.containers.create(IMAGE, ["cat", "/data/f"], volumes={name: {"bind": "/data", "mode": "rw"}})
+        with pytest.raises(docker.errors.APIError) as busy:
+            sdk.volumes.get(name).remove()
+        assert busy.value.status_code == 409
+        holder.remove(force=True)
+        sdk.volumes.get(name).remove()
+        with pytest.raises(docker.errors.NotFound):
+            sdk.volumes.get(name)
+        assert name not in [v.name for v in sdk.volumes.list()]
+    finally:
+        try:
+            engine.volumes.get(engine_volume("alpha", name)).remove(force=True)
+        except docker.errors.NotFound:
+            pass
