@@ -17,56 +17,22 @@ benchmark fails.
 """
 
 import argparse
-import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 import docker
 
-IMAGE = "csvc/busybox:latest"
-SERVICE_IMAGE = "csvc/busybox"
-PROJECT = "bench"
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VENV_BIN = os.path.join(REPO_ROOT, ".venv", "bin")
+import _service  # noqa: E402
+from _service import IMAGE, SERVICE_IMAGE, BenchError, make_progress, percentile  # noqa: E402
 
-
-def progress(msg):
-    print(f"lifecycle: {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(Exception):
-    pass
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def percentile(values, p):
-    """Linear-interpolation percentile (p in 0..100)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    k = (len(ordered) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-# -- baseline: the Docker SDK directly ------------------------------------
+progress = make_progress("lifecycle")
 
 
 class DockerBaseline:
@@ -100,100 +66,13 @@ class DockerBaseline:
 # -- service: csvc through its REST API -----------------------------------
 
 
-class Service:
+class Service(_service.Service):
+    """
+    The control plane of bench/_service.py, timing create+start+wait.
+    """
+
     def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self.log_path = os.path.join(data_dir, "service.log")
-        self.api_port = free_port()
-        self.agents_port = free_port()
-        while self.agents_port == self.api_port:
-            self.agents_port = free_port()
-        self.proc = None
-        self.log_file = None
-        self.token = None
-        self.conn = None
-
-    def start(self):
-        manage = subprocess.run(
-            [os.path.join(VENV_BIN, "csvc-manage"), "--data-dir", self.data_dir,
-             "token", "create", "--project", PROJECT, "--admin"],
-            cwd=REPO_ROOT, capture_output=True, text=True,
-        )
-        if manage.returncode != 0:
-            raise BenchError(
-                f"csvc-manage token create failed (exit {manage.returncode}):\n"
-                f"{manage.stdout}{manage.stderr}"
-            )
-        lines = [l for l in manage.stdout.splitlines() if l.strip()]
-        if not lines:
-            raise BenchError(f"csvc-manage printed no token:\n{manage.stderr}")
-        self.token = lines[-1].strip()
-
-        self.log_file = open(self.log_path, "wb")
-        cmd = [
-            os.path.join(VENV_BIN, "twistd"), "-n", "--pidfile=", "csvc",
-            "--data-dir", self.data_dir,
-            "--api", f"tcp:{self.api_port}:interface=127.0.0.1",
-            "--agents", f"tcp:{self.agents_port}:interface=127.0.0.1",
-        ]
-        progress(f"starting service: {' '.join(cmd)} (log: {self.log_path})")
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=self.log_file,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self._wait_ready()
-
-    def _connect(self):
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=60)
-
-    def request(self, method, path, body=None):
-        headers = {"X-Auth-Token": self.token, "X-Auth-Project-Id": PROJECT}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if self.conn is None:
-            self._connect()
-        try:
-            self.conn.request(method, path, body=data, headers=headers)
-            resp = self.conn.getresponse()
-            raw = resp.read()
-        except (http.client.HTTPException, OSError):
-            # One retry on a fresh connection (the server may have closed an
-            # idle keep-alive connection).
-            self.conn.close()
-            self._connect()
-            self.conn.request(method, path, body=data, headers=headers)
-            resp = self.conn.getresponse()
-            raw = resp.read()
-        if resp.getheader("Connection", "").lower() == "close":
-            self.conn.close()
-            self.conn = None
-        return resp.status, raw
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"service exited with {self.proc.returncode} before it was ready")
-            try:
-                status, raw = self.request("GET", "/v1/instances")
-                last = f"{status} {raw[:500]!r}"
-                if status == 200:
-                    instances = json.loads(raw).get("instances", [])
-                    if any(i.get("status") == "active" for i in instances):
-                        progress(f"service ready on port {self.api_port}")
-                        return
-            except (OSError, http.client.HTTPException) as exc:
-                last = repr(exc)
-                if self.conn is not None:
-                    self.conn.close()
-                    self.conn = None
-            time.sleep(0.2)
-        raise BenchError(
-            f"no active instance within {READY_TIMEOUT:.0f}s; last GET /v1/instances: {last}"
-        )
+        super().__init__(data_dir, progress)
 
     def run_once(self):
         t0 = time.perf_counter()
@@ -217,43 +96,6 @@ class Service:
             if status != 204:
                 raise BenchError(f"DELETE /v1/containers/{uuid}: {status} {raw[:2000]!r}")
         return elapsed
-
-    def stop(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-        if self.proc is not None:
-            pgid = self.proc.pid  # start_new_session: the pid is the group id
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(pgid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    self.proc.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    progress("service did not stop on SIGTERM; killing its process group")
-            # Agents left in the group (or anything, after a timeout): kill.
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(pgid, sig)
-                except ProcessLookupError:
-                    break
-                if sig == signal.SIGTERM:
-                    time.sleep(1.0)
-            if self.proc.poll() is None:
-                self.proc.wait(5)
-        if self.log_file is not None:
-            self.log_file.close()
-            self.log_file = None
-
-    def log_tail(self, lines=60):
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def main(argv=None):
