@@ -23,9 +23,7 @@ at most the bytes it asked for.
 import math
 from collections import deque
 
-from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from zope.interface import implementer
 
 #: Requests this small are served between ticks when tokens allow, even
 #: while bulk sessions wait: interactive traffic.

@@ -5,11 +5,9 @@ the field keeps hitting (RELAY.md), each a test.
 
 import json
 import socket
-import threading
 import time
 
 import pytest
-import requests
 import websocket
 
 SUB = "channel.csvc.v1"

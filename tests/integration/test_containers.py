@@ -3,7 +3,6 @@ Containers through the service, on the real Docker engine.
 """
 
 import hashlib
-import signal
 import threading
 import time
 
