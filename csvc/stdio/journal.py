@@ -149,14 +149,17 @@ class Journal:
     def settled(self, container_uuid, last_seq):
         """
         Fires once every chunk of the container up to ``last_seq`` is
-        persisted (at once if it already is).
+        persisted (at once if it already is), or once the container is
+        forgotten (deleted): nothing more of it will be persisted, and a
+        waiter must not be left behind for ever.
         """
         if self._persisted.get(container_uuid, 0) >= last_seq:
             return succeed(None)
         d = Deferred()
 
         def check(_):
-            if self._persisted.get(container_uuid, 0) >= last_seq:
+            forgotten = container_uuid not in self._queued
+            if forgotten or self._persisted.get(container_uuid, 0) >= last_seq:
                 d.callback(None)
             else:
                 self.wait_for(container_uuid).addCallback(check)

@@ -391,3 +391,26 @@ def test_forget(journal, store):
     assert journal.persisted_seq(U) == 0
     # A container forgotten starts again from seq 1.
     assert not append(journal, 1).fired
+
+
+def test_settled_ends_when_the_container_is_forgotten():
+    """
+    A viewer waiting for output of a container that is then deleted is
+    released, and no waiter stays registered for it.
+    """
+    from csvc.stdio.journal import Journal
+    from twisted.internet.defer import Deferred as _Deferred
+
+    class Store:
+        def append_output(self, chunks):
+            return _Deferred()  # never commits
+
+    journal = Journal(Store())
+    journal.known("gone", 0)
+    journal.append("gone", 1, 1, b"x", "")
+    fired = []
+    journal.settled("gone", 1).addCallback(fired.append)
+    assert fired == []
+    journal.forget("gone")
+    assert fired == [None]
+    assert "gone" not in journal._waiters
