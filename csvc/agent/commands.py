@@ -15,7 +15,11 @@ Direction:
                     ExecCreate, ExecStart, ExecInput, ExecCloseInput, ExecResize,
                     ListImages, InspectImage, PullImage, ContainerHealth,
                     PauseContainer, ContainerPaused, ContainerTop, ContainerStats,
-                    ListVolumes, CreateVolume, InspectVolume, RemoveVolume
+                    ListVolumes, CreateVolume, InspectVolume, RemoveVolume,
+                    UpdateContainer, ContainerPorts,
+                    OpenDownload, CancelDownload, ArchiveStat,
+                    OpenUpload, UploadChunk, FinishUpload, CancelUpload
+  agent -> service: DownloadChunk, DownloadEnd (a download's bytes)
 """
 
 import json
@@ -491,3 +495,174 @@ class ExecExited(amp.Command):
     arguments = [(b"exec_id", amp.Unicode()), (b"exit_code", amp.Integer())]
     response = []
     errors = _REPORT_ERRORS
+
+
+class UpdateContainer(amp.Command):
+    """
+    Change a container's resources and restart policy on the engine
+    (Docker's ``POST /containers/{id}/update`` body, validated by the
+    control plane); the answer carries the engine's warnings.
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"update", JSON())]
+    response = [(b"warnings", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class ContainerPorts(amp.Command):
+    """
+    The engine's published ports of a container (its
+    ``NetworkSettings.Ports``: ``{"80/tcp": [{"HostIp", "HostPort"}]}``).
+    """
+
+    arguments = [(b"uuid", amp.Unicode())]
+    response = [(b"ports", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+# -- transfers: byte streams larger than one AMP value ----------------------
+#
+# A download (export, archive get, changes, streamed stats) is read by the
+# agent from the engine and sent as DownloadChunk boxes, at most
+# ``TRANSFER_WINDOW`` unanswered; the control plane answers a chunk once its
+# consumer (an HTTP response) took it, so a client that stops reading stops
+# the answers, the agent's window fills and it stops reading the engine.  The
+# control plane picks the ``transfer_id`` and registers the consumer before it
+# sends OpenDownload (chunks may come before the answer).  DownloadEnd
+# follows once every chunk is answered; its ``error`` is "" for a clean end.
+#
+# An upload (archive put) goes the other way: UploadChunk boxes, at most
+# ``TRANSFER_WINDOW`` unanswered, each answered once the engine's connection
+# took it; FinishUpload is answered with the engine's answer.
+
+#: Unanswered DownloadChunk / UploadChunk boxes per transfer.
+TRANSFER_WINDOW = 8
+
+
+class NoSuchPath(Exception):
+    """
+    The path asked for is not in the container (the engine's 404 text).
+    """
+
+
+class NoSuchTransfer(Exception):
+    """
+    The transfer is unknown (never opened here, over, or cancelled).
+    """
+
+
+_TRANSFER_ERRORS = dict(_ENGINE_ERRORS)
+_TRANSFER_ERRORS[NoSuchPath] = b"NO_SUCH_PATH"
+_TRANSFER_ERRORS[NoSuchTransfer] = b"NO_SUCH_TRANSFER"
+
+
+class OpenDownload(amp.Command):
+    """
+    Open a download of ``kind`` from the container ``uuid``: ``export`` (a
+    tar of its filesystem), ``archive`` (a tar of ``options["path"]``),
+    ``changes`` (the JSON of its filesystem changes) or ``stats`` (the
+    engine's stats stream, one JSON document per chunk).  Answered once the
+    engine accepted it, with what its headers say (``{"path_stat": ...}``
+    for an archive).
+    """
+
+    arguments = [
+        (b"transfer_id", amp.Unicode()),
+        (b"uuid", amp.Unicode()),
+        (b"kind", amp.Unicode()),
+        (b"options", JSON()),
+    ]
+    response = [(b"info", JSON())]
+    errors = _TRANSFER_ERRORS
+
+
+class CancelDownload(amp.Command):
+    """
+    No one wants the rest of the download: the agent closes the engine's
+    stream.  Answered at once, known or not.
+    """
+
+    arguments = [(b"transfer_id", amp.Unicode())]
+    response = []
+
+
+class DownloadChunk(amp.Command):
+    """
+    At most ``CHUNK_SIZE`` bytes of a download; ``seq`` from 1 without gaps.
+    Answered once the consumer took it; refused when no one wants it.
+    """
+
+    arguments = [(b"transfer_id", amp.Unicode()), (b"seq", amp.Integer()), (b"data", amp.String())]
+    response = []
+    errors = _REPORT_ERRORS
+
+
+class DownloadEnd(amp.Command):
+    """
+    The download is over and every chunk was answered; ``error`` is "" for
+    a complete one, else why it broke off.
+    """
+
+    arguments = [(b"transfer_id", amp.Unicode()), (b"error", amp.Unicode())]
+    response = []
+    errors = _REPORT_ERRORS
+
+
+class ArchiveStat(amp.Command):
+    """
+    The engine's ``X-Docker-Container-Path-Stat`` of ``path`` in the
+    container (base64 JSON), as for ``HEAD /containers/{id}/archive``.
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"path", amp.Unicode())]
+    response = [(b"path_stat", amp.Unicode())]
+    errors = _TRANSFER_ERRORS
+
+
+class OpenUpload(amp.Command):
+    """
+    Open an upload of a tar of ``length`` bytes to extract at
+    ``options["path"]`` in the container (``noOverwriteDirNonDir``,
+    ``copyUIDGID`` as the engine takes them).  Answered once the agent is
+    ready for chunks.
+    """
+
+    arguments = [
+        (b"transfer_id", amp.Unicode()),
+        (b"uuid", amp.Unicode()),
+        (b"length", amp.Integer()),
+        (b"options", JSON()),
+    ]
+    response = []
+    errors = _TRANSFER_ERRORS
+
+
+class UploadChunk(amp.Command):
+    """
+    At most ``CHUNK_SIZE`` bytes of an upload; answered once the engine's
+    connection took them (a full one holds the answer).
+    """
+
+    arguments = [(b"transfer_id", amp.Unicode()), (b"data", amp.String())]
+    response = []
+    errors = _TRANSFER_ERRORS
+
+
+class FinishUpload(amp.Command):
+    """
+    Every byte is sent: answered with the engine's answer (an error is the
+    engine's).
+    """
+
+    arguments = [(b"transfer_id", amp.Unicode())]
+    response = []
+    errors = _TRANSFER_ERRORS
+
+
+class CancelUpload(amp.Command):
+    """
+    The client went away: drop the engine's request.  Answered at once.
+    """
+
+    arguments = [(b"transfer_id", amp.Unicode())]
+    response = []

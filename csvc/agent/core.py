@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from csvc.agent import commands
 from csvc.agent.execs import ExecRunner
 from csvc.agent.stdin import StdinStream
+from csvc.agent.transfers import Downloads, Uploads
 from csvc.stdio.reader import OutputReader
 
 
@@ -52,6 +53,8 @@ class AgentCore:
         self.heartbeat_interval = None
         self._watches = {}
         self.execs = ExecRunner(engine, self._call, clock)
+        self.downloads = Downloads(engine, self._call)
+        self.uploads = Uploads(engine)
 
     # -- the link ----------------------------------------------------------
 
@@ -102,6 +105,8 @@ class AgentCore:
             return
         self.link = None
         self.execs.disconnected()
+        self.downloads.disconnected()
+        self.uploads.disconnected()
         for watch in self._watches.values():
             if watch.follower is not None:
                 watch.follower.stop()

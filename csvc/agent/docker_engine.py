@@ -19,11 +19,14 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from csvc.agent import docker_config
-from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchVolume
+from csvc.agent.commands import (
+    Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchPath, NoSuchVolume,
+)
 from csvc.agent.hijack import HijackedStream
 
 LABEL_UUID = "csvc.uuid"
@@ -51,6 +54,41 @@ class _UNIXEndpoints:
 
     def endpointForURI(self, uri):
         return UNIXClientEndpoint(self._reactor, self._path)
+
+
+def _http_error(code, message):
+    """
+    The engine's error answer (status and message) as a contract error.
+    """
+    if code == 404:
+        if "No such container" in message:
+            return NoSuchContainer(message)
+        return NoSuchPath(message)
+    if code == 400:
+        return InvalidSpec(message)
+    if code == 409:
+        return Conflict(message)
+    return EngineError(message)
+
+
+#: Largest error body read from the engine.
+_ERROR_BODY = 64 * 1024
+
+
+def _message(body):
+    try:
+        return str(json.loads(body)["message"])
+    except (ValueError, KeyError, TypeError):
+        return body[:_ERROR_BODY].decode("utf-8", "replace")
+
+
+#: kind -> (path, query) of a download on the engine
+_DOWNLOADS = {
+    "export": ("/containers/{}/export", lambda options: {}),
+    "archive": ("/containers/{}/archive", lambda options: {"path": options["path"]}),
+    "changes": ("/containers/{}/changes", lambda options: {}),
+    "stats": ("/containers/{}/stats", lambda options: {"stream": 1}),
+}
 
 
 def _engine_error(exc):
@@ -151,6 +189,82 @@ class DockerEngine:
 
     def stats(self, uuid):
         return self._call(lambda c: c.api.stats(engine_name(uuid), stream=False))
+
+    def update(self, uuid, update):
+        """
+        Docker's ``POST /containers/{id}/update`` with ``update`` as its
+        body; fires with the engine's warnings.
+        """
+
+        def post(c):
+            response = c.api._post_json(c.api._url("/containers/{0}/update", engine_name(uuid)), data=update)
+            return c.api._result(response, True).get("Warnings") or []
+
+        return self._call(post)
+
+    def ports(self, uuid):
+        """
+        Fires with the container's ``NetworkSettings.Ports`` (published
+        ports only).
+        """
+
+        def ports(c):
+            found = (c.api.inspect_container(engine_name(uuid)).get("NetworkSettings") or {}).get("Ports") or {}
+            return {port: bindings for port, bindings in found.items() if bindings}
+
+        return self._call(ports)
+
+    # -- transfers ---------------------------------------------------------
+
+    @inlineCallbacks
+    def _checked(self, response):
+        if response.code < 300:
+            return response
+        body = b"" if response.code == 304 else (yield readBody(response))
+        raise _http_error(response.code, _message(body) or f"the engine answered {response.code}")
+
+    @inlineCallbacks
+    def download(self, uuid, kind, options, protocol):
+        """
+        GET the body of a download (``_DOWNLOADS``) into ``protocol``;
+        fires with ``{"path_stat": ...}`` (archives) once the engine answered.
+        """
+        path, query = _DOWNLOADS[kind]
+        response = yield self._http.request(b"GET", self._url(path.format(engine_name(uuid)), query(options)))
+        yield self._checked(response)
+        info = {}
+        if kind == "archive":
+            info["path_stat"] = _path_stat(response)
+        response.deliverBody(protocol)
+        return info
+
+    @inlineCallbacks
+    def archive_stat(self, uuid, path):
+        """
+        Fires with the engine's ``X-Docker-Container-Path-Stat`` of ``path``.
+        """
+        url = self._url(f"/containers/{engine_name(uuid)}/archive", {"path": path})
+        response = yield self._http.request(b"HEAD", url)
+        if response.code == 404:
+            raise NoSuchPath(f"Could not find the file {path} in container {engine_name(uuid)}")
+        yield self._checked(response)
+        return _path_stat(response)
+
+    @inlineCallbacks
+    def upload(self, uuid, options, body):
+        """
+        PUT ``body`` (an ``IBodyProducer`` of a tar) to be extracted at
+        ``options["path"]``; fires once the engine answered 200.
+        """
+        query = {"path": options["path"]}
+        for name in ("noOverwriteDirNonDir", "copyUIDGID"):
+            if options.get(name):
+                query[name] = "1"
+        url = self._url(f"/containers/{engine_name(uuid)}/archive", query)
+        headers = Headers({b"Content-Type": [b"application/x-tar"]})
+        response = yield self._http.request(b"PUT", url, headers, body)
+        yield self._checked(response)
+        yield readBody(response)
 
     # -- volumes -----------------------------------------------------------
 
@@ -370,6 +484,11 @@ def _create(client, spec):
     config = docker_config.merge(config, spec)
     result = client.api.create_container_from_config(config, name=engine_name(spec["uuid"]))
     return result["Id"]
+
+
+def _path_stat(response):
+    values = response.headers.getRawHeaders(b"X-Docker-Container-Path-Stat") or [b""]
+    return values[0].decode("ascii", "replace")
 
 
 def _summary(attrs):

@@ -157,3 +157,46 @@ class AgentProtocol(amp.AMP):
     @commands.RemoveVolume.responder
     def remove_volume(self, name, force):
         return self._core.engine.remove_volume(name, force).addCallback(lambda _: {})
+
+    # -- update, ports -----------------------------------------------------
+
+    @commands.UpdateContainer.responder
+    def update(self, uuid, update):
+        return self._core.engine.update(uuid, update).addCallback(lambda warnings: {"warnings": warnings})
+
+    @commands.ContainerPorts.responder
+    def container_ports(self, uuid):
+        return self._core.engine.ports(uuid).addCallback(lambda ports: {"ports": ports})
+
+    # -- transfers ---------------------------------------------------------
+
+    @commands.OpenDownload.responder
+    def open_download(self, transfer_id, uuid, kind, options):
+        d = self._core.downloads.open(transfer_id, uuid, kind, options)
+        return d.addCallback(lambda info: {"info": info})
+
+    @commands.CancelDownload.responder
+    def cancel_download(self, transfer_id):
+        self._core.downloads.cancel(transfer_id)
+        return {}
+
+    @commands.ArchiveStat.responder
+    def archive_stat(self, uuid, path):
+        return self._core.engine.archive_stat(uuid, path).addCallback(lambda stat: {"path_stat": stat})
+
+    @commands.OpenUpload.responder
+    def open_upload(self, transfer_id, uuid, length, options):
+        return self._core.uploads.open(transfer_id, uuid, length, options).addCallback(lambda _: {})
+
+    @commands.UploadChunk.responder
+    def upload_chunk(self, transfer_id, data):
+        return self._core.uploads.write(transfer_id, data).addCallback(lambda _: {})
+
+    @commands.FinishUpload.responder
+    def finish_upload(self, transfer_id):
+        return self._core.uploads.finish(transfer_id).addCallback(lambda _: {})
+
+    @commands.CancelUpload.responder
+    def cancel_upload(self, transfer_id):
+        self._core.uploads.cancel(transfer_id)
+        return {}

@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
-from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchVolume
+from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchPath, NoSuchVolume
 from csvc.api import docker_options
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
@@ -41,6 +41,8 @@ API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
 SERVER_VERSION = "20.10.24-csvc"
 MAX_BODY = 1024 * 1024
+#: Largest tar a ``PUT /containers/{id}/archive`` takes.
+MAX_ARCHIVE = 1024 * 1024 * 1024
 
 log = Logger()
 
@@ -438,7 +440,7 @@ class DockerAPI:
         ):
             raise BadRequest("Labels: must be an object of strings")
         if host.get("Memory"):
-            spec["memory"] = max(6, int(host["Memory"]) // (1024 * 1024))
+            spec["memory"] = _memory_mib(int(host["Memory"]))
         if host.get("NanoCpus"):
             spec["cpu"] = int(host["NanoCpus"]) / 1e9
         if name:
@@ -729,14 +731,155 @@ class DockerAPI:
     @inlineCallbacks
     def stats(self, request, identity, ident):
         """
-        One sample (``stream=false`` or ``one-shot``); a stream is refused.
+        One sample (``stream=false`` or ``one-shot``), else the engine's
+        stream: one JSON document per line about every second, until the
+        client goes away or the container stops.
         """
-        if qbool(request, "stream", default=True) and not qbool(request, "one-shot"):
-            raise BadRequest("stream=true is not supported by csvc: ask with stream=false")
         row = yield self._get(identity, ident)
-        stats = yield self._containers.stats(row)
-        stats["name"] = "/" + row["name"]
-        return 200, stats
+        if not qbool(request, "stream", default=True) or qbool(request, "one-shot"):
+            stats = yield self._containers.stats(row)
+            stats["name"] = "/" + row["name"]
+            return 200, stats
+        name = "/" + row["name"]
+
+        def named(line):
+            try:
+                sample = json.loads(line)
+            except ValueError:
+                return b""
+            sample["name"] = name
+            return json.dumps(sample).encode("utf-8") + b"\n"
+
+        def stopped(line):
+            # The engine goes on sending zeroed samples once the container
+            # stopped; csvc ends the stream after the first.
+            try:
+                return str(json.loads(line).get("read", "")).startswith("0001-")
+            except (ValueError, AttributeError):
+                return False
+
+        yield self._download(request, row, ident, "stats", {}, b"application/json", transform=named,
+                             is_last=stopped)
+        return None
+
+    # -- filesystem --------------------------------------------------------
+
+    @inlineCallbacks
+    def _download(self, request, row, ident, kind, options, content_type, transform=None, is_last=None):
+        """
+        Relay a download from the container's agent as the response: the
+        status and headers once the agent answered, then the body as it
+        comes, the response being the producer's consumer (a client that
+        stops reading stops the agent reading the engine).
+        """
+        try:
+            info, consumer = yield self._containers.download(row, kind, options, request, transform, is_last)
+        except NoSuchPath as exc:
+            raise DockerError(404, _engine_words(str(exc), row, ident)) from None
+        request.setResponseCode(200)
+        request.setHeader(b"Content-Type", content_type)
+        if info.get("path_stat"):
+            request.setHeader(b"X-Docker-Container-Path-Stat", info["path_stat"].encode("ascii"))
+        request._csvc_streaming = True
+        consumer.begin()
+        yield consumer.done
+
+    @_app.route("/containers/<ident>/changes", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def changes(self, request, identity, ident):
+        row = yield self._get(identity, ident)
+        yield self._download(request, row, ident, "changes", {}, b"application/json")
+        return None
+
+    @_app.route("/containers/<ident>/export", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def export(self, request, identity, ident):
+        row = yield self._get(identity, ident)
+        yield self._download(request, row, ident, "export", {}, b"application/x-tar")
+        return None
+
+    def _archive_path(self, request):
+        path = qstr(request, "path")
+        if not path:
+            raise BadRequest("bad parameter: path cannot be empty")
+        return path
+
+    @_app.route("/containers/<ident>/archive", methods=["GET", "HEAD"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def archive_get(self, request, identity, ident):
+        """
+        GET: a tar of ``path`` in the container, its stat in the
+        ``X-Docker-Container-Path-Stat`` header.  HEAD: only the header.
+        """
+        path = self._archive_path(request)
+        row = yield self._get(identity, ident)
+        if request.method == b"HEAD":
+            try:
+                stat = yield self._containers.archive_stat(row, path)
+            except NoSuchPath as exc:
+                raise DockerError(404, _engine_words(str(exc), row, ident)) from None
+            request.setHeader(b"X-Docker-Container-Path-Stat", stat.encode("ascii"))
+            request.setHeader(b"Content-Type", b"application/json")
+            return 200, None
+        yield self._download(request, row, ident, "archive", {"path": path}, b"application/x-tar")
+        return None
+
+    @_app.route("/containers/<ident>/archive", methods=["PUT"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def archive_put(self, request, identity, ident):
+        """
+        Extract the tar of the body at ``path`` in the container; the body
+        goes to the agent in bounded chunks.
+        """
+        path = self._archive_path(request)
+        length = request.getHeader(b"Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_ARCHIVE:
+            raise PayloadTooLarge(f"an archive of {int(length)} bytes exceeds {MAX_ARCHIVE}")
+        row = yield self._get(identity, ident)
+        source = request.content
+        # twisted.web has the body in a temporary file by now; it is read
+        # from there a chunk at a time, never whole.
+        source.seek(0, 2)
+        size = source.tell()
+        source.seek(0)
+        if size > MAX_ARCHIVE:
+            raise PayloadTooLarge(f"an archive of {size} bytes exceeds {MAX_ARCHIVE}")
+        options = {
+            "path": path,
+            "noOverwriteDirNonDir": qbool(request, "noOverwriteDirNonDir"),
+            "copyUIDGID": qbool(request, "copyUIDGID"),
+        }
+        try:
+            yield self._containers.upload(row, source, size, options)
+        except NoSuchPath as exc:
+            raise DockerError(404, _engine_words(str(exc), row, ident)) from None
+        return 200, None
+
+    # -- update ------------------------------------------------------------
+
+    @_app.route("/containers/<ident>/update", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def update(self, request, identity, ident):
+        """
+        Change resources (counted against the project's quota like a
+        create's) and the restart policy; refused options stay refused.
+        """
+        body = self._read_body(request)
+        docker_options.enforce({"HostConfig": body}, identity)
+        changes = docker_options.update_fields(body)
+        row = yield self._get(identity, ident)
+        restart = (changes.get("RestartPolicy") or {}).get("Name") or "no"
+        if row["remove_on_exit"] and restart != "no":
+            raise BadRequest("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        memory = _memory_mib(changes["Memory"]) if changes.get("Memory") else None
+        cpu = changes["NanoCpus"] / 1e9 if changes.get("NanoCpus") else None
+        _updated, warnings = yield self._containers.update(row, changes, memory, cpu)
+        return 200, {"Warnings": warnings or []}
 
     # -- volumes -----------------------------------------------------------
     #
@@ -1042,6 +1185,22 @@ class DockerAPI:
         self._relay.check_attachable(row, options)
         yield self._relay.check_session_quota(row)
         return self._relay.upgrade(request, row, options, raw_only=True)
+
+
+def _memory_mib(memory):
+    """
+    A memory limit in bytes as the MiB the quota counts (at least Docker's
+    minimum of 6 MiB).
+    """
+    return max(6, int(memory) // (1024 * 1024))
+
+
+def _engine_words(message, row, ident):
+    """
+    The engine's message with its name of the container (``csvc-<uuid>``)
+    replaced by the one the client used.
+    """
+    return message.replace(f"csvc-{row['uuid']}", ident)
 
 
 def _has_healthcheck(row):

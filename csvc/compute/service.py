@@ -17,6 +17,7 @@ from csvc.notify import events as notices
 from csvc.notify.notifier import NullNotifier
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.execs import CollectedOutput
+from csvc.relay import transfers
 
 
 class NotFound(Exception):
@@ -92,6 +93,7 @@ class ContainerService:
             placement = Placement(store, hub, None, clock)
         #: where containers go (``csvc.scheduler.placement``)
         self.placement = placement
+        self._downloads = transfers.Downloads(hub)
 
     def _now(self):
         return datetime.fromtimestamp(self._clock.seconds(), timezone.utc).replace(tzinfo=None)
@@ -382,6 +384,79 @@ class ContainerService:
     def stats(self, row):
         result = yield self._hub.call(row["instance_uuid"], commands.ContainerStats, uuid=row["uuid"])
         return result["stats"]
+
+    @inlineCallbacks
+    def update(self, row, host_update, memory=None, cpu=None):
+        """
+        Change a container's resources and restart policy: ``host_update``
+        (validated HostConfig fields) merged into its ``docker_config``,
+        ``memory`` (MiB) and ``cpu`` the new values counted against the
+        project's quota (None: unchanged).  The store takes it first (within
+        the quota), then the engine; an engine that refuses leaves the row as
+        it was.  Fires with ``(row, warnings)``.
+        """
+        config = dict(row.get("docker_config") or {})
+        host = dict(config.get("HostConfig") or {})
+        host.update(host_update)
+        config["HostConfig"] = host
+        config.setdefault("Config", {})
+        new_memory = row["memory"] if memory is None else memory
+        new_cpu = row["cpu"] if cpu is None else cpu
+        updated = yield self._store.update_container_resources(row["uuid"], new_memory, new_cpu, config)
+        if updated is None:
+            raise NotFound(f"container {row['uuid']} was deleted")
+        try:
+            result = yield self._hub.call(row["instance_uuid"], commands.UpdateContainer, uuid=row["uuid"],
+                                          update=host_update)
+        except Exception:
+            yield self._store.update_container(row["uuid"], memory=row["memory"], cpu=row["cpu"],
+                                               docker_config=row.get("docker_config"))
+            raise
+        return updated, result["warnings"]
+
+    @inlineCallbacks
+    def published_ports(self, row):
+        """
+        The container's published ports as its engine has them, wildcard
+        host addresses replaced by the instance's address.
+        """
+        result = yield self._hub.call(row["instance_uuid"], commands.ContainerPorts, uuid=row["uuid"])
+        address = self._hub.address_of(row["instance_uuid"])
+        ports = {}
+        for port, bindings in result["ports"].items():
+            seen = []
+            for binding in bindings or []:
+                host_ip = binding.get("HostIp") or ""
+                if host_ip in ("", "0.0.0.0", "::") and address:
+                    host_ip = address
+                entry = {"HostIp": host_ip, "HostPort": str(binding.get("HostPort") or "")}
+                if entry not in seen:
+                    seen.append(entry)
+            ports[port] = seen
+        return ports
+
+    # -- transfers ---------------------------------------------------------
+
+    def download(self, row, kind, options, request, transform=None, is_last=None):
+        """
+        A download (``export``, ``archive``, ``changes``, ``stats``) from the
+        container's engine into the HTTP response ``request``: fires with
+        ``(info, consumer)`` (``csvc.relay.transfers.Downloads.open``).
+        """
+        return self._downloads.open(row, kind, options, request, transform, is_last)
+
+    @inlineCallbacks
+    def archive_stat(self, row, path):
+        result = yield self._hub.call(row["instance_uuid"], commands.ArchiveStat, uuid=row["uuid"], path=path)
+        return result["path_stat"]
+
+    def upload(self, row, source, length, options):
+        """
+        Extract the tar of ``length`` bytes read from the file ``source`` in
+        the container at ``options["path"]``, sent to its agent in bounded
+        chunks.
+        """
+        return transfers.upload(self._hub, row, source, length, options)
 
     # -- stdin and terminal ------------------------------------------------
 

@@ -9,6 +9,7 @@ from twisted.protocols import amp
 
 from csvc.agent import commands
 from csvc.relay.execs import ExecRegistry
+from csvc.relay.transfers import TransferRegistry
 
 
 def _marked_down(row):
@@ -18,6 +19,12 @@ def _marked_down(row):
     """
     reason = row.get("status_reason") or ""
     return reason.startswith("instance ") and " is down: " in reason
+
+
+def _peer_host(link):
+    transport = getattr(link, "transport", None)
+    peer = transport.getPeer() if transport is not None else None
+    return getattr(peer, "host", None) or None
 
 
 class InstanceUnavailable(Exception):
@@ -46,6 +53,12 @@ class AgentHub:
         #: instance uuid -> Deferreds waiting for its agent to register
         self._registering = {}
         self.execs = ExecRegistry()
+        #: downloads from agents in flight (csvc.relay.transfers)
+        self.transfers = TransferRegistry()
+        #: instance uuid -> the address its agent connected from
+        self._addresses = {}
+        #: instance uuid -> the hostname its agent registered with
+        self._hostnames = {}
 
     def connected_instances(self):
         return set(self._links)
@@ -116,6 +129,8 @@ class AgentHub:
         self._links[uuid] = link
         self._names[uuid] = instance["name"]
         self._facts[uuid] = facts or {}
+        self._addresses[uuid] = _peer_host(link)
+        self._hostnames[uuid] = hostname
         link.instance_uuid = uuid
         updated = yield self._store.update_instance(
             uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None
@@ -160,6 +175,14 @@ class AgentHub:
         )
         self.notify_registered(uuid)
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
+
+    def address_of(self, instance_uuid):
+        """
+        Where the instance's published ports are reached: the address its
+        agent connected from, else the hostname it registered with (None
+        when it has not registered since the control plane started).
+        """
+        return self._addresses.get(instance_uuid) or self._hostnames.get(instance_uuid)
 
     def engine_facts(self):
         """
@@ -223,6 +246,9 @@ class AgentHub:
             self.log.warn("instance {name} disconnected", name=self._names.get(uuid, uuid))
             self.execs.instance_lost(
                 uuid, InstanceUnavailable(f"instance {self._names.get(uuid, uuid)} disconnected during the exec")
+            )
+            self.transfers.instance_lost(
+                uuid, InstanceUnavailable(f"instance {self._names.get(uuid, uuid)} disconnected during the transfer")
             )
             d = self._store.update_instance(uuid, status="down")
             d.addErrback(lambda f: self.log.failure("marking {uuid} down", f, uuid=uuid))
@@ -329,4 +355,16 @@ class AgentLink(amp.AMP):
     def exec_exited(self, exec_id, exit_code):
         self._registered()
         self._hub.execs.exited(self.instance_uuid, exec_id, exit_code)
+        return {}
+
+    @commands.DownloadChunk.responder
+    def download_chunk(self, transfer_id, seq, data):
+        self._registered()
+        d = self._hub.transfers.chunk(self.instance_uuid, transfer_id, seq, data)
+        return d.addCallback(lambda _: {})
+
+    @commands.DownloadEnd.responder
+    def download_end(self, transfer_id, error):
+        self._registered()
+        self._hub.transfers.end(self.instance_uuid, transfer_id, error)
         return {}

@@ -170,3 +170,25 @@ def test_ps_lists_native_containers(cli, alpha):
     assert "made-natively" in names
     assert cli("rm", "-f", "made-natively").returncode == 0
     assert alpha.get(f"/v1/containers/{native['uuid']}").status_code == 404
+
+
+def test_stats_no_stream_and_streamed(cli):
+    started = cli("run", "-d", "--name", "stats-cli", "csvc/busybox", "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    ident = started.stdout.decode().strip()
+    try:
+        once = cli("stats", "--no-stream", "--format", "{{.Name}} {{.ID}} {{.MemUsage}}", "stats-cli")
+        assert once.returncode == 0, once.stderr
+        name, short_id, usage = once.stdout.decode().split(" ", 2)
+        assert (name, short_id) == ("stats-cli", ident[:12])
+        assert not usage.startswith("0B")
+        # Streamed: the CLI keeps redrawing from the open stream.
+        child = pexpect.spawn(DOCKER, ["stats", "--format", "{{.Name}} mem={{.MemUsage}}", "stats-cli"],
+                              env=cli.env, timeout=30)
+        try:
+            for _ in range(3):
+                child.expect(r"stats-cli mem=[1-9]")
+        finally:
+            child.terminate(force=True)
+    finally:
+        cli("rm", "-f", "stats-cli")

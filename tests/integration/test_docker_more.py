@@ -3,6 +3,7 @@ The docker SDK on csvc: pause and unpause, rename, top and stats, and a
 project's named volumes; each only on the caller's project's own.
 """
 
+import json
 import time
 import uuid
 
@@ -102,14 +103,45 @@ def test_top_and_stats(sdk, other, alpha, beta):
     assert stats["id"] == container.id
     assert "memory_stats" in stats and "cpu_stats" in stats
     _not_found(lambda: other.api.stats(container.id, stream=False))
-    refused = sdk.api._get(sdk.api._url("/containers/{0}/stats", container.id), params={"stream": 1})
-    assert refused.status_code == 400
-    assert "stream" in refused.json()["message"]
     container.kill()
     container.wait()
     with pytest.raises(docker.errors.APIError) as stopped:
         container.top()
     assert stopped.value.status_code == 409
+
+
+def test_streamed_stats_until_the_container_stops(sdk, other):
+    container = _running(sdk.containers.run(IMAGE, ["sleep", "300"], detach=True))
+    # (docker-py does not check the status of a stream: ask plainly.)
+    missing = other.api._get(other.api._url("/containers/{0}/stats", container.id), params={"stream": 1})
+    assert missing.status_code == 404
+    assert "No such container" in missing.json()["message"]
+    stream = container.stats(stream=True, decode=True)
+    first, second = next(stream), next(stream)
+    for sample in (first, second):
+        assert sample["id"] == container.id
+        assert sample["name"] == "/" + container.name
+        assert sample["memory_stats"]["usage"] > 0
+    # One sample after the other, each with the one before it.
+    assert second["read"] > first["read"]
+    assert second["preread"] == first["read"]
+    container.kill()
+    # The engine ends the stream when the container stops: so does csvc.
+    rest = list(stream)
+    assert all(sample["id"] == container.id for sample in rest)
+
+
+def test_streamed_stats_end_when_the_client_goes_away(sdk, control_plane):
+    container = _running(sdk.containers.run(IMAGE, ["sleep", "300"], detach=True))
+    response = sdk.api._get(sdk.api._url("/containers/{0}/stats", container.id), params={"stream": 1},
+                            stream=True)
+    assert response.status_code == 200
+    lines = response.iter_lines()
+    assert json.loads(next(lines))["id"] == container.id
+    response.close()
+    # The control plane still serves the container (and another stream).
+    again = container.stats(stream=False)
+    assert again["id"] == container.id
 
 
 def test_volumes_of_the_project(sdk, other, alpha, beta):
