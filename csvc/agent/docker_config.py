@@ -57,6 +57,13 @@ def merge(config, spec):
             merged[field] = value
     host = dict(config.get("HostConfig") or {})
     for field, value in (docker_config.get("HostConfig") or {}).items():
+        if field == "LogConfig" and "LogConfig" in host:
+            # The driver stays csvc's (its output capture reads that log);
+            # the client's max-size and max-file (bounded by the API) apply.
+            own = host["LogConfig"]
+            host["LogConfig"] = {"Type": own["Type"],
+                                 "Config": dict(own.get("Config") or {}, **(value.get("Config") or {}))}
+            continue
         if field in _OWN_HOST:
             continue
         if field == "Binds":

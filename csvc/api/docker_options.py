@@ -52,11 +52,13 @@ def _bind_source(entry):
     return parts[0] if len(parts) >= 2 else None
 
 
-def refusals(body):
+def refusals(body, resolved=()):
     """
     The host-escaping options a create body sets: a list of ``(rule,
     option)``, ``option`` naming the field (and value) as the client sent it.
     Tolerates malformed values: type errors are ``honoured``'s to report.
+    ``resolved``: namespace fields whose ``container:<id>`` names a container
+    of the caller's project on the same instance (allowed).
     """
     host = _host(body)
     found = []
@@ -94,6 +96,8 @@ def refusals(body):
                 found.append(("container:create:volume_driver", "HostConfig.Mounts volume driver options"))
     for field, (rule, _allowed) in _NAMESPACES.items():
         value = host.get(field)
+        if field in resolved:
+            continue
         if isinstance(value, str) and (value == "host" or value.startswith("container:")):
             found.append((rule, f"HostConfig.{field} {value}"))
     if _is_set(host.get("Sysctls")):
@@ -107,16 +111,36 @@ def refusals(body):
     return found
 
 
-def enforce(body, identity):
+def enforce(body, identity, resolved=()):
     """
     Raise ``Forbidden`` (403) naming the first host-escaping option the
     identity may not use, and the policy rule that says so.
     """
-    for rule, option in refusals(body):
+    for rule, option in refusals(body, resolved):
         try:
             policy.enforce(rule, identity)
         except policy.Forbidden as exc:
             raise policy.Forbidden(f"{option} is not allowed: {exc}") from None
+
+
+def namespace_targets(body):
+    """
+    ``{field: ident}`` for each namespace option (``NetworkMode``,
+    ``PidMode``, ``IpcMode``) that joins another container's namespace
+    (``container:<ident>``).
+    """
+    host = _host(body)
+    found = {}
+    for field in JOINABLE:
+        value = host.get(field)
+        if isinstance(value, str) and value.startswith("container:") and value[len("container:"):]:
+            found[field] = value[len("container:"):]
+    return found
+
+
+#: The namespaces a member's container may share with another container of
+#: its project on the same instance.
+JOINABLE = ("NetworkMode", "PidMode", "IpcMode")
 
 
 # -- honoured options ------------------------------------------------------
@@ -346,9 +370,9 @@ def honoured(body):
         elif field not in HOST_CONSUMED and _is_set(value):
             warnings.append(f"HostConfig.{field} is not supported by csvc and was ignored")
     _namespace_values(host_config)
-    log_type = (host.get("LogConfig") or {}).get("Type") if isinstance(host.get("LogConfig"), dict) else None
-    if log_type not in (None, "", "json-file", "local"):
-        warnings.append(f"HostConfig.LogConfig {log_type} is not supported: csvc keeps the output itself")
+    log_config = log_options(host.get("LogConfig"))
+    if log_config is not None:
+        host_config["LogConfig"] = log_config
     networks = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") if isinstance(
         body.get("NetworkingConfig"), dict) else None
     if isinstance(networks, dict) and set(networks) - {"bridge", "default"}:
@@ -362,3 +386,92 @@ def honoured(body):
     if not config and not host_config:
         return None, warnings
     return {"Config": config, "HostConfig": host_config}, warnings
+
+
+# -- LogConfig -------------------------------------------------------------
+
+#: The log drivers a client may name: the engine's ``local`` driver, which
+#: csvc's output capture reads (``json-file`` is taken as a synonym: the
+#: engine still runs ``local``).
+LOG_DRIVERS = ("", "json-file", "local")
+
+#: Bounds of the options a client may give its container's engine log.
+LOG_MAX_SIZE = (1024 * 1024, 1024 * 1024 * 1024)
+LOG_MAX_FILE = (1, 16)
+
+_SIZE = re.compile(r"([0-9]+)([kmg]?)b?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def log_options(value):
+    """
+    A create's ``LogConfig`` validated: None when it says nothing (csvc's
+    defaults), else ``{"Type", "Config"}`` with only ``max-size`` and
+    ``max-file`` within bounds; a 400 naming what is wrong otherwise.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest("HostConfig.LogConfig: must be an object")
+    kind = value.get("Type") or ""
+    if not isinstance(kind, str) or kind not in LOG_DRIVERS:
+        raise BadRequest(
+            f"HostConfig.LogConfig.Type {kind!r} is not supported: csvc reads a container's output from the "
+            "engine's local log driver; use local (or json-file) with max-size and max-file"
+        )
+    options = value.get("Config") or {}
+    if not isinstance(options, dict):
+        raise BadRequest("HostConfig.LogConfig.Config: must be an object of strings")
+    for name in options:
+        if name not in ("max-size", "max-file"):
+            raise BadRequest(f"HostConfig.LogConfig.Config {name!r} is not supported: only max-size and max-file are")
+    config = {}
+    if "max-size" in options:
+        text = str(options["max-size"]).strip()
+        match = _SIZE.fullmatch(text)
+        size = int(match.group(1)) * _UNITS[match.group(2).lower()] if match else None
+        if size is None or not LOG_MAX_SIZE[0] <= size <= LOG_MAX_SIZE[1]:
+            raise BadRequest(f"HostConfig.LogConfig.Config max-size {text!r}: must be between 1m and 1g")
+        config["max-size"] = text
+    if "max-file" in options:
+        text = str(options["max-file"]).strip()
+        if not text.isdigit() or not LOG_MAX_FILE[0] <= int(text) <= LOG_MAX_FILE[1]:
+            raise BadRequest(f"HostConfig.LogConfig.Config max-file {text!r}: must be between 1 and 16")
+        config["max-file"] = text
+    if not kind and not config:
+        return None
+    # Without a driver named, inspect reports csvc's default as it always has.
+    return {"Type": kind or "json-file", "Config": config}
+
+
+# -- update ----------------------------------------------------------------
+
+#: What ``POST /containers/{id}/update`` may change.
+UPDATE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuPeriod", "CpuQuota",
+          "CpusetCpus", "PidsLimit", "RestartPolicy")
+
+
+def update_fields(body):
+    """
+    The fields of an update body that change something, validated (a 400
+    naming the field otherwise); a set field csvc cannot update is a 400
+    naming it.  Zero and empty values mean "unchanged", as with Docker (the
+    CLI sends every field).
+    """
+    changes = {}
+    for field, value in body.items():
+        if field in UPDATE:
+            if field == "RestartPolicy":
+                if isinstance(value, dict) and not value.get("Name"):
+                    continue
+            elif field == "PidsLimit":
+                if value is None:
+                    continue
+            elif not _is_set(value):
+                continue
+            changes[field] = HOST[field](field, value)
+        elif _is_set(value):
+            raise BadRequest(f"{field} cannot be updated by csvc: only {', '.join(UPDATE)} can")
+    if not changes:
+        raise BadRequest("you must provide one or more flags when using this command")
+    return changes

@@ -599,6 +599,25 @@ class Store(Service):
             return None
         return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
 
+    def update_container_resources(self, container_uuid, memory, cpu, docker_config):
+        """
+        Give a container new ``memory`` (MiB) and ``cpu`` and the
+        ``docker_config`` they come with, within its project's quota
+        (``QuotaExceeded`` otherwise; checked, and on PostgreSQL locked, in
+        the same transaction).  Fires with the new row, None when it is gone.
+        """
+        return self._run(self._thd_update_container_resources, container_uuid, memory, cpu, docker_config)
+
+    def _thd_update_container_resources(self, conn, container_uuid, memory, cpu, docker_config):
+        current = conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first()
+        if current is None:
+            return None
+        current = _row(current)
+        quota_units.thd_check_resize(conn, current["project_id"], current, memory, cpu, self.quota_defaults)
+        conn.execute(containers.update().where(containers.c.uuid == container_uuid).values(
+            memory=memory, cpu=cpu, docker_config=docker_config))
+        return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
+
     def rename_container(self, container_uuid, name):
         """
         Give a container a new name, unique within its project; fires with

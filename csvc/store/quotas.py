@@ -122,3 +122,24 @@ def thd_check_placement(conn, values, defaults):
         if wanted[resource] and over(limits[resource], usage[resource], wanted[resource]):
             raise QuotaExceeded(resource, limits[resource], usage[resource], wanted[resource])
     return limits
+
+
+def thd_check_resize(conn, project_id, current, memory, cpu, defaults):
+    """
+    Lock the project's quota and refuse with ``QuotaExceeded`` when one of
+    its containers, ``current`` (its row), going from its memory and cpu to
+    ``memory`` and ``cpu`` would take the project beyond a limit.  Call it
+    first in the update's transaction.
+    """
+    query = select(quotas).where(quotas.c.project_id == project_id)
+    if conn.dialect.name == "postgresql":
+        _ensure_row(conn, project_id)
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    limits = effective(row._mapping if row is not None else None, defaults)
+    usage = thd_usage(conn, project_id)
+    for resource, wanted in (("memory", memory or 0), ("cpu", cpu or 0)):
+        others = usage[resource] - (current.get(resource) or 0)
+        if wanted > (current.get(resource) or 0) and over(limits[resource], others, wanted):
+            raise QuotaExceeded(resource, limits[resource], others, wanted)
+    return limits

@@ -161,3 +161,64 @@ def test_engine_volume_names_of_two_projects_never_meet():
     assert docker_config.engine_volume("alpha", "x-y") != docker_config.engine_volume("alpha-x", "y")
     assert docker_config.engine_volume("a b", "v") != docker_config.engine_volume("a_b", "v")
     assert docker_config.engine_volume("0123abcd", "v") == "csvc-0123abcd-v"
+
+
+# -- LogConfig ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("log_config, kept", [
+    (None, None),
+    ({"Type": "", "Config": {}}, None),  # what the CLI sends without --log-driver
+    ({"Type": "local", "Config": {"max-size": "10m", "max-file": "3"}},
+     {"Type": "local", "Config": {"max-size": "10m", "max-file": "3"}}),
+    ({"Type": "json-file", "Config": {"max-size": "1g"}}, {"Type": "json-file", "Config": {"max-size": "1g"}}),
+    ({"Type": "", "Config": {"max-file": "16"}}, {"Type": "json-file", "Config": {"max-file": "16"}}),
+])
+def test_log_config_within_bounds_is_kept(log_config, kept):
+    assert docker_options.log_options(log_config) == kept
+
+
+@pytest.mark.parametrize("log_config, words", [
+    ({"Type": "syslog"}, "HostConfig.LogConfig.Type 'syslog' is not supported"),
+    ({"Type": "none"}, "HostConfig.LogConfig.Type 'none' is not supported"),
+    ({"Type": "local", "Config": {"max-size": "512k"}}, "max-size '512k': must be between 1m and 1g"),
+    ({"Type": "local", "Config": {"max-size": "2g"}}, "max-size '2g'"),
+    ({"Type": "local", "Config": {"max-size": "ten"}}, "max-size 'ten'"),
+    ({"Type": "local", "Config": {"max-file": "0"}}, "max-file '0': must be between 1 and 16"),
+    ({"Type": "local", "Config": {"compress": "false"}}, "HostConfig.LogConfig.Config 'compress'"),
+    ("json-file", "HostConfig.LogConfig: must be an object"),
+])
+def test_other_log_drivers_and_options_are_a_400_naming_them(log_config, words):
+    with pytest.raises(BadRequest) as bad:
+        docker_options.honoured({"Image": "busybox", "HostConfig": {"LogConfig": log_config}})
+    assert words in str(bad.value)
+
+
+def test_merge_applies_the_clients_log_options_to_csvcs_driver():
+    own = {"Image": "busybox", "HostConfig": {"LogConfig": {"Type": "local", "Config": {"max-size": "128m",
+                                                                                          "max-file": "8"}}}}
+    spec = {"project_id": "alpha", "docker_config": {"HostConfig": {
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}}}}
+    merged = docker_config.merge(own, spec)
+    assert merged["HostConfig"]["LogConfig"] == {"Type": "local", "Config": {"max-size": "10m", "max-file": "8"}}
+
+
+# -- update ------------------------------------------------------------------
+
+
+def test_update_takes_what_changes_and_skips_the_clis_zero_values():
+    body = {"Memory": 64 * 1024 * 1024, "MemorySwap": 0, "CpuShares": 0, "BlkioWeight": 0, "KernelMemory": 0,
+            "CpusetCpus": "", "Devices": None, "PidsLimit": 10, "RestartPolicy": {"Name": "", "MaximumRetryCount": 0}}
+    assert docker_options.update_fields(body) == {"Memory": 64 * 1024 * 1024, "PidsLimit": 10}
+
+
+@pytest.mark.parametrize("body, words", [
+    ({}, "you must provide one or more flags"),
+    ({"BlkioWeight": 300}, "BlkioWeight cannot be updated by csvc"),
+    ({"Memory": "64m"}, "Memory: must be an integer"),
+    ({"RestartPolicy": {"Name": "maybe"}}, "invalid restart policy"),
+])
+def test_update_refuses_what_it_cannot_do_naming_it(body, words):
+    with pytest.raises(BadRequest) as bad:
+        docker_options.update_fields(body)
+    assert words in str(bad.value)
