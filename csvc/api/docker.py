@@ -454,16 +454,45 @@ class DockerAPI:
     @inlineCallbacks
     def create(self, request, identity):
         body = self._read_body(request)
+        resolved, instance = yield self._join_namespaces(body, identity)
         # Host-escaping options are refused (403) before anything is stored
         # or reaches an engine.
-        docker_options.enforce(body, identity)
+        docker_options.enforce(body, identity, resolved)
         spec = self._spec_from_config(body, qstr(request, "name"))
         spec["docker_config"], warnings = docker_options.honoured(body)
+        if instance is not None:
+            # A shared namespace is a namespace of the same engine.
+            spec["instance"] = instance
         try:
             row = yield self._containers.create(identity, spec)
         except ImageNotFound:
             raise DockerError(404, f"No such image: {_full_image(spec['image'])}") from None
         return 201, {"Id": row["engine_id"], "Warnings": warnings}
+
+    @inlineCallbacks
+    def _join_namespaces(self, body, identity):
+        """
+        Resolve each ``container:<ident>`` namespace option (network, pid,
+        ipc) naming a container of the caller's project (any project's for
+        an admin) to the engine's id of that container; fires with the
+        fields resolved and the instance they all are on.  What is not
+        resolved is left for policy (a member's is refused, naming it).
+        """
+        resolved, instance = set(), None
+        host = body.get("HostConfig")
+        for field, ident in docker_options.namespace_targets(body).items():
+            row = yield self._store.get_container(ident, identity.project_id)
+            if row is None and identity.is_admin:
+                row = yield self._store.get_container(ident)
+            if row is None or not row["engine_id"]:
+                continue
+            if instance is not None and row["instance_uuid"] != instance:
+                raise BadRequest(f"HostConfig.{field} container:{ident}: the containers whose namespaces are "
+                                 "shared must be on one instance")
+            instance = row["instance_uuid"]
+            host[field] = f"container:{row['engine_id']}"
+            resolved.add(field)
+        return resolved, instance
 
     @inlineCallbacks
     def _get(self, identity, ident):
@@ -493,7 +522,29 @@ class DockerAPI:
         if limit is not None and limit > 0:
             rows = rows[:limit]
         now = self._clock.seconds()
-        return 200, [self._summary(r, now) for r in rows]
+        summaries = []
+        for row in rows:
+            summary = self._summary(row, now)
+            ports = yield self._published_ports(row)
+            summary["Ports"] = _port_list(ports)
+            summaries.append(summary)
+        return 200, summaries
+
+    @inlineCallbacks
+    def _published_ports(self, row):
+        """
+        A running container's published ports at its instance's address
+        (``{}`` when it publishes none or they cannot be asked for).
+        """
+        host = (row.get("docker_config") or {}).get("HostConfig") or {}
+        if row["status"] != "running" or not (host.get("PortBindings") or host.get("PublishAllPorts")):
+            return {}
+        try:
+            ports = yield self._containers.published_ports(row)
+        except Exception as exc:
+            log.warn("published ports of {uuid} unavailable: {why}", uuid=row["uuid"], why=str(exc))
+            return {}
+        return ports
 
     def _summary(self, row, now):
         status = DOCKER_STATUS.get(row["status"], row["status"])
@@ -596,6 +647,9 @@ class DockerAPI:
     def inspect(self, request, identity, ident):
         row = yield self._get(identity, ident)
         inspected = self._inspect(row)
+        published = yield self._published_ports(row)
+        if published:
+            inspected["NetworkSettings"]["Ports"].update(published)
         if row["status"] == "running":
             try:
                 paused = yield self._containers.paused(row)
@@ -1185,6 +1239,21 @@ class DockerAPI:
         self._relay.check_attachable(row, options)
         yield self._relay.check_session_quota(row)
         return self._relay.upgrade(request, row, options, raw_only=True)
+
+
+def _port_list(ports):
+    """
+    ``docker ps``'s ``Ports`` from inspect's ``NetworkSettings.Ports``.
+    """
+    out = []
+    for port, bindings in sorted(ports.items()):
+        number, _, kind = port.partition("/")
+        for binding in bindings or []:
+            entry = {"PrivatePort": int(number), "Type": kind or "tcp"}
+            if binding.get("HostPort"):
+                entry.update(IP=binding.get("HostIp") or "", PublicPort=int(binding["HostPort"]))
+            out.append(entry)
+    return out
 
 
 def _memory_mib(memory):
