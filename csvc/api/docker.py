@@ -826,17 +826,28 @@ class DockerAPI:
         comes, the response being the producer's consumer (a client that
         stops reading stops the agent reading the engine).
         """
-        try:
-            info, consumer = yield self._containers.download(row, kind, options, request, transform, is_last)
-        except NoSuchPath as exc:
-            raise DockerError(404, _engine_words(str(exc), row, ident)) from None
-        request.setResponseCode(200)
-        request.setHeader(b"Content-Type", content_type)
-        if info.get("path_stat"):
-            request.setHeader(b"X-Docker-Container-Path-Stat", info["path_stat"].encode("ascii"))
-        request._csvc_streaming = True
-        consumer.begin()
-        yield consumer.done
+        with (yield self._transfer_session(row)):
+            try:
+                info, consumer = yield self._containers.download(row, kind, options, request, transform, is_last)
+            except NoSuchPath as exc:
+                raise DockerError(404, _engine_words(str(exc), row, ident)) from None
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", content_type)
+            if info.get("path_stat"):
+                request.setHeader(b"X-Docker-Container-Path-Stat", info["path_stat"].encode("ascii"))
+            request._csvc_streaming = True
+            consumer.begin()
+            yield consumer.done
+
+    @inlineCallbacks
+    def _transfer_session(self, row):
+        """
+        A transfer holds an engine stream on the instance while it lasts:
+        it counts as one of the project's open sessions (the
+        ``attach_sessions`` quota) until the context it is ends.
+        """
+        yield self._relay.check_session_quota(row)
+        return TransferSession(self._relay.sessions, row["project_id"])
 
     @_app.route("/containers/<ident>/changes", methods=["GET"])
     @docker_endpoint()
@@ -907,10 +918,14 @@ class DockerAPI:
             "noOverwriteDirNonDir": qbool(request, "noOverwriteDirNonDir"),
             "copyUIDGID": qbool(request, "copyUIDGID"),
         }
-        try:
-            yield self._containers.upload(row, source, size, options)
-        except NoSuchPath as exc:
-            raise DockerError(404, _engine_words(str(exc), row, ident)) from None
+        with (yield self._transfer_session(row)):
+            sending = self._containers.upload(row, source, size, options)
+            # A client that goes away cancels the upload on the agent.
+            request.notifyFinish().addErrback(lambda _: sending.cancel())
+            try:
+                yield sending
+            except NoSuchPath as exc:
+                raise DockerError(404, _engine_words(str(exc), row, ident)) from None
         return 200, None
 
     # -- update ------------------------------------------------------------
@@ -1239,6 +1254,25 @@ class DockerAPI:
         self._relay.check_attachable(row, options)
         yield self._relay.check_session_quota(row)
         return self._relay.upgrade(request, row, options, raw_only=True)
+
+
+class TransferSession:
+    """
+    An open transfer in the relay's sessions (counted per project) while
+    its ``with`` block lasts.
+    """
+
+    def __init__(self, sessions, project_id):
+        self.project_id = project_id
+        self._sessions = sessions
+        sessions.add(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._sessions.discard(self)
+        return False
 
 
 def _port_list(ports):

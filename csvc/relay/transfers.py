@@ -159,10 +159,19 @@ class ResponseDownload:
             return
         self.over = True
         self._release(OutputRefused("the response is complete"))
-        if self._begun:
-            self._request.unregisterProducer()
+        self._unregister()
         self._cancel()
         self.done.callback(None)
+
+    def _unregister(self):
+        if not self._begun:
+            return
+        self._begun = False
+        if self._request.channel is not None:
+            self._request.unregisterProducer()
+        else:
+            # The connection is gone, and the channel with it.
+            self._request.producer = None
 
     def _cancel(self):
         on_cancel, self._on_cancel = self._on_cancel, None
@@ -185,8 +194,7 @@ class ResponseDownload:
             return
         self.over = True
         self._release(None)
-        if self._begun:
-            self._request.unregisterProducer()
+        self._unregister()
         if error:
             self.log.info("a download broke off: {why}", why=error)
             transport = getattr(self._request.channel, "transport", None)
@@ -224,6 +232,7 @@ class ResponseDownload:
             return
         self.gone = True
         self._release(OutputRefused("the client went away"))
+        self._unregister()
         self._cancel()
         self.done.callback("the client went away")
 
@@ -298,7 +307,12 @@ def _send_chunks(hub, instance, transfer_id, source, length, window, chunk_size)
 
     def pump():
         while not done.called and not state["eof"] and state["outstanding"] < window:
-            data = source.read(min(chunk_size, length - state["sent"]))
+            try:
+                data = source.read(min(chunk_size, length - state["sent"]))
+            except (OSError, ValueError) as exc:
+                # twisted.web closes the body's file when the client goes.
+                done.errback(exc)
+                return
             if not data:
                 state["eof"] = True
                 break
@@ -307,6 +321,9 @@ def _send_chunks(hub, instance, transfer_id, source, length, window, chunk_size)
             d = hub.call(instance, UploadChunk, transfer_id=transfer_id, data=data)
             d.addCallbacks(answered, failed)
         if state["eof"] and state["outstanding"] == 0 and not done.called:
+            if state["sent"] != length:
+                done.errback(ValueError(f"the body ended after {state['sent']} of {length} bytes"))
+                return
             done.callback(None)
 
     def answered(_):

@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import tarfile
+import time
+import uuid
 
 import docker
 import pytest
@@ -200,3 +202,42 @@ class _Reader(io.RawIOBase):
         buffer[:n] = self._left[:n]
         self._left = self._left[n:]
         return n
+
+
+def test_open_transfers_count_as_sessions_and_end_with_their_client(control_plane):
+    tenant = control_plane.client(f"xfer-{uuid.uuid4().hex[:8]}")
+    client = _client(control_plane, tenant)
+    assert control_plane.admin.request("PUT", f"/v1/quotas/{tenant.project}", json={"attach_sessions": 1}).ok
+    try:
+        container = _running(client.containers.run(IMAGE, ["sleep", "300"], detach=True))
+        url = client.api._url("/containers/{0}/stats", container.id)
+        first = client.api._get(url, params={"stream": 1}, stream=True)
+        assert first.status_code == 200
+        lines = first.iter_lines()  # (kept: a dropped iterator closes the connection)
+        assert json.loads(next(lines))["id"] == container.id
+        # The open stream holds the project's one session.
+        usage = tenant.get(f"/v1/quotas/{tenant.project}/usage").json()
+        assert usage["attach_sessions"]["in_use"] == 1
+        refused = client.api._get(url, params={"stream": 1}, stream=True)
+        assert refused.status_code == 403
+        assert "quota exceeded for attach_sessions" in refused.json()["message"]
+        refused = client.api._get(client.api._url("/containers/{0}/export", container.id))
+        assert refused.status_code == 403
+        first.close()
+        # The control plane notices the client went away and lets go of
+        # the transfer (and the agent of the engine's stream).
+        deadline = time.monotonic() + 30
+        while True:
+            again = client.api._get(url, params={"stream": 1}, stream=True)
+            if again.status_code == 200:
+                break
+            again.close()
+            assert time.monotonic() < deadline, "the stream the client left was never released"
+            time.sleep(0.1)
+        assert json.loads(next(again.iter_lines()))["id"] == container.id
+        again.close()
+    finally:
+        for c in tenant.get("/v1/containers").json()["containers"]:
+            tenant.delete(f"/v1/containers/{c['uuid']}", params={"force": "true"})
+        control_plane.admin.delete(f"/v1/quotas/{tenant.project}")
+        client.close()

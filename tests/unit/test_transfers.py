@@ -183,6 +183,8 @@ def test_a_client_that_goes_away_refuses_the_rest_and_cancels():
     held.addErrback(failures.append)
     assert failures and failures[0].check(commands.OutputRefused)
     assert cancelled == [True]
+    # No longer the request's producer: twisted.web may finish it.
+    assert request.producer is None
     with pytest.raises(commands.OutputRefused):
         consumer.output(b"late")
 
@@ -264,6 +266,26 @@ def test_an_upload_keeps_at_most_a_window_unanswered():
     while not done.called:
         [d.callback({}) for _c, _k, d in list(hub.calls) if not d.called]
     assert b"".join(kwargs["data"] for _c, kwargs, _d in hub.calls) == b"a" * 10 + b"b" * 5
+
+
+def test_an_upload_whose_body_file_is_closed_fails():
+    hub = HeldHub()
+    source = io.BytesIO(b"a" * 10)
+    done = _send_chunks(hub, "i1", "t1", source, 10, window=1, chunk_size=4)
+    source.close()  # as twisted.web does when the client goes away
+    hub.calls[0][2].callback({})
+    failures = []
+    done.addErrback(failures.append)
+    assert failures and failures[0].check(ValueError)
+
+
+def test_an_upload_shorter_than_its_length_fails():
+    hub = HeldHub()
+    done = _send_chunks(hub, "i1", "t1", io.BytesIO(b"abc"), 10, window=4, chunk_size=4)
+    hub.calls[0][2].callback({})
+    failures = []
+    done.addErrback(failures.append)
+    assert "ended after 3 of 10 bytes" in failures[0].getErrorMessage()
 
 
 def test_the_upload_body_holds_answers_while_the_engine_connection_is_backed_up():
