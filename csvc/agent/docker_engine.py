@@ -460,7 +460,10 @@ def _create(client, spec):
     }
     if spec.get("memory"):
         host["Memory"] = int(spec["memory"]) * 1024 * 1024
-    if spec.get("cpu"):
+    requested = (spec.get("docker_config") or {}).get("HostConfig") or {}
+    if spec.get("cpu") and not (requested.get("CpuQuota") or requested.get("CpuPeriod")):
+        # (A limit given as a CFS quota is the client's own, merged below:
+        # the engine refuses NanoCpus beside it.)
         host["NanoCpus"] = int(float(spec["cpu"]) * 1e9)
     interactive = bool(spec.get("interactive"))
     config = {

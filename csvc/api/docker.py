@@ -441,8 +441,9 @@ class DockerAPI:
             raise BadRequest("Labels: must be an object of strings")
         if host.get("Memory"):
             spec["memory"] = _memory_mib(int(host["Memory"]))
-        if host.get("NanoCpus"):
-            spec["cpu"] = int(host["NanoCpus"]) / 1e9
+        cpus = _cpus(host)
+        if cpus:
+            spec["cpu"] = cpus
         if name:
             if not re.fullmatch(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", name):
                 raise BadRequest(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
@@ -946,7 +947,10 @@ class DockerAPI:
         if row["remove_on_exit"] and restart != "no":
             raise BadRequest("Restart policy cannot be updated because AutoRemove is enabled for the container")
         memory = _memory_mib(changes["Memory"]) if changes.get("Memory") else None
-        cpu = changes["NanoCpus"] / 1e9 if changes.get("NanoCpus") else None
+        cpu = None
+        if {"NanoCpus", "CpuQuota", "CpuPeriod"} & set(changes):
+            stored = ((row.get("docker_config") or {}).get("HostConfig") or {})
+            cpu = _cpus(dict(stored, **changes)) or 0
         _updated, warnings = yield self._containers.update(row, changes, memory, cpu)
         return 200, {"Warnings": warnings or []}
 
@@ -1290,6 +1294,26 @@ def _port_list(ports):
     return out
 
 
+#: Docker's CFS period when a CpuQuota comes without one (100 ms).
+CPU_PERIOD = 100_000
+
+
+def _cpus(host):
+    """
+    The CPUs a HostConfig's limit amounts to, as the quota counts them:
+    ``NanoCpus``, else ``CpuQuota`` over ``CpuPeriod``; None without a limit
+    (or with values of the wrong type, which validation reports).
+    """
+    nano = host.get("NanoCpus")
+    if isinstance(nano, int) and not isinstance(nano, bool) and nano > 0:
+        return nano / 1e9
+    quota, period = host.get("CpuQuota"), host.get("CpuPeriod") or CPU_PERIOD
+    if isinstance(quota, int) and not isinstance(quota, bool) and quota > 0 and isinstance(period, int) \
+            and period > 0:
+        return quota / period
+    return None
+
+
 def _memory_mib(memory):
     """
     A memory limit in bytes as the MiB the quota counts (at least Docker's
@@ -1353,6 +1377,9 @@ def _with_options(inspected, docker_config):
     host = docker_config.get("HostConfig") or {}
     inspected["Config"].update(config)
     inspected["HostConfig"].update(host)
+    if (host.get("CpuQuota") or host.get("CpuPeriod")) and not host.get("NanoCpus"):
+        # The quota's cpu came from the CFS quota, not from NanoCpus.
+        inspected["HostConfig"]["NanoCpus"] = 0
     restart = host.get("RestartPolicy")
     if restart and not restart.get("Name"):
         inspected["HostConfig"]["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}

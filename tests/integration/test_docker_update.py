@@ -220,3 +220,25 @@ def test_log_driver_refused_by_the_cli(control_plane, tenant, tmp_path):
     result = _cli(control_plane, tenant.tenant, tmp_path, "create", "--log-driver", "gelf", IMAGE, "true")
     assert result.returncode != 0
     assert b"HostConfig.LogConfig.Type 'gelf' is not supported" in result.stderr
+
+
+def test_a_cfs_cpu_quota_counts_against_the_projects_cpu(control_plane, tenant, engine):
+    project = tenant.tenant.project
+    assert control_plane.admin.request("PUT", f"/v1/quotas/{project}", json={"cpu": 1}).ok
+    with pytest.raises(docker.errors.APIError) as over:
+        tenant.containers.create(IMAGE, ["true"], cpu_quota=200_000, cpu_period=100_000)
+    assert over.value.status_code == 403
+    assert "quota exceeded for cpu: limit 1, in use 0, requested 2" in str(over.value)
+    container = _running(tenant.containers.run(IMAGE, ["sleep", "300"], detach=True, cpu_quota=50_000))
+    assert "50000" in _limits(container)[2:]
+    assert tenant.tenant.get(f"/v1/quotas/{project}/usage").json()["cpu"]["in_use"] == 0.5
+    on_engine = engine.containers.get(container.id).attrs["HostConfig"]
+    assert (on_engine["CpuQuota"], on_engine["NanoCpus"]) == (50_000, 0)
+    assert container.attrs["HostConfig"]["CpuQuota"] == 50_000 and container.attrs["HostConfig"]["NanoCpus"] == 0
+    with pytest.raises(docker.errors.APIError) as raised:
+        container.update(cpu_quota=150_000)
+    assert raised.value.status_code == 403
+    assert "quota exceeded for cpu" in str(raised.value)
+    container.update(cpu_quota=80_000)
+    assert "80000" in _limits(container)[2:]
+    assert tenant.tenant.get(f"/v1/quotas/{project}/usage").json()["cpu"]["in_use"] == 0.8
