@@ -9,6 +9,7 @@ backpressure, and no thread is held per container.
 """
 
 import json
+from io import BytesIO
 from urllib.parse import urlencode
 
 import docker
@@ -18,7 +19,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
-from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory, readBody
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, _HTTP11ClientFactory, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -190,17 +191,22 @@ class DockerEngine:
     def stats(self, uuid):
         return self._call(lambda c: c.api.stats(engine_name(uuid), stream=False))
 
+    @inlineCallbacks
     def update(self, uuid, update):
         """
         Docker's ``POST /containers/{id}/update`` with ``update`` as its
-        body; fires with the engine's warnings.
+        body (the SDK's ``update_container`` knows neither NanoCpus nor
+        PidsLimit); fires with the engine's warnings.
         """
-
-        def post(c):
-            response = c.api._post_json(c.api._url("/containers/{0}/update", engine_name(uuid)), data=update)
-            return c.api._result(response, True).get("Warnings") or []
-
-        return self._call(post)
+        body = FileBodyProducer(BytesIO(json.dumps(update).encode("utf-8")))
+        headers = Headers({b"Content-Type": [b"application/json"]})
+        url = self._url(f"/containers/{engine_name(uuid)}/update", {})
+        response = yield self._checked((yield self._http.request(b"POST", url, headers, body)))
+        answer = yield readBody(response)
+        try:
+            return list(json.loads(answer).get("Warnings") or [])
+        except (ValueError, AttributeError):
+            return []
 
     def ports(self, uuid):
         """

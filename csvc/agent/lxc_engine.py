@@ -608,7 +608,7 @@ class LxcEngine:
     def exec_resize(self, exec_id, height, width):
         return _refuse("exec is not supported by the lxc engine", EngineError)
 
-    # -- pause, top, stats, volumes: not offered by this engine -------------
+    # -- pause, top, stats, update, transfers, volumes: not offered here ----
 
     def pause_container(self, uuid, paused):
         return _refuse("pause is not supported by the lxc engine", EngineError)
@@ -621,6 +621,21 @@ class LxcEngine:
 
     def stats(self, uuid):
         return _refuse("stats are not supported by the lxc engine", EngineError)
+
+    def update(self, uuid, update):
+        return _refuse("update is not supported by the lxc engine", EngineError)
+
+    def ports(self, uuid):
+        return succeed({})
+
+    def download(self, uuid, kind, options, protocol):
+        return _refuse(f"{kind} is not supported by the lxc engine", EngineError)
+
+    def archive_stat(self, uuid, path):
+        return _refuse("archives are not supported by the lxc engine", EngineError)
+
+    def upload(self, uuid, options, body):
+        return _refuse("archives are not supported by the lxc engine", EngineError)
 
     def list_volumes(self, prefix):
         return succeed([])
