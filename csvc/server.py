@@ -19,6 +19,7 @@ from treq.client import HTTPClient
 from csvc import config
 from csvc.api.auth import TokenAuth
 from csvc.api.docker import DockerAPI
+from csvc.api.docker_events import DockerEvents
 from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
@@ -169,7 +170,10 @@ def makeService(options, reactor=None):
         ExistsAudit(store, notifier, settings["notifications-exists-interval"], reactor).setServiceParent(top)
     if isinstance(auth, Service):
         auth.setServiceParent(top)
-    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor)
+    # Docker's /events: a notification sink of its own.
+    docker_events = DockerEvents(reactor)
+    notifier.sinks.append(docker_events)
+    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, events=docker_events)
     site = Site(APIRoot(api.resource(), docker_api.resource()))
     site.displayTracebacks = False
     top.api = Listener(serverFromString(reactor, settings["api"]), site)

@@ -21,7 +21,7 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
 from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchPath, NoSuchVolume
-from csvc.api import docker_options
+from csvc.api import docker_events, docker_options
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
@@ -228,7 +228,7 @@ def _string_list(value, field):
 class DockerAPI:
     _app = Klein()
 
-    def __init__(self, auth, containers, store, journal, hub, relay, clock, volumes=None):
+    def __init__(self, auth, containers, store, journal, hub, relay, clock, volumes=None, events=None):
         self._auth = auth
         self._containers = containers
         self._store = store
@@ -238,6 +238,8 @@ class DockerAPI:
         self._clock = clock
         self._execs = DockerExecs()
         self._volumes = volumes if volumes is not None else ProjectVolumes(store, hub)
+        #: the open event streams, a notification sink (None: no /events)
+        self._events = events
 
     def resource(self):
         return self._app.resource()
@@ -350,6 +352,37 @@ class DockerAPI:
             "SecurityOptions": [],
             "Warnings": None,
         }
+
+    # -- events ------------------------------------------------------------
+
+    @_app.route("/events", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def events(self, request, identity):
+        """
+        The project's container events (create, start, die, kill, stop,
+        destroy) from now on, one JSON document per line, until ``until`` or
+        the client goes away.  There is no history: ``since`` is accepted
+        (the CLI sends it) and ignored.
+        """
+        if self._events is None:
+            raise DockerError(404, "page not found: events are not served by this csvc")
+        filters = docker_events.parse_filters(qstr(request, "filters"))
+        until = _time_param(request, "until")
+        stream_row = {"project_id": identity.project_id}
+        with (yield self._transfer_session(stream_row)):
+            request.setResponseCode(200)
+            request.setHeader(b"Content-Type", b"application/json")
+            request._csvc_streaming = True
+            request.write(b"")
+            stream = self._events.open(request, identity.project_id, filters)
+            timer = None
+            if until is not None:
+                timer = self._clock.callLater(max(0.0, until - self._clock.seconds()), stream.end)
+            yield stream.done
+            if timer is not None and timer.active():
+                timer.cancel()
+        return None
 
     # -- images ------------------------------------------------------------
 

@@ -106,6 +106,8 @@ def container_payload(row, **extra):
         "project_id": row.get("project_id"),
         "user_id": row.get("user_id"),
         "container_uuid": row.get("uuid"),
+        # The id the Docker API shows (None before the engine created it).
+        "engine_id": row.get("engine_id"),
         "name": row.get("name"),
         "image": row.get("image"),
         "state": row.get("status"),
