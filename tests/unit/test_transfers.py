@@ -312,3 +312,67 @@ def test_an_upload_the_engine_refuses_before_the_body_fails_its_open():
     uploads.open("t1", "c1", 10, {"path": "/nope"}).addErrback(failures.append)
     assert failures[0].check(commands.NoSuchPath)
     assert len(uploads) == 0
+
+
+# -- both ends over AMP --------------------------------------------------------
+
+
+class StubCore:
+    """
+    Just what ``AgentProtocol`` needs of an ``AgentCore`` for transfers.
+    """
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.downloads = None
+        self.uploads = None
+
+    def connected(self, link):
+        return Deferred()  # registration is not this test's
+
+    def disconnected(self, link):
+        pass
+
+
+def test_a_paused_response_pauses_the_engine_stream_across_amp():
+    from twisted.internet.task import Clock
+    from twisted.test import iosim
+
+    from csvc.agent.link import AgentProtocol
+    from csvc.relay.agentlink import AgentHub, AgentLink
+    from csvc.relay.transfers import Downloads as ControlDownloads
+
+    engine = FakeEngine()
+    core = StubCore(engine)
+    hub = AgentHub(store=None, journal=None)
+    agent, link, pump = iosim.connectedServerAndClient(lambda: AgentLink(hub, None),
+                                                       lambda: AgentProtocol(core, Clock()))
+    link.instance_uuid = "i1"
+    hub._links["i1"] = link
+    core.downloads = Downloads(engine, agent.callRemote)
+
+    request = FakeRequest()
+    opened = []
+    ControlDownloads(hub).open({"instance_uuid": "i1", "uuid": "c1"}, "export", {}, request).addCallback(
+        opened.append)
+    pump.flush()
+    [(info, consumer)] = opened
+    consumer.begin()
+    protocol, engine_stream = engine.protocols["c1"]
+    # The client's connection is backed up: twisted.web pauses its producer.
+    request.producer.pauseProducing()
+    protocol.dataReceived(b"t" * commands.CHUNK_SIZE * 40)
+    pump.flush()
+    written = sum(len(data) for data in request.written)
+    # A window reached the response; the agent holds the rest and does not
+    # read the engine.
+    assert written == commands.TRANSFER_WINDOW * commands.CHUNK_SIZE
+    assert engine_stream.producerState == "paused"
+    request.producer.resumeProducing()
+    pump.flush()
+    assert sum(len(data) for data in request.written) == commands.CHUNK_SIZE * 40
+    assert engine_stream.producerState == "producing"
+    protocol.connectionLost(Failure(ResponseDone()))
+    pump.flush()
+    assert consumer.done.called and request.producer is None
+    assert len(hub.transfers) == 0 and len(core.downloads) == 0
