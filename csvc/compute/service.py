@@ -392,27 +392,21 @@ class ContainerService:
         (validated HostConfig fields) merged into its ``docker_config``,
         ``memory`` (MiB) and ``cpu`` the new values counted against the
         project's quota (None: unchanged).  The store takes it first (within
-        the quota), then the engine; an engine that refuses leaves the row as
-        it was.  Fires with ``(row, warnings)``.
+        the quota), then the engine; an engine that refuses puts the record
+        back (unless another update changed it meanwhile).  Fires with
+        ``(row, warnings)``.
         """
-        config = dict(row.get("docker_config") or {})
-        host = dict(config.get("HostConfig") or {})
-        host.update(host_update)
-        config["HostConfig"] = host
-        config.setdefault("Config", {})
-        new_memory = row["memory"] if memory is None else memory
-        new_cpu = row["cpu"] if cpu is None else cpu
-        updated = yield self._store.update_container_resources(row["uuid"], new_memory, new_cpu, config)
-        if updated is None:
+        changed = yield self._store.update_container_resources(row["uuid"], host_update, memory, cpu)
+        if changed is None:
             raise NotFound(f"container {row['uuid']} was deleted")
+        before, after = changed
         try:
             result = yield self._hub.call(row["instance_uuid"], commands.UpdateContainer, uuid=row["uuid"],
                                           update=host_update)
         except Exception:
-            yield self._store.update_container(row["uuid"], memory=row["memory"], cpu=row["cpu"],
-                                               docker_config=row.get("docker_config"))
+            yield self._store.restore_container_resources(row["uuid"], before, after)
             raise
-        return updated, result["warnings"]
+        return after, result["warnings"]
 
     @inlineCallbacks
     def published_ports(self, row):

@@ -599,24 +599,58 @@ class Store(Service):
             return None
         return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
 
-    def update_container_resources(self, container_uuid, memory, cpu, docker_config):
+    def update_container_resources(self, container_uuid, host_update, memory=None, cpu=None):
         """
-        Give a container new ``memory`` (MiB) and ``cpu`` and the
-        ``docker_config`` they come with, within its project's quota
-        (``QuotaExceeded`` otherwise; checked, and on PostgreSQL locked, in
-        the same transaction).  Fires with the new row, None when it is gone.
+        Merge ``host_update`` into a container's ``docker_config``
+        HostConfig and give it new ``memory`` (MiB) and ``cpu`` (None:
+        unchanged), within its project's quota (``QuotaExceeded`` otherwise;
+        checked, and on PostgreSQL locked, in the same transaction, where the
+        merge reads the row too: concurrent updates do not lose each other).
+        Fires with the ``(before, after)`` rows, None when it is gone.
         """
-        return self._run(self._thd_update_container_resources, container_uuid, memory, cpu, docker_config)
+        return self._run(self._thd_update_container_resources, container_uuid, host_update, memory, cpu)
 
-    def _thd_update_container_resources(self, conn, container_uuid, memory, cpu, docker_config):
-        current = conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first()
+    def _thd_update_container_resources(self, conn, container_uuid, host_update, memory, cpu):
+        query = select(containers).where(containers.c.uuid == container_uuid)
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        current = conn.execute(query).first()
         if current is None:
             return None
         current = _row(current)
+        config = dict(current["docker_config"] or {})
+        config["HostConfig"] = dict(config.get("HostConfig") or {}, **host_update)
+        config.setdefault("Config", {})
+        memory = current["memory"] if memory is None else memory
+        cpu = current["cpu"] if cpu is None else cpu
         quota_units.thd_check_resize(conn, current["project_id"], current, memory, cpu, self.quota_defaults)
         conn.execute(containers.update().where(containers.c.uuid == container_uuid).values(
-            memory=memory, cpu=cpu, docker_config=docker_config))
-        return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
+            memory=memory, cpu=cpu, docker_config=config))
+        after = _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
+        return current, after
+
+    def restore_container_resources(self, container_uuid, before, after):
+        """
+        Put back ``before``'s ``docker_config``, ``memory`` and ``cpu`` if
+        the container still has ``after``'s (nothing changed them since);
+        fires with whether it did.
+        """
+        return self._run(self._thd_restore_container_resources, container_uuid, before, after)
+
+    def _thd_restore_container_resources(self, conn, container_uuid, before, after):
+        condition = containers.c.uuid == container_uuid
+        query = select(containers).where(condition)
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        current = conn.execute(query).first()
+        if current is None:
+            return False
+        current = _row(current)
+        if any(current[k] != after[k] for k in ("docker_config", "memory", "cpu")):
+            return False
+        conn.execute(containers.update().where(condition).values(
+            docker_config=before["docker_config"], memory=before["memory"], cpu=before["cpu"]))
+        return True
 
     def rename_container(self, container_uuid, name):
         """

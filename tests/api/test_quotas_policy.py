@@ -365,3 +365,22 @@ def test_quota_settings_resolve(tmp_path):
 def test_quota_settings_below_minus_one_are_refused(tmp_path):
     with pytest.raises(config.ConfigError, match="quota-memory"):
         config.resolve({"data-dir": str(tmp_path), "quota-memory": "-2"})
+
+
+def test_resource_updates_merge_in_the_store_within_the_quota(env):
+    view = env.alice.create(image="busybox", memory=64)
+    uuid = view["uuid"]
+    result_of(env.store.set_quota("project-a", {"memory": 200, "cpu": 2}))
+    before, first = result_of(env.store.update_container_resources(uuid, {"Memory": 96 * 2 ** 20}, memory=96))
+    assert before["memory"] == 64 and first["memory"] == 96
+    # A second update merges into what the first stored, not into a stale copy.
+    _, second = result_of(env.store.update_container_resources(uuid, {"PidsLimit": 9}, cpu=1.5))
+    assert second["docker_config"]["HostConfig"] == {"Memory": 96 * 2 ** 20, "PidsLimit": 9}
+    assert (second["memory"], second["cpu"]) == (96, 1.5)
+    with pytest.raises(QuotaExceeded) as over:
+        result_of(env.store.update_container_resources(uuid, {"Memory": 300 * 2 ** 20}, memory=300))
+    assert str(over.value) == "quota exceeded for memory: limit 200, in use 0, requested 300"
+    # A revert puts back only what nothing changed since.
+    assert result_of(env.store.restore_container_resources(uuid, first, second)) is True
+    assert env.row(uuid)["docker_config"]["HostConfig"] == {"Memory": 96 * 2 ** 20}
+    assert result_of(env.store.restore_container_resources(uuid, before, second)) is False

@@ -68,3 +68,37 @@ def test_containers_on_postgresql(tmp_path, database):
         assert conn.execute(sa.text("SELECT count(*) FROM tokens")).scalar() == 2
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
     engine.dispose()
+
+
+def test_resource_updates_lock_and_merge_on_postgresql(database):
+    """
+    ``docker update``'s store units on PostgreSQL, where they lock the
+    container's row and the project's quota (SQLite has no FOR UPDATE).
+    """
+    from twisted.internet.task import Clock
+
+    from csvc.store.db import make_engine, upgrade
+    from csvc.store.quotas import QuotaExceeded
+    from tests.api.conftest import SynchronousStore, result_of
+
+    engine = make_engine(database)
+    upgrade(engine)
+    try:
+        store = SynchronousStore(engine, Clock())
+        instance, _token = result_of(store.create_instance("pg-1", "local", 10, shared=True))
+        result_of(store.update_instance(instance["uuid"], status="active"))
+        result_of(store.set_quota("pg", {"memory": 100}))
+        values = dict(uuid=str(uuid.uuid4()), name="upd", project_id="pg", user_id="u", image="busybox:latest",
+                      command=None, environment={}, labels={}, memory=64, cpu=None, status="created",
+                      docker_config=None)
+        row = result_of(store.place_container(values))
+        _, first = result_of(store.update_container_resources(row["uuid"], {"PidsLimit": 5}, cpu=0.5))
+        _, second = result_of(store.update_container_resources(row["uuid"], {"Memory": 90 * 2 ** 20}, memory=90))
+        assert second["docker_config"]["HostConfig"] == {"PidsLimit": 5, "Memory": 90 * 2 ** 20}
+        assert (second["memory"], second["cpu"]) == (90, 0.5)
+        with pytest.raises(QuotaExceeded):
+            result_of(store.update_container_resources(row["uuid"], {"Memory": 2 ** 30}, memory=1024))
+        assert result_of(store.restore_container_resources(row["uuid"], first, second)) is True
+        assert result_of(store.get_container(row["uuid"]))["memory"] == 64
+    finally:
+        engine.dispose()
