@@ -353,7 +353,9 @@ class DockerEngine:
         return self._call(
             lambda c: [
                 _summary(x.attrs)
-                for x in c.containers.list(all=True, filters={"label": LABEL_UUID})
+                # A container removed between the listing and its inspection
+                # (an auto-remove, another client) is no longer inventory.
+                for x in c.containers.list(all=True, filters={"label": LABEL_UUID}, ignore_removed=True)
             ]
         )
 
