@@ -114,10 +114,13 @@ class SyntheticAgent(amp.AMP):
 
 @defer.inlineCallbacks
 def journal_alone(reactor, data_dir, nbytes, window=WINDOW):
-    """MB/s of Journal.append (window of ``window``) into a fresh SQLite store."""
+    """
+    MB/s of Journal.append (window of ``window``) into a fresh SQLite store
+    with output files, as the service keeps them.
+    """
     engine = make_engine("sqlite:///" + os.path.join(data_dir, "journal-only.sqlite"))
     upgrade(engine)
-    store = Store(engine, reactor)
+    store = Store(engine, reactor, output_dir=os.path.join(data_dir, "journal-only-output"))
     store.startService()
     try:
         inst, _token = store.run_sync(store._thd_create_instance, "j", "static", 10, True)
@@ -212,6 +215,9 @@ def run(reactor, args):
         yield deferToThread(service.start)
         agent = SyntheticAgent()
         conn = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", service.agents_port), agent)
+        # As the real agent's link does (csvc/agent/link.py): without it Nagle
+        # holds each 32 KiB box (under loopback's 64 KiB MSS) for an ACK.
+        conn.transport.setTcpNoDelay(True)
         yield agent.callRemote(commands.Register, enroll_token=token, engine="synthetic",
                                capacity=100, hostname="synthetic-1", containers=[])
         yield phase(reactor, service, agent, 1, 1 << 20)  # warm-up

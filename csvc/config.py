@@ -9,6 +9,10 @@ import tomllib
 DEFAULTS = {
     "data-dir": "./var",
     "database": None,  # SQLite in the data dir
+    # where container output goes: "files" (append-only files under
+    # <data-dir>/output, positions in the database) or "db" (rows in the
+    # database, for control planes that share no disk)
+    "output-store": "files",
     "api": "tcp:8780:interface=127.0.0.1",
     "agents": "tcp:8781:interface=127.0.0.1",
     # a csvc-manage tls directory: the agent port speaks TLS, agents present
@@ -84,6 +88,7 @@ FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wa
           "nova-timeout"}
 AUTH_MODES = ("token", "keystone")
 KEYSTONE_REQUIRED = ("keystone-url", "keystone-username", "keystone-password", "keystone-project")
+OUTPUT_STORES = ("files", "db")
 PROVIDERS = ("local", "static", "nova")
 NOVA_AUTH = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
 NOVA_REQUIRED = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
@@ -146,6 +151,10 @@ def resolve(command_line, config_path=None):
     if isinstance(origins, str):
         origins = [o.strip() for o in origins.split(",") if o.strip()]
     settings["allowed-origins"] = tuple(origins)
+    if settings["output-store"] not in OUTPUT_STORES:
+        raise ConfigError(
+            f"output-store must be one of {', '.join(OUTPUT_STORES)}, not {settings['output-store']!r}"
+        )
     if settings["provider"] not in PROVIDERS:
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
     if settings["provider"] == "nova":

@@ -45,6 +45,7 @@ class Options(usage.Options):
         ["config", "c", None, "Config file (TOML; keys are the option names below)."],
         ["data-dir", None, None, "Data directory [default: ./var]."],
         ["database", None, None, "Database URL [default: SQLite in the data dir]."],
+        ["output-store", None, None, "Container output in 'files' under the data dir or 'db' rows [default: files]."],
         ["api", None, None, "API endpoint [default: tcp:8780:interface=127.0.0.1]."],
         ["agents", None, None, "Agent endpoint [default: tcp:8781:interface=127.0.0.1]."],
         ["agents-tls-dir", None, None,
@@ -149,7 +150,12 @@ def makeService(options, reactor=None):
     # The reactor is not running yet: migrating here blocks nothing.
     upgrade(engine)
 
-    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings))
+    output_dir = None
+    if settings["output-store"] == "files":
+        output_dir = os.path.join(os.path.abspath(settings["data-dir"]), "output")
+    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings), output_dir=output_dir)
+    # Before any agent can connect: blocking, like the migration above.
+    store.prepare_output()
     journal = Journal(store)
     hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
     notifier, subscriptions = _notifications(settings, store, reactor)

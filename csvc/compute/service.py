@@ -480,7 +480,7 @@ class ContainerService:
 
     @inlineCallbacks
     def on_exited(self, container_uuid, exit_code, last_seq, finished_at):
-        yield self._journal.settled(container_uuid, last_seq)
+        yield self._journal.durable(container_uuid, last_seq)
         row = yield self._store.update_container(
             container_uuid,
             expect_status=("running",),

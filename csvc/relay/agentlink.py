@@ -3,7 +3,7 @@ The control plane's end of the agent links: which instance each connected
 agent is, calls to it, and the boxes agents send (output, starts, exits).
 """
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.protocols import amp
 
@@ -125,6 +125,13 @@ class AgentHub:
             self.revoked(link)
             raise commands.NotEnrolled("unknown or revoked enrollment token")
         rows = yield self._store.list_containers(instance_uuid=uuid)
+        busy = [row["uuid"] for row in rows if self._journal.queued_seq(row["uuid"]) > row["last_seq"]]
+        if busy:
+            # Output the old link sent is still on its way to the store: the
+            # agent must resume after it, from the cursor stored with it, or
+            # it would send those bytes again cut differently.
+            yield gatherResults([self._journal.drained(u) for u in busy])
+            rows = yield self._store.list_containers(instance_uuid=uuid)
         on_engine = {c["uuid"]: c for c in containers if c.get("uuid")}
         resume = {}
         for row in rows:
