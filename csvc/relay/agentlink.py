@@ -8,6 +8,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from csvc.agent import commands
+from csvc.relay.ampwire import FastBoxReceiver
 from csvc.relay.execs import ExecRegistry
 
 
@@ -266,7 +267,7 @@ class AgentHub:
             raise commands.OutputRefused(f"container {container_uuid} is not on this agent's instance")
 
 
-class AgentLink(amp.AMP):
+class AgentLink(FastBoxReceiver, amp.AMP):
     """
     One agent's connection.  Until it registers, it may send nothing else.
     """
