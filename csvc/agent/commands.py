@@ -23,7 +23,7 @@ import json
 from twisted.protocols import amp
 
 #: Largest output chunk the agent sends in one Output box.
-CHUNK_SIZE = 32 * 1024
+CHUNK_SIZE = 60 * 1024
 
 #: Output boxes an agent may have unacknowledged per container.
 OUTPUT_WINDOW = 32

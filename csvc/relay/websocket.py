@@ -24,7 +24,7 @@ SUBPROTOCOL = "channel.csvc.v1"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 255
 
 #: Largest message a client may send (stdin); output messages are at most
-#: one chunk (32 KiB) plus the channel byte.
+#: one chunk (CHUNK_SIZE, 60 KiB) plus the channel byte.
 MAX_CLIENT_MESSAGE = 64 * 1024
 
 # Not the protocol's own ``log``: autobahn's (txaio's) sits there, filtered

@@ -23,6 +23,7 @@ chunks of at most ``chunk_size`` bytes, consecutive bytes of one stream merged,
 ``cursor`` being the position just after the chunk.
 """
 
+from csvc.agent.commands import CHUNK_SIZE
 from csvc.stdio.frames import FrameParser
 
 
@@ -56,7 +57,7 @@ class OutputReader:
     opened before the start) the stream continues where the cursor is.
     """
 
-    def __init__(self, tty, cursor="", skip=False, chunk_size=32 * 1024):
+    def __init__(self, tty, cursor="", skip=False, chunk_size=CHUNK_SIZE):
         self._tty = tty
         self._chunk_size = chunk_size
         self._counts = list(parse_cursor(cursor))
