@@ -3,6 +3,7 @@
 """
 
 import os
+import sys
 
 import txaio
 
@@ -138,9 +139,17 @@ class Listener(Service):
             return self._port.stopListening()
 
 
+#: Seconds a thread may hold the GIL while another waits for it (Python's
+#: default is 0.005).  The store's and the output files' threads run Python
+#: (SQLAlchemy above all) while the reactor waits to relay a keystroke:
+#: with the default, an echo waited up to 5 ms behind a commit.
+GIL_SWITCH_INTERVAL = 0.0005
+
+
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     # autobahn logs every frame at debug level through txaio.
     txaio.use_twisted()
     txaio.set_global_log_level("info")
