@@ -17,6 +17,9 @@ DEFAULTS = {
     "provider": "local",
     "instances": 1,
     "instance-capacity": 10,
+    # each local instance's memory (MiB) and cores; None = this machine's
+    "instance-memory": None,
+    "instance-cpus": None,
     # seconds an instance created for a project may stay empty before it is removed
     "instance-grace": 300.0,
     # seconds a create waits for the agent of an instance created for it
@@ -160,6 +163,17 @@ def resolve(command_line, config_path=None):
         raise ConfigError("auth-cache-ttl must not be negative")
     if settings["instance-capacity"] < 1:
         raise ConfigError("instance-capacity must be at least 1")
+    for key, kind, minimum in (("instance-memory", int, 1), ("instance-cpus", float, 0.001)):
+        if settings[key] is None or settings[key] == "":
+            settings[key] = None
+            continue
+        try:
+            settings[key] = kind(settings[key])
+        except (TypeError, ValueError):
+            unit = "a whole number of MiB" if kind is int else "a number of cores"
+            raise ConfigError(f"{key} must be {unit}, not {settings[key]!r}") from None
+        if settings[key] < minimum:
+            raise ConfigError(f"{key} must be more than 0")
     if settings["instances"] < 0:
         raise ConfigError("instances must not be negative")
     for key in ("instance-grace", "instance-wait", "agent-restart-delay"):

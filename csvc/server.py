@@ -52,6 +52,8 @@ class Options(usage.Options):
         ["provider", None, None, "Instance provider: local, static or nova [default: local]."],
         ["instances", None, None, "Local instances to run [default: 1]."],
         ["instance-capacity", None, None, "Containers per local instance [default: 10]."],
+        ["instance-memory", None, None, "MiB of memory per local instance [default: this machine's]."],
+        ["instance-cpus", None, None, "Cores per local instance [default: this machine's]."],
         ["instance-grace", None, None, "Seconds an instance created for a project may stay empty [default: 300]."],
         ["instance-wait", None, None, "Seconds a create waits for a new instance's agent [default: 60]."],
         ["agent-restart-delay", None, None, "Seconds before a dead local agent is restarted [default: 1]."],
@@ -185,7 +187,8 @@ def makeService(options, reactor=None):
     if settings["provider"] == "local" and settings["instances"] > 0:
         local = LocalProvider(
             store, agents, settings["instances"], settings["instance-capacity"], reactor, tls_dir=tls_dir,
-            restart_delay=settings["agent-restart-delay"],
+            restart_delay=settings["agent-restart-delay"], memory=settings["instance-memory"],
+            cpus=settings["instance-cpus"],
         )
         local.setServiceParent(top)
         local.notifier = notifier

@@ -22,6 +22,20 @@ from csvc.relay import agenttls
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 
 
+def machine_size():
+    """
+    This machine's memory (MiB) and the cores this process may use: the
+    default size of a local instance.  Reads the system once; call it at
+    start, not per request.
+    """
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return memory, float(cpus)
+
+
 def agent_command(connect, capacity, extra=()):
     return [
         sys.executable,
@@ -51,10 +65,18 @@ class LocalProvider(MultiService):
     #: ``makeService`` gives it the service's notifier.
     notifier = NullNotifier()
 
-    def __init__(self, store, listener, count, capacity, reactor, tls_dir=None, restart_delay=1.0):
+    def __init__(self, store, listener, count, capacity, reactor, tls_dir=None, restart_delay=1.0, memory=None,
+                 cpus=None):
         super().__init__()
         #: containers per instance
         self.capacity = capacity
+        #: each instance's memory (MiB) and cores: the settings, else this machine's
+        if memory is None or cpus is None:
+            machine_memory, machine_cpus = machine_size()
+            memory = machine_memory if memory is None else memory
+            cpus = machine_cpus if cpus is None else cpus
+        self.memory = memory
+        self.cpus = float(cpus)
         #: the agents' connect string, once the agent port listens
         self._connect = None
         self._connecting = []
@@ -89,12 +111,14 @@ class LocalProvider(MultiService):
         owned = [row for row in rows if row["status"] != "revoked" and row.get("project_id") is not None]
         while len(existing) < self._count:
             row, _token = yield self._store.create_instance(
-                f"local-{len(rows) + 1}", "local", self._capacity, shared=True
+                f"local-{len(rows) + 1}", "local", self._capacity, shared=True, memory=self.memory, cpus=self.cpus
             )
             rows.append(row)
             existing.append(row)
             self.notifier.instance_created(row)
         for row in existing[: self._count] + owned:
+            # Sized by the settings of this start (they may have changed).
+            yield self._store.update_instance(row["uuid"], memory=self.memory, cpus=self.cpus)
             token = yield self._store.set_enroll_token(row["uuid"])
             self._start_agent(connect, row, token)
         self._connect = connect
@@ -127,11 +151,18 @@ class LocalProvider(MultiService):
         """
         connect = yield self._connect_string()
         row, token = yield self._store.create_instance(
-            f"local-{secrets.token_hex(4)}", "local", self.capacity, shared=False, project_id=project_id
+            f"local-{secrets.token_hex(4)}", "local", self.capacity, shared=False, project_id=project_id,
+            memory=self.memory, cpus=self.cpus,
         )
         self._start_agent(connect, row, token)
         self.notifier.instance_created(row, project_id)
         return row
+
+    def size(self):
+        """
+        Fires with ``(memory, cpus)`` of the instances this provider makes.
+        """
+        return succeed((self.memory, self.cpus))
 
     def remove_instance(self, row):
         """
