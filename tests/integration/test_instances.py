@@ -96,3 +96,46 @@ def test_fill_first_new_instances_down_and_reaped(tmp_path):
     finally:
         plane.stop()
         remove_project_containers(PROJECT)
+
+
+def test_placement_counts_memory_and_cpu(tmp_path):
+    """
+    Local instances of 64 MiB and one core, ten containers each: two of 32
+    MiB fill the first by memory, the third goes on a new instance, one
+    without limits still fits beside them, and one of 128 MiB is refused
+    (400 naming memory) without a new instance.
+    """
+    plane = ControlPlane(
+        tmp_path, instances=1, capacity=10, extra_args=["--instance-memory", "64", "--instance-cpus", "1"]
+    )
+    admin = plane.client("admin-project", admin=True)
+    alpha = plane.client(PROJECT + "-size")
+    plane.start()
+    try:
+        (shared,) = plane.wait_active(admin)
+        assert (shared["capacity"], shared["memory"], shared["cpus"]) == (10, 64, 1.0)
+        sleep = dict(image=IMAGE, command=["sleep", "300"], run=True)
+        views = [alpha.create(memory=32, cpu=0.5, **sleep) for _ in range(2)]
+        assert [v["instance"] for v in views] == [shared["uuid"]] * 2
+        third = alpha.create(memory=32, **sleep)
+        assert third["instance"] != shared["uuid"]
+        unlimited = alpha.create(**sleep)
+        assert unlimited["instance"] == shared["uuid"]
+        refused = alpha.post("/v1/containers", json={"image": IMAGE, "memory": 128})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["message"] == (
+            "the container asks for 128 MiB of memory, more than an instance of provider local has (64 MiB)"
+        )
+        for view in views + [third, unlimited]:
+            alpha.wait_status(view["uuid"], ("running",))
+        listed = {i["uuid"]: i for i in admin.get("/v1/instances").json()["instances"]}
+        assert len(listed) == 2
+        assert listed[shared["uuid"]]["usage"] == {"containers": 3, "live": 3, "memory": 64, "cpus": 1.0}
+        created = listed[third["instance"]]
+        assert (created["memory"], created["cpus"], created["project_id"]) == (64, 1.0, PROJECT + "-size")
+        assert created["usage"] == {"containers": 1, "live": 1, "memory": 32, "cpus": 0.0}
+        for view in views + [third, unlimited]:
+            assert alpha.delete(f"/v1/containers/{view['uuid']}", params={"force": "true"}).status_code == 204
+    finally:
+        plane.stop()
+        remove_project_containers(PROJECT + "-size")
