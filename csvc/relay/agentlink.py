@@ -338,6 +338,13 @@ class AgentLink(amp.AMP):
         d = self._hub.containers.on_exited(uuid, exit_code, last_seq, finished_at)
         return d.addCallback(lambda _: {})
 
+    @commands.Vanished.responder
+    def vanished(self, uuid, seen, exit_code, last_seq):
+        self._registered()
+        self._hub.check_owner(self, uuid)
+        d = self._hub.containers.on_vanished(uuid, self._hub.name_of(self.instance_uuid), seen, exit_code, last_seq)
+        return d.addCallback(lambda _: {})
+
     @commands.ExecOutput.responder
     def exec_output(self, exec_id, seq, stream, data):
         self._registered()
