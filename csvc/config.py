@@ -6,6 +6,8 @@ file (TOML, the same names as the options) over defaults.
 import os
 import tomllib
 
+from csvc.notify.destinations import parse_networks
+
 DEFAULTS = {
     "data-dir": "./var",
     "database": None,  # SQLite in the data dir
@@ -55,6 +57,9 @@ DEFAULTS = {
     "notifications-webhook-attempts": 5,
     "notifications-webhook-timeout": 10.0,
     "notifications-webhook-queue": 1000,
+    # internal networks webhooks may go to after all (CIDRs, comma-separated
+    # or a list): none by default, so no loopback, link-local, private...
+    "webhook-allow-internal": "",
     # provider "nova" (csvc.providers.nova): a clouds.yaml cloud, or the
     # Keystone credentials; what servers are made of; the agents' endpoint
     # as the servers reach it; seconds to wait for ACTIVE or for a deletion
@@ -212,6 +217,10 @@ def _resolve_notifications(settings):
             raise ConfigError(f"{key} must be a number, not {settings[key]!r}") from None
         if settings[key] < minimum:
             raise ConfigError(f"{key} must be at least {minimum}")
+    try:
+        settings["webhook-allow-internal"] = parse_networks(settings["webhook-allow-internal"])
+    except ValueError as exc:
+        raise ConfigError(f"webhook-allow-internal: {exc}") from None
     log = settings["notifications-log"]
     if log is None or log == "":
         log = os.path.join(os.path.abspath(settings["data-dir"]), "notifications.jsonl")

@@ -23,6 +23,7 @@ from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
 from csvc.compute.service import ContainerService
+from csvc.notify.destinations import CheckedEndpoints, Destinations
 from csvc.notify.notifier import ExistsAudit, Notifier
 from csvc.notify.sinks import JsonLinesSink, ThreadExecutor
 from csvc.notify.subscriptions import Subscriptions
@@ -79,6 +80,8 @@ class Options(usage.Options):
         ["notifications-webhook-attempts", None, None, "Attempts per webhook notification before it is dropped [5]."],
         ["notifications-webhook-timeout", None, None, "Seconds a webhook receiver has to answer [default: 10]."],
         ["notifications-webhook-queue", None, None, "Notifications waiting per webhook; the oldest go first [1000]."],
+        ["webhook-allow-internal", None, None,
+         "Internal networks webhooks may go to after all, CIDRs comma-separated (e.g. 127.0.0.0/8) [none]."],
         ["nova-cloud", None, None, "clouds.yaml cloud of the Nova credentials (provider nova)."],
         ["nova-auth-url", None, None, "Keystone URL for Nova, e.g. https://keystone:5000/v3 (provider nova)."],
         ["nova-username", None, None, "Keystone user that creates the servers (provider nova)."],
@@ -225,10 +228,14 @@ def _notifications(settings, store, reactor):
     The notifier with its sinks: the JSON-lines log (unless off) and the
     projects' webhooks, POSTed by treq over the notifier's own connection pool.
     """
-    subscriptions = Subscriptions(store)
+    destinations = Destinations(reactor.nameResolver, settings["webhook-allow-internal"])
+    subscriptions = Subscriptions(store, destinations)
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
-    http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=settings["notifications-webhook-timeout"]))
+    # Every connection goes to an address checked at that moment (DNS can
+    # change after the subscription was made).
+    endpoints = CheckedEndpoints(reactor, destinations, connect_timeout=settings["notifications-webhook-timeout"])
+    http = HTTPClient(Agent.usingEndpointFactory(reactor, endpoints, pool=pool))
     sinks = []
     if settings["notifications-log"]:
         sinks.append(JsonLinesSink(settings["notifications-log"], ThreadExecutor(reactor, "csvc-notify-log")))

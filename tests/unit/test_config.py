@@ -112,3 +112,14 @@ def test_a_local_instance_defaults_to_this_machines_size():
 
     provider = LocalProvider(None, None, 0, 10, Clock(), memory=None, cpus=2)
     assert (provider.memory, provider.cpus) == (memory, 2.0)
+
+
+def test_webhook_allow_internal_setting(tmp_path):
+    assert config.resolve({})["webhook-allow-internal"] == ()
+    path = tmp_path / "csvc.toml"
+    path.write_text('webhook-allow-internal = ["127.0.0.0/8", "::1/128"]\n')
+    assert [str(n) for n in config.resolve({}, str(path))["webhook-allow-internal"]] == ["127.0.0.0/8", "::1/128"]
+    settings = config.resolve({"webhook-allow-internal": "10.0.0.0/8, 192.168.0.0/16"}, str(path))
+    assert [str(n) for n in settings["webhook-allow-internal"]] == ["10.0.0.0/8", "192.168.0.0/16"]
+    with pytest.raises(config.ConfigError, match="webhook-allow-internal: 'intranet' is not an IP network"):
+        config.resolve({"webhook-allow-internal": "intranet"})
