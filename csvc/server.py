@@ -191,7 +191,7 @@ def makeService(options, reactor=None):
         local = LocalProvider(
             store, agents, settings["instances"], settings["instance-capacity"], reactor, tls_dir=tls_dir,
             restart_delay=settings["agent-restart-delay"], memory=settings["instance-memory"],
-            cpus=settings["instance-cpus"],
+            cpus=settings["instance-cpus"], hub=hub, start_wait=settings["instance-wait"],
         )
         local.setServiceParent(top)
         local.notifier = notifier

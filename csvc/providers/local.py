@@ -12,7 +12,7 @@ import secrets
 import sys
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.runner.procmon import ProcessMonitor
 
@@ -57,6 +57,11 @@ class LocalProvider(MultiService):
     ``count`` shared instances at start (the embedded default's); more, one
     per ``create_instance``, for a project (an ``IInstanceProvider``).  A dead
     agent is restarted after ``restart_delay`` seconds.
+
+    At start the agents are started ``start_batch`` at a time, each batch
+    once the previous one has registered with ``hub`` (or ``start_wait``
+    seconds have passed): a hundred Python processes started at once on a
+    small machine take minutes to register, and starve the service meanwhile.
     """
 
     log = Logger()
@@ -66,8 +71,12 @@ class LocalProvider(MultiService):
     notifier = NullNotifier()
 
     def __init__(self, store, listener, count, capacity, reactor, tls_dir=None, restart_delay=1.0, memory=None,
-                 cpus=None):
+                 cpus=None, hub=None, start_batch=10, start_wait=60.0):
         super().__init__()
+        self._reactor = reactor
+        self._hub = hub
+        self.start_batch = max(1, start_batch)
+        self.start_wait = start_wait
         #: containers per instance
         self.capacity = capacity
         #: each instance's memory (MiB) and cores: the settings, else this machine's
@@ -116,15 +125,29 @@ class LocalProvider(MultiService):
             rows.append(row)
             existing.append(row)
             self.notifier.instance_created(row)
-        for row in existing[: self._count] + owned:
-            # Sized by the settings of this start (they may have changed).
-            yield self._store.update_instance(row["uuid"], memory=self.memory, cpus=self.cpus)
-            token = yield self._store.set_enroll_token(row["uuid"])
-            self._start_agent(connect, row, token)
+        # Instances asked for meanwhile need not wait for all of these.
         self._connect = connect
         waiting, self._connecting = self._connecting, []
         for d in waiting:
             d.callback(connect)
+        starting = existing[: self._count] + owned
+        for first in range(0, len(starting), self.start_batch):
+            batch = starting[first:first + self.start_batch]
+            registered = []
+            for row in batch:
+                # Sized by the settings of this start (they may have changed).
+                yield self._store.update_instance(row["uuid"], memory=self.memory, cpus=self.cpus)
+                token = yield self._store.set_enroll_token(row["uuid"])
+                self._start_agent(connect, row, token)
+                if self._hub is not None:
+                    registered.append(self._hub.when_registered(row["uuid"]).addTimeout(self.start_wait,
+                                                                                         self._reactor))
+            if registered and first + self.start_batch < len(starting):
+                results = yield DeferredList(registered, consumeErrors=True)
+                late = [row["name"] for row, (ok, _) in zip(batch, results) if not ok]
+                if late:
+                    self.log.warn("local instances {names} did not register within {wait:g} s; starting the next ones",
+                                  names=", ".join(late), wait=self.start_wait)
 
     def _start_agent(self, connect, row, token):
         env = dict(os.environ)

@@ -700,4 +700,7 @@ class Store(Service):
         return [tuple(r) for r in conn.execute(query.order_by(order).limit(limit))]
 
 
-__all__ = ["Store", "NameInUse", "NoRoom", "ContainerTooLarge", "QuotaExceeded", "make_engine", "upgrade", "hash_secret", "models"]
+__all__ = [
+    "Store", "NameInUse", "NoRoom", "ContainerTooLarge", "QuotaExceeded", "make_engine", "upgrade", "hash_secret",
+    "models",
+]
