@@ -7,6 +7,7 @@ import os
 import tomllib
 
 from csvc.notify.destinations import parse_networks
+from csvc.providers.netns import parse_network
 
 DEFAULTS = {
     "data-dir": "./var",
@@ -19,6 +20,9 @@ DEFAULTS = {
     "provider": "local",
     "instances": 1,
     "instance-capacity": 10,
+    # each local agent in its own network namespace on this IPv4 network
+    # (the service at its first address, over a bridge); None = off
+    "instance-netns": None,
     # each local instance's memory (MiB) and cores; None = this machine's
     "instance-memory": None,
     "instance-cpus": None,
@@ -168,6 +172,13 @@ def resolve(command_line, config_path=None):
         raise ConfigError("auth-cache-ttl must not be negative")
     if settings["instance-capacity"] < 1:
         raise ConfigError("instance-capacity must be at least 1")
+    if settings["instance-netns"]:
+        try:
+            settings["instance-netns"] = parse_network(settings["instance-netns"])
+        except ValueError as exc:
+            raise ConfigError(f"instance-netns: {exc}") from None
+    else:
+        settings["instance-netns"] = None
     for key, kind, minimum in (("instance-memory", int, 1), ("instance-cpus", float, 0.001)):
         if settings[key] is None or settings[key] == "":
             settings[key] = None

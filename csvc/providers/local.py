@@ -71,8 +71,11 @@ class LocalProvider(MultiService):
     notifier = NullNotifier()
 
     def __init__(self, store, listener, count, capacity, reactor, tls_dir=None, restart_delay=1.0, memory=None,
-                 cpus=None, hub=None, start_batch=10, start_wait=60.0):
+                 cpus=None, hub=None, start_batch=10, start_wait=60.0, netns=None):
         super().__init__()
+        #: ``csvc.providers.netns.NetworkNamespaces``: each agent in its own
+        #: network namespace, dialing the gateway; None: on this namespace
+        self._netns = netns
         self._reactor = reactor
         self._hub = hub
         self.start_batch = max(1, start_batch)
@@ -109,10 +112,12 @@ class LocalProvider(MultiService):
 
     @inlineCallbacks
     def _spawn_agents(self, address):
+        # Agents in their own namespaces reach the service at the gateway.
+        host = str(self._netns.gateway) if self._netns is not None else address.host
         if self._tls_dir:
-            connect = agenttls.agent_endpoint(address.host, address.port, self._tls_dir)
+            connect = agenttls.agent_endpoint(host, address.port, self._tls_dir)
         else:
-            connect = f"tcp:{address.host}:{address.port}"
+            connect = f"tcp:{host}:{address.port}"
         rows = yield self._store.list_instances(provider="local")
         # A revoked instance stays revoked: another takes its place.
         existing = [row for row in rows if row["status"] != "revoked" and row.get("project_id") is None]
@@ -138,6 +143,7 @@ class LocalProvider(MultiService):
                 # Sized by the settings of this start (they may have changed).
                 yield self._store.update_instance(row["uuid"], memory=self.memory, cpus=self.cpus)
                 token = yield self._store.set_enroll_token(row["uuid"])
+                yield self._join_network(row)
                 self._start_agent(connect, row, token)
                 if self._hub is not None:
                     registered.append(self._hub.when_registered(row["uuid"]).addTimeout(self.start_wait,
@@ -149,14 +155,18 @@ class LocalProvider(MultiService):
                     self.log.warn("local instances {names} did not register within {wait:g} s; starting the next ones",
                                   names=", ".join(late), wait=self.start_wait)
 
+    def _join_network(self, row):
+        if self._netns is None:
+            return succeed(None)
+        return self._netns.join(row["name"])
+
     def _start_agent(self, connect, row, token):
         env = dict(os.environ)
         env["CSVC_ENROLL_TOKEN"] = token
-        self._monitor.addProcess(
-            row["name"],
-            agent_command(connect, self.capacity, ("--hostname", row["name"])),
-            env=env,
-        )
+        command = agent_command(connect, self.capacity, ("--hostname", row["name"]))
+        if self._netns is not None:
+            command = self._netns.wrap(row["name"], command)
+        self._monitor.addProcess(row["name"], command, env=env)
         self.log.info("starting agent for local instance {name}", name=row["name"])
 
     def _connect_string(self):
@@ -177,6 +187,7 @@ class LocalProvider(MultiService):
             f"local-{secrets.token_hex(4)}", "local", self.capacity, shared=False, project_id=project_id,
             memory=self.memory, cpus=self.cpus,
         )
+        yield self._join_network(row)
         self._start_agent(connect, row, token)
         self.notifier.instance_created(row, project_id)
         return row
@@ -194,5 +205,9 @@ class LocalProvider(MultiService):
         if row["name"] in self._monitor.processes:
             self._monitor.removeProcess(row["name"])
             self.log.info("stopped the agent of local instance {name}", name=row["name"])
+        if self._netns is not None:
+            # Its namespace outlives the name until the agent has exited.
+            self._netns.leave(row["name"]).addErrback(
+                lambda f: self.log.failure("removing the namespace of {name}", f, name=row["name"]))
         self.notifier.instance_deleted(row, row.get("project_id"))
         return succeed(None)

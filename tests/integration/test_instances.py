@@ -139,3 +139,61 @@ def test_placement_counts_memory_and_cpu(tmp_path):
     finally:
         plane.stop()
         remove_project_containers(PROJECT + "-size")
+
+
+def test_local_agents_in_their_own_network_namespaces(tmp_path):
+    """
+    ``--instance-netns``: each local agent runs in a namespace of its own,
+    with its own address on the instance network, and dials the service's
+    gateway address over a veth; containers run through it as usual, and
+    the namespaces and the bridge go when the service stops.
+    """
+    import hashlib
+    import ipaddress
+    import random
+
+    network = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/28")
+    gateway = str(network.network_address + 1)
+    bridge = "csvcbr" + hashlib.sha1(str(network).encode()).hexdigest()[:6]
+    plane = ControlPlane(tmp_path, instances=2)
+    plane.extra_args += ["--instance-netns", str(network), "--agents", f"tcp:{plane.agents_port}:interface={gateway}"]
+    admin = plane.client("admin-project", admin=True)
+    alpha = plane.client(PROJECT + "-netns")
+    plane.start()
+    namespaces = []
+    try:
+        active = plane.wait_active(admin)
+        assert len(active) == 2
+        own = os.readlink("/proc/self/ns/net")
+        addresses = set()
+        for instance in active:
+            pid = int(subprocess.run(
+                ["pgrep", "-f", f"csvc-agent --connect tcp:{gateway}:{plane.agents_port} .*--hostname {instance['name']}$"],
+                capture_output=True, text=True,
+            ).stdout.split()[0])
+            assert os.readlink(f"/proc/{pid}/ns/net") != own
+            namespace = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
+                                       text=True).stdout.strip()
+            assert namespace.endswith(f"-{instance['name']}")
+            namespaces.append(namespace)
+            shown = subprocess.run(["ip", "-n", namespace, "-4", "-o", "addr", "show", "dev", "eth0"],
+                                   capture_output=True, text=True).stdout.split()
+            address = ipaddress.ip_interface(shown[shown.index("inet") + 1]).ip
+            assert address in network and str(address) != gateway
+            addresses.add(address)
+            # Its link to the service goes from that address to the gateway.
+            links = subprocess.run(["ip", "netns", "exec", namespace, "ss", "-tnH", "state", "established"],
+                                   capture_output=True, text=True).stdout
+            assert f"{address}:" in links and f"{gateway}:{plane.agents_port}" in links, links
+        assert len(addresses) == 2
+        container, exit = alpha.run(["sh", "-c", "echo from-netns"], image=IMAGE)
+        assert exit["exit_code"] == 0
+        assert alpha.logs(container["uuid"]) == b"from-netns\n"
+        assert alpha.delete(f"/v1/containers/{container['uuid']}").status_code == 204
+    finally:
+        plane.stop()
+        remove_project_containers(PROJECT + "-netns")
+    assert len(namespaces) == 2
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert [n for n in namespaces if n in listed] == []
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0
