@@ -109,7 +109,10 @@ class Placement:
                 return (yield self._store.place_container(values))
             except NoRoom:
                 pass
-            memory, cpus = yield self._provider.size()
+            try:
+                memory, cpus = yield self._provider.size()
+            except Exception as exc:
+                raise InstanceNotReady(f"the provider could not tell the size of its instances: {exc}") from None
             size = {"containers": self._provider.capacity, "memory": memory, "cpus": cpus}
             too_large = room.never_fits([size], want, f"an instance of provider {self._provider.name}")
             if too_large is not None:

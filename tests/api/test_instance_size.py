@@ -166,3 +166,17 @@ def test_dockers_api_says_too_large_with_a_400_too():
 
     assert classify(ContainerTooLarge("memory", 4096, 2048, "any active instance"))[0] == 400
     assert classify(NoRoom("no active instance has room for another container"))[0] == 503
+
+
+def test_a_provider_that_cannot_tell_its_size_is_a_503(env):
+    from twisted.internet.defer import fail
+
+    from csvc.providers.nova import NovaError
+
+    provider = with_provider(env, capacity=10, delay=0, shared_capacity=0)
+    provider.size = lambda: fail(NovaError("Nova could not show flavor 2: 503: unavailable"))
+    error = env.alice.post("/v1/containers", {"image": "busybox"}).error(503)
+    assert error["message"] == (
+        "the provider could not tell the size of its instances: Nova could not show flavor 2: 503: unavailable"
+    )
+    assert provider.calls == []

@@ -167,10 +167,8 @@ def test_local_agents_in_their_own_network_namespaces(tmp_path):
         own = os.readlink("/proc/self/ns/net")
         addresses = set()
         for instance in active:
-            pid = int(subprocess.run(
-                ["pgrep", "-f", f"csvc-agent --connect tcp:{gateway}:{plane.agents_port} .*--hostname {instance['name']}$"],
-                capture_output=True, text=True,
-            ).stdout.split()[0])
+            pattern = f"csvc-agent --connect tcp:{gateway}:{plane.agents_port} .*--hostname {instance['name']}$"
+            pid = int(subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()[0])
             assert os.readlink(f"/proc/{pid}/ns/net") != own
             namespace = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
                                        text=True).stdout.strip()
