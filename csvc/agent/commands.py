@@ -200,6 +200,26 @@ class Exited(amp.Command):
     errors = _REPORT_ERRORS
 
 
+class Vanished(amp.Command):
+    """
+    A container the agent follows was removed from its engine by something
+    other than the service (``docker rm -f`` on the host): ``seen`` says how
+    the agent knows (``destroy``: the engine's destroy event; ``missing``:
+    the engine no longer knows it).  ``exit_code`` is its process's exit
+    when the engine told it (-1: not known); every chunk of its output up
+    to ``last_seq`` has been sent.
+    """
+
+    arguments = [
+        (b"uuid", amp.Unicode()),
+        (b"seen", amp.Unicode()),
+        (b"exit_code", amp.Integer()),
+        (b"last_seq", amp.Integer()),
+    ]
+    response = []
+    errors = _REPORT_ERRORS
+
+
 # -- service -> agent -------------------------------------------------------
 
 

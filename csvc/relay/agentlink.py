@@ -21,6 +21,24 @@ def _marked_down(row):
     return reason.startswith("instance ") and " is down: " in reason
 
 
+def _reported_size(instance, facts):
+    """
+    The instance's memory (MiB) and cpus as its agent reports its host
+    (``MemTotal`` in bytes, ``NCPU``), for the columns that take them: an
+    operator's host (provider ``static``) is what its agent says; an
+    instance a provider sized (the local settings, a Nova flavor) keeps that
+    size, unless it has none yet (made before sizes were kept).
+    """
+    values = {}
+    memory, cpus = facts.get("MemTotal"), facts.get("NCPU")
+    own = instance["provider"] == "static"
+    if isinstance(memory, int) and memory > 0 and (own or instance.get("memory") is None):
+        values["memory"] = memory // (1024 * 1024)
+    if isinstance(cpus, (int, float)) and cpus > 0 and (own or instance.get("cpus") is None):
+        values["cpus"] = float(cpus)
+    return values
+
+
 class InstanceUnavailable(Exception):
     """
     The instance's agent is not connected.
@@ -119,7 +137,8 @@ class AgentHub:
         self._facts[uuid] = facts or {}
         link.instance_uuid = uuid
         updated = yield self._store.update_instance(
-            uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None
+            uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None,
+            **_reported_size(instance, facts or {}),
         )
         if not updated:
             # Revoked between the token lookup and now.
@@ -325,6 +344,13 @@ class AgentLink(FastBoxReceiver, amp.AMP):
         self._registered()
         self._hub.check_owner(self, uuid)
         d = self._hub.containers.on_exited(uuid, exit_code, last_seq, finished_at)
+        return d.addCallback(lambda _: {})
+
+    @commands.Vanished.responder
+    def vanished(self, uuid, seen, exit_code, last_seq):
+        self._registered()
+        self._hub.check_owner(self, uuid)
+        d = self._hub.containers.on_vanished(uuid, self._hub.name_of(self.instance_uuid), seen, exit_code, last_seq)
         return d.addCallback(lambda _: {})
 
     @commands.ExecOutput.responder

@@ -24,9 +24,10 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from csvc.store import models, quotas as quota_units, subscriptions as subscription_units
-from csvc.store.outputfiles import OutputFiles
+from csvc.store import capacity, models, quotas as quota_units, subscriptions as subscription_units
+from csvc.store.capacity import ContainerTooLarge, NoRoom
 from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
+from csvc.store.outputfiles import OutputFiles
 from csvc.store.quotas import QuotaExceeded
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,12 +36,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 class NameInUse(Exception):
     """
     The project already has a container of this name.
-    """
-
-
-class NoRoom(Exception):
-    """
-    No instance has room for the container (the message says why).
     """
 
 
@@ -233,15 +228,17 @@ class Store(Service):
 
     # -- instances ---------------------------------------------------------
 
-    def create_instance(self, name, provider, capacity, shared=True, project_id=None):
+    def create_instance(self, name, provider, capacity, shared=True, project_id=None, memory=None, cpus=None):
         """
         A new instance row, status ``pending``; fires with ``(row, enroll_token)``.
         ``project_id``: the project it is created for (only its containers go
-        there); None for nobody's.
+        there); None for nobody's.  ``memory`` (MiB) and ``cpus`` (cores):
+        its size as the provider made it, None when not known.
         """
-        return self._run(self._thd_create_instance, name, provider, capacity, shared, project_id)
+        return self._run(self._thd_create_instance, name, provider, capacity, shared, project_id, memory, cpus)
 
-    def _thd_create_instance(self, conn, name, provider, capacity, shared, project_id=None):
+    def _thd_create_instance(self, conn, name, provider, capacity, shared, project_id=None, memory=None,
+                             cpus=None):
         token = new_secret()
         values = dict(
             uuid=str(uuidlib.uuid4()),
@@ -253,6 +250,8 @@ class Store(Service):
             shared=shared,
             created_at=self._now(),
             project_id=project_id,
+            memory=memory,
+            cpus=cpus,
         )
         conn.execute(instances.insert().values(**values))
         return values, token
@@ -306,20 +305,23 @@ class Store(Service):
         return self._run(self._thd_list_instances, provider)
 
     def _thd_list_instances(self, conn, provider):
-        counts = (
-            select(containers.c.instance_uuid, func.count().label("n"))
-            .group_by(containers.c.instance_uuid)
-            .subquery()
-        )
+        """
+        The instances not deleted, each with ``containers`` (how many it
+        holds) and ``usage`` (``csvc.store.capacity.thd_usage``).
+        """
         query = (
-            select(instances, func.coalesce(counts.c.n, 0).label("containers"))
-            .select_from(instances.outerjoin(counts, counts.c.instance_uuid == instances.c.uuid))
+            select(instances)
             .where(instances.c.status != "deleted")
             .order_by(instances.c.created_at, instances.c.uuid)
         )
         if provider is not None:
             query = query.where(instances.c.provider == provider)
-        return [_row(r) for r in conn.execute(query)]
+        rows = [_row(r) for r in conn.execute(query)]
+        usage = capacity.thd_usage(conn)
+        for row in rows:
+            row["usage"] = usage.get(row["uuid"], capacity.empty_usage())
+            row["containers"] = row["usage"]["containers"]
+        return rows
 
     def get_instance(self, ident):
         """
@@ -448,10 +450,13 @@ class Store(Service):
     def place_container(self, values, instance_uuid=None):
         """
         Insert a container row on an instance with room, atomically: the named
-        instance, else the first active instance in creation order whose
-        containers are fewer than its capacity.  Fires with the row; fails
-        with ``NoRoom``, ``NameInUse`` or ``QuotaExceeded`` (the project's
-        quota is checked, and on PostgreSQL locked, in the same transaction).
+        instance, else the first active instance in creation order where it
+        fits (``csvc.store.capacity``: fewer containers than its capacity,
+        and the memory and cpu of its live containers plus this one's within
+        its size).  Fires with the row; fails with ``NoRoom``
+        (``ContainerTooLarge`` when no instance could ever hold it),
+        ``NameInUse`` or ``QuotaExceeded`` (the project's quota is checked,
+        and on PostgreSQL locked, in the same transaction).
         """
         return self._run(self._thd_place_container, values, instance_uuid)
 
@@ -484,7 +489,12 @@ class Store(Service):
         candidates = [_row(r) for r in conn.execute(query)]
         if instance_uuid is not None and not candidates:
             raise NoRoom(f"instance {instance_uuid!r} does not exist")
+        want = capacity.wanted(values)
+        # Counted after the candidates are locked (PostgreSQL): nobody else
+        # places on them until this transaction ends.
+        usage = capacity.thd_usage(conn, [inst["uuid"] for inst in candidates])
         chosen = None
+        usable = []
         for inst in candidates:
             if inst.get("project_id") not in (None, values["project_id"]):
                 raise NoRoom(f"instance {inst['name']} belongs to another project")
@@ -492,17 +502,20 @@ class Store(Service):
                 if instance_uuid is not None:
                     raise NoRoom(f"instance {inst['name']} is {inst['status']}")
                 continue
-            used = conn.execute(
-                select(func.count()).select_from(containers).where(
-                    containers.c.instance_uuid == inst["uuid"]
-                )
-            ).scalar()
-            if used < inst["capacity"]:
+            usable.append(capacity.size(inst))
+            short = capacity.shortfall(usable[-1], usage.get(inst["uuid"], capacity.empty_usage()), want)
+            if short is None:
                 chosen = inst
                 break
             if instance_uuid is not None:
-                raise NoRoom(f"instance {inst['name']} is full ({used} of {inst['capacity']})")
+                too_large = capacity.never_fits(usable, want, f"instance {inst['name']}")
+                if too_large is not None:
+                    raise too_large
+                raise NoRoom(f"instance {inst['name']} is full ({short})")
         if chosen is None:
+            too_large = capacity.never_fits(usable, want, "any active instance") if usable else None
+            if too_large is not None:
+                raise too_large
             raise NoRoom("no active instance has room for another container")
         row = dict(values)
         row.update(
@@ -828,4 +841,7 @@ class Store(Service):
                 )
 
 
-__all__ = ["Store", "NameInUse", "NoRoom", "QuotaExceeded", "make_engine", "upgrade", "hash_secret", "models"]
+__all__ = [
+    "Store", "NameInUse", "NoRoom", "ContainerTooLarge", "QuotaExceeded", "make_engine", "upgrade", "hash_secret",
+    "models",
+]
