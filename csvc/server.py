@@ -4,7 +4,6 @@
 
 import os
 import re
-import sys
 
 import txaio
 
@@ -18,7 +17,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.server import Site
 from treq.client import HTTPClient
 
-from csvc import config
+from csvc import config, process
 from csvc.api.auth import TokenAuth
 from csvc.api.docker import DockerAPI
 from csvc.api.keystone import keystone_auth
@@ -178,17 +177,10 @@ class Listener(Service):
             return self._port.stopListening()
 
 
-#: Seconds a thread may hold the GIL while another waits for it (Python's
-#: default is 0.005).  The store's and the output files' threads run Python
-#: (SQLAlchemy above all) while the reactor waits to relay a keystroke:
-#: with the default, an echo waited up to 5 ms behind a commit.
-GIL_SWITCH_INTERVAL = 0.0005
-
-
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    process.tune(reactor)
     # autobahn logs every frame at debug level through txaio.
     txaio.use_twisted()
     txaio.set_global_log_level("info")
