@@ -19,9 +19,10 @@ receiver that way.
 """
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, TimeoutError as ResolveTimeout, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IResolutionReceiver, IStreamClientEndpoint
 from twisted.logger import Logger
@@ -89,6 +90,22 @@ def why_internal(address):
     return None
 
 
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _bad_hostname(host):
+    """
+    Why ``host`` is not a host name (RFC 1123), or None.
+    """
+    if len(host) > 253:
+        return f"{len(host)} characters, more than 253"
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    for label in labels:
+        if not _LABEL.match(label):
+            return "each label must be 1-63 letters, digits or hyphens, not starting or ending with one"
+    return None
+
+
 class Destinations:
     """
     The policy: ``allow`` (networks that may be sent to although internal)
@@ -97,9 +114,16 @@ class Destinations:
 
     log = Logger()
 
-    def __init__(self, resolver, allow=()):
+    #: Seconds a host name may take to resolve before the URL is refused
+    #: (with no DNS reachable, getaddrinfo waits for its own timeouts).
+    resolve_timeout = 5.0
+
+    def __init__(self, resolver, allow=(), clock=None):
         self._resolver = resolver
         self.allow = tuple(allow)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
 
     def refusal(self, address):
         """
@@ -122,7 +146,15 @@ class Destinations:
             ipaddress.ip_address(host)
             found = [host]
         except ValueError:
-            found = yield self._resolve(host, port)
+            why = _bad_hostname(host)
+            if why:
+                raise UnsafeDestination(f"the host name {host[:80]!r} is not valid: {why}")
+            try:
+                found = yield self._resolve(host, port).addTimeout(self.resolve_timeout, self._clock)
+            except ResolveTimeout:
+                raise UnsafeDestination(
+                    f"the host {host} did not resolve within {self.resolve_timeout:g} s"
+                ) from None
             if not found:
                 raise UnsafeDestination(f"the host {host} does not resolve to any address")
         for address in found:

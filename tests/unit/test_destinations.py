@@ -5,6 +5,7 @@ again when connecting; an operator's allow list lets some through.
 """
 
 import pytest
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.web.client import URI
@@ -146,3 +147,47 @@ def test_https_goes_over_tls_to_the_checked_address():
     assert (host, port) == (PUBLIC, 443)
     # The TLS wrapper's factory, not the bare one.
     assert not isinstance(factory, Factory)
+
+
+def test_a_host_name_that_is_not_one_is_refused_without_resolving():
+    from csvc.notify.destinations import Destinations, UnsafeDestination
+
+    class Never:
+        def resolveHostName(self, *args, **kwargs):
+            raise AssertionError("not to be resolved")
+
+    destinations = Destinations(Never(), clock=Clock())
+    for host in ("0" * 300, "a" * 64 + ".example", "-bad.example", "bad-.example", "a..b"):
+        failure = failureResultOf(destinations.check_url(f"https://{host}/hook"), UnsafeDestination)
+        assert "is not valid" in str(failure.value)
+
+
+def test_a_name_that_takes_too_long_to_resolve_is_refused():
+    from csvc.notify.destinations import Destinations, UnsafeDestination
+
+    received = []
+
+    class Slow:
+        def resolveHostName(self, receiver, host, port):
+            received.append(receiver)
+
+    clock = Clock()
+    destinations = Destinations(Slow(), clock=clock)
+    d = destinations.check_url("https://hooks.example.org/x")
+    assert received and not d.called
+    clock.advance(destinations.resolve_timeout)
+    failure = failureResultOf(d, UnsafeDestination)
+    assert "did not resolve within 5 s" in str(failure.value)
+    # The resolver answering late changes nothing.
+    received[0].resolutionComplete()
+
+
+def failureResultOf(d, *types):
+    """
+    The failure ``d`` has already failed with (one of ``types``).
+    """
+    failures = []
+    d.addErrback(failures.append)
+    assert failures, "the Deferred has not failed"
+    assert failures[0].check(*types), failures[0]
+    return failures[0]
