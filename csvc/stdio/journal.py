@@ -96,10 +96,12 @@ class Journal:
         self._pending_per_container[container_uuid] = waiting + 1
         d = Deferred()
         self._pending.append(((container_uuid, seq, stream, data, cursor), d))
-        if not self._flushing:
-            self._flush()
+        # Viewers first: starting a flush wakes the store's thread, which
+        # then competes for the GIL with the write of this chunk to them.
         for subscriber in list(self._subscribers.get(container_uuid, ())):
             subscriber.live(seq, stream, data)
+        if not self._flushing:
+            self._flush()
         return d
 
     def _flush(self):
