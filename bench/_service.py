@@ -31,7 +31,11 @@ import time
 PROJECT = "bench"
 SERVICE_IMAGE = "csvc/busybox"
 IMAGE = "csvc/busybox:latest"
+#: Seconds the service may take to be ready, plus so many per local agent:
+#: agents start in batches of 10 (csvc.providers.local), each a Python
+#: process that takes seconds of CPU to register on a loaded 2-core machine.
 READY_TIMEOUT = 60.0
+READY_PER_INSTANCE = 3.0
 STOP_TIMEOUT = 15.0
 SUBPROTOCOL = "channel.csvc.v1"
 
@@ -191,8 +195,13 @@ class Service:
             self.conn = None
         return resp.status, raw
 
+    @property
+    def ready_timeout(self):
+        return READY_TIMEOUT + READY_PER_INSTANCE * self.instances
+
     def _wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
+        started = time.monotonic()
+        deadline = started + self.ready_timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -204,7 +213,8 @@ class Service:
                     instances = json.loads(raw).get("instances", [])
                     active = sum(1 for i in instances if i.get("status") == "active")
                     if active >= self.instances:
-                        self.progress(f"service ready on port {self.api_port} (pid {self.proc.pid})")
+                        self.progress(f"service ready on port {self.api_port} (pid {self.proc.pid}), "
+                                      f"{active} instance(s) active after {time.monotonic() - started:.1f} s")
                         return
             except (OSError, http.client.HTTPException) as exc:
                 last = repr(exc)
@@ -212,7 +222,7 @@ class Service:
                     self.conn.close()
                     self.conn = None
             time.sleep(0.2)
-        raise BenchError(f"service not ready within {READY_TIMEOUT:.0f}s; last GET /v1/instances: {last}")
+        raise BenchError(f"service not ready within {self.ready_timeout:.0f}s; last GET /v1/instances: {last}")
 
     # -- containers --------------------------------------------------------
 

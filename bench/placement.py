@@ -2,13 +2,19 @@
 """
 Placement benchmark: containers placed per second through the running
 service (``POST /v1/containers``, ``["sleep", "300"]``, ``run: false`` so no
-engine start) with 1, 10 and N local instances of capacity 10, each filled
+engine start) with 1, 10 and 100 local instances of capacity 10, each filled
 exactly; and provider calls per 100 containers (one shared instance, 100
 creates: the instances the local provider makes for the project).
 
+Baseline: the same number of containers as the largest run, created straight
+on the Docker engine (``docker create`` through the SDK, same image, command
+and log driver as the agent's, from as many client threads) — what placement
+costs beyond the engine's own create.  ratio = placed per second through csvc
+with the most instances / direct creates per second.
+
 Run from the repo root (Docker engine running, image built)::
 
-    .venv/bin/python bench/placement.py [--instances 1,10,30] [--concurrency 4]
+    .venv/bin/python bench/placement.py [--instances 1,10,100] [--concurrency 4]
 
 Prints exactly one JSON line on stdout; progress goes to stderr.
 """
@@ -24,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _service import BenchError, Service, make_progress  # noqa: E402
+from _service import IMAGE, LOG_CONFIG, BenchError, Service, make_progress  # noqa: E402
 
 progress = make_progress("placement")
 CAPACITY = 10
@@ -108,15 +114,49 @@ def provider_calls_per_100(concurrency):
             progress(f"kept {data_dir}:\n{service.log_tail()}")
 
 
+def direct_creates(count, concurrency):
+    """
+    ``count`` containers created straight on the engine from ``concurrency``
+    threads, timed as a whole, then removed.
+    """
+    import docker
+
+    client = docker.from_env()
+    client.images.get(IMAGE)  # fails early if the image is missing
+    host_config = client.api.create_host_config(log_config=LOG_CONFIG)
+    label = f"csvc-bench-placement-{os.getpid()}"
+
+    def worker(indices):
+        return [client.api.create_container(IMAGE, command=["sleep", "300"], host_config=host_config,
+                                            labels={label: "1"}, name=f"{label}-{i}")["Id"]
+                for i in indices]
+
+    chunks = [list(range(count))[k::concurrency] for k in range(concurrency)]
+    start = time.monotonic()
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            ids = [i for chunk in pool.map(worker, chunks) for i in chunk]
+        seconds = time.monotonic() - start
+    finally:
+        for container in client.api.containers(all=True, filters={"label": label}):
+            client.api.remove_container(container["Id"], force=True)
+        client.close()
+    progress(f"direct: {len(ids)} docker creates in {seconds:.2f} s")
+    return {"direct_docker_creates": count, "seconds": round(seconds, 3), "per_s": round(count / seconds, 1)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--instances", default="1,10,30")
+    parser.add_argument("--instances", default="1,10,100")
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     rates = [placement_rate(int(n), args.concurrency) for n in args.instances.split(",")]
     calls = provider_calls_per_100(args.concurrency)
+    largest = max(rates, key=lambda r: r["instances"])
+    baseline = direct_creates(largest["containers"], args.concurrency)
     print(json.dumps({"bench": "placement", "capacity": CAPACITY, "concurrency": args.concurrency,
-                      "placement": rates, "per_100": calls}))
+                      "placement": rates, "per_100": calls, "baseline": baseline,
+                      "ratio": round(largest["per_s"] / baseline["per_s"], 3)}))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,16 @@ file (TOML, the same names as the options) over defaults.
 import os
 import tomllib
 
+from csvc.notify.destinations import parse_networks
+from csvc.providers.netns import parse_network
+
 DEFAULTS = {
     "data-dir": "./var",
     "database": None,  # SQLite in the data dir
+    # where container output goes: "files" (append-only files under
+    # <data-dir>/output, positions in the database) or "db" (rows in the
+    # database, for control planes that share no disk)
+    "output-store": "files",
     "api": "tcp:8780:interface=127.0.0.1",
     "agents": "tcp:8781:interface=127.0.0.1",
     # a csvc-manage tls directory: the agent port speaks TLS, agents present
@@ -17,6 +24,12 @@ DEFAULTS = {
     "provider": "local",
     "instances": 1,
     "instance-capacity": 10,
+    # each local agent in its own network namespace on this IPv4 network
+    # (the service at its first address, over a bridge); None = off
+    "instance-netns": None,
+    # each local instance's memory (MiB) and cores; None = this machine's
+    "instance-memory": None,
+    "instance-cpus": None,
     # seconds an instance created for a project may stay empty before it is removed
     "instance-grace": 300.0,
     # seconds a create waits for the agent of an instance created for it
@@ -52,6 +65,9 @@ DEFAULTS = {
     "notifications-webhook-attempts": 5,
     "notifications-webhook-timeout": 10.0,
     "notifications-webhook-queue": 1000,
+    # internal networks webhooks may go to after all (CIDRs, comma-separated
+    # or a list): none by default, so no loopback, link-local, private...
+    "webhook-allow-internal": "",
     # provider "nova" (csvc.providers.nova): a clouds.yaml cloud, or the
     # Keystone credentials; what servers are made of; the agents' endpoint
     # as the servers reach it; seconds to wait for ACTIVE or for a deletion
@@ -84,6 +100,7 @@ FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wa
           "nova-timeout"}
 AUTH_MODES = ("token", "keystone")
 KEYSTONE_REQUIRED = ("keystone-url", "keystone-username", "keystone-password", "keystone-project")
+OUTPUT_STORES = ("files", "db")
 PROVIDERS = ("local", "static", "nova")
 NOVA_AUTH = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
 NOVA_REQUIRED = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
@@ -146,6 +163,10 @@ def resolve(command_line, config_path=None):
     if isinstance(origins, str):
         origins = [o.strip() for o in origins.split(",") if o.strip()]
     settings["allowed-origins"] = tuple(origins)
+    if settings["output-store"] not in OUTPUT_STORES:
+        raise ConfigError(
+            f"output-store must be one of {', '.join(OUTPUT_STORES)}, not {settings['output-store']!r}"
+        )
     if settings["provider"] not in PROVIDERS:
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
     if settings["provider"] == "nova":
@@ -160,6 +181,24 @@ def resolve(command_line, config_path=None):
         raise ConfigError("auth-cache-ttl must not be negative")
     if settings["instance-capacity"] < 1:
         raise ConfigError("instance-capacity must be at least 1")
+    if settings["instance-netns"]:
+        try:
+            settings["instance-netns"] = parse_network(settings["instance-netns"])
+        except ValueError as exc:
+            raise ConfigError(f"instance-netns: {exc}") from None
+    else:
+        settings["instance-netns"] = None
+    for key, kind, minimum in (("instance-memory", int, 1), ("instance-cpus", float, 0.001)):
+        if settings[key] is None or settings[key] == "":
+            settings[key] = None
+            continue
+        try:
+            settings[key] = kind(settings[key])
+        except (TypeError, ValueError):
+            unit = "a whole number of MiB" if kind is int else "a number of cores"
+            raise ConfigError(f"{key} must be {unit}, not {settings[key]!r}") from None
+        if settings[key] < minimum:
+            raise ConfigError(f"{key} must be more than 0")
     if settings["instances"] < 0:
         raise ConfigError("instances must not be negative")
     for key in ("instance-grace", "instance-wait", "agent-restart-delay"):
@@ -198,6 +237,10 @@ def _resolve_notifications(settings):
             raise ConfigError(f"{key} must be a number, not {settings[key]!r}") from None
         if settings[key] < minimum:
             raise ConfigError(f"{key} must be at least {minimum}")
+    try:
+        settings["webhook-allow-internal"] = parse_networks(settings["webhook-allow-internal"])
+    except ValueError as exc:
+        raise ConfigError(f"webhook-allow-internal: {exc}") from None
     log = settings["notifications-log"]
     if log is None or log == "":
         log = os.path.join(os.path.abspath(settings["data-dir"]), "notifications.jsonl")

@@ -3,6 +3,7 @@
 """
 
 import os
+import re
 
 import txaio
 
@@ -16,7 +17,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.server import Site
 from treq.client import HTTPClient
 
-from csvc import config
+from csvc import config, process
 from csvc.api.auth import TokenAuth
 from csvc.api.docker import DockerAPI
 from csvc.api.docker_events import DockerEvents
@@ -24,11 +25,13 @@ from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
 from csvc.compute.service import ContainerService
+from csvc.notify.destinations import CheckedEndpoints, Destinations
 from csvc.notify.notifier import ExistsAudit, Notifier
 from csvc.notify.sinks import JsonLinesSink, ThreadExecutor
 from csvc.notify.subscriptions import Subscriptions
 from csvc.notify.webhook import WebhookSink
 from csvc.providers.local import LocalProvider
+from csvc.providers.netns import NetworkNamespaces
 from csvc.scheduler.health import HeartbeatMonitor
 from csvc.scheduler.instances import InstanceMap
 from csvc.scheduler.placement import Placement
@@ -46,6 +49,7 @@ class Options(usage.Options):
         ["config", "c", None, "Config file (TOML; keys are the option names below)."],
         ["data-dir", None, None, "Data directory [default: ./var]."],
         ["database", None, None, "Database URL [default: SQLite in the data dir]."],
+        ["output-store", None, None, "Container output in 'files' under the data dir or 'db' rows [default: files]."],
         ["api", None, None, "API endpoint [default: tcp:8780:interface=127.0.0.1]."],
         ["agents", None, None, "Agent endpoint [default: tcp:8781:interface=127.0.0.1]."],
         ["agents-tls-dir", None, None,
@@ -53,6 +57,10 @@ class Options(usage.Options):
         ["provider", None, None, "Instance provider: local, static or nova [default: local]."],
         ["instances", None, None, "Local instances to run [default: 1]."],
         ["instance-capacity", None, None, "Containers per local instance [default: 10]."],
+        ["instance-memory", None, None, "MiB of memory per local instance [default: this machine's]."],
+        ["instance-netns", None, None,
+         "Each local agent in its own network namespace on this IPv4 network, e.g. 10.213.0.0/24 (root) [off]."],
+        ["instance-cpus", None, None, "Cores per local instance [default: this machine's]."],
         ["instance-grace", None, None, "Seconds an instance created for a project may stay empty [default: 300]."],
         ["instance-wait", None, None, "Seconds a create waits for a new instance's agent [default: 60]."],
         ["agent-restart-delay", None, None, "Seconds before a dead local agent is restarted [default: 1]."],
@@ -78,6 +86,8 @@ class Options(usage.Options):
         ["notifications-webhook-attempts", None, None, "Attempts per webhook notification before it is dropped [5]."],
         ["notifications-webhook-timeout", None, None, "Seconds a webhook receiver has to answer [default: 10]."],
         ["notifications-webhook-queue", None, None, "Notifications waiting per webhook; the oldest go first [1000]."],
+        ["webhook-allow-internal", None, None,
+         "Internal networks webhooks may go to after all, CIDRs comma-separated (e.g. 127.0.0.0/8) [none]."],
         ["nova-cloud", None, None, "clouds.yaml cloud of the Nova credentials (provider nova)."],
         ["nova-auth-url", None, None, "Keystone URL for Nova, e.g. https://keystone:5000/v3 (provider nova)."],
         ["nova-username", None, None, "Keystone user that creates the servers (provider nova)."],
@@ -108,6 +118,28 @@ class Options(usage.Options):
             raise usage.UsageError(
                 "local instances cannot dial an ssl: agents endpoint: use --agents-tls-dir, or --instances 0"
             )
+        network = self.settings["instance-netns"]
+        if network is not None:
+            _check_netns(network, agents, local)
+
+
+def _check_netns(network, agents, local):
+    """
+    Agents in their own namespaces dial the network's first address: the
+    agent port must listen there (or everywhere).
+    """
+    gateway = str(network.network_address + 1)
+    if not local:
+        raise usage.UsageError("--instance-netns is for local instances (--provider local, --instances 1 or more)")
+    if os.geteuid() != 0:
+        raise usage.UsageError("--instance-netns makes network namespaces and needs root (CAP_NET_ADMIN)")
+    match = re.match(r"^tcp:(?:port=)?\d+(?::.*)?$", agents)
+    interface = re.search(r":interface=([^:]+)", agents)
+    if not match or interface is None or interface.group(1) not in (gateway, "0.0.0.0"):
+        raise usage.UsageError(
+            f"--instance-netns {network}: the agents reach the agent port at {gateway}; listen there, "
+            f"e.g. --agents tcp:8781:interface={gateway}"
+        )
 
 
 class Listener(Service):
@@ -116,15 +148,23 @@ class Listener(Service):
     port 0 works, and the local provider can tell its agents where to dial).
     """
 
-    def __init__(self, endpoint, factory):
+    def __init__(self, endpoint, factory, after=None):
+        """
+        ``after``: a Deferred to wait for before listening (the address to
+        listen on being made), or None.
+        """
         self._endpoint = endpoint
         self._factory = factory
+        self._after = after
         self._port = None
         self.listening = Deferred()
 
     def startService(self):
         Service.startService(self)
-        d = self._endpoint.listen(self._factory)
+        if self._after is not None:
+            d = self._after.addCallback(lambda _: self._endpoint.listen(self._factory))
+        else:
+            d = self._endpoint.listen(self._factory)
 
         def bound(port):
             self._port = port
@@ -141,6 +181,7 @@ class Listener(Service):
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
+    process.tune(reactor)
     # autobahn logs every frame at debug level through txaio.
     txaio.use_twisted()
     txaio.set_global_log_level("info")
@@ -150,7 +191,12 @@ def makeService(options, reactor=None):
     # The reactor is not running yet: migrating here blocks nothing.
     upgrade(engine)
 
-    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings))
+    output_dir = None
+    if settings["output-store"] == "files":
+        output_dir = os.path.join(os.path.abspath(settings["data-dir"]), "output")
+    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings), output_dir=output_dir)
+    # Before any agent can connect: blocking, like the migration above.
+    store.prepare_output()
     journal = Journal(store)
     hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
     notifier, subscriptions = _notifications(settings, store, reactor)
@@ -182,14 +228,22 @@ def makeService(options, reactor=None):
     tls_dir = settings.get("agents-tls-dir")
     if tls_dir:
         agent_factory = agenttls.server_factory(tls_dir, agent_factory)
-    agents = Listener(serverFromString(reactor, settings["agents"]), agent_factory)
+    netns = None
+    if settings.get("instance-netns") is not None:
+        netns = NetworkNamespaces(reactor, settings["instance-netns"])
+        # Before the agent listener (which listens on its gateway once it is
+        # there), so stopped after the agents.
+        netns.setServiceParent(top)
+    agents = Listener(serverFromString(reactor, settings["agents"]), agent_factory,
+                      after=netns.when_ready() if netns is not None else None)
     agents.setServiceParent(top)
     top.agents = agents
     providers = {}
     if settings["provider"] == "local" and settings["instances"] > 0:
         local = LocalProvider(
             store, agents, settings["instances"], settings["instance-capacity"], reactor, tls_dir=tls_dir,
-            restart_delay=settings["agent-restart-delay"],
+            restart_delay=settings["agent-restart-delay"], memory=settings["instance-memory"],
+            cpus=settings["instance-cpus"], hub=hub, start_wait=settings["instance-wait"], netns=netns,
         )
         local.setServiceParent(top)
         local.notifier = notifier
@@ -226,10 +280,14 @@ def _notifications(settings, store, reactor):
     The notifier with its sinks: the JSON-lines log (unless off) and the
     projects' webhooks, POSTed by treq over the notifier's own connection pool.
     """
-    subscriptions = Subscriptions(store)
+    destinations = Destinations(reactor.nameResolver, settings["webhook-allow-internal"])
+    subscriptions = Subscriptions(store, destinations)
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
-    http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=settings["notifications-webhook-timeout"]))
+    # Every connection goes to an address checked at that moment (DNS can
+    # change after the subscription was made).
+    endpoints = CheckedEndpoints(reactor, destinations, connect_timeout=settings["notifications-webhook-timeout"])
+    http = HTTPClient(Agent.usingEndpointFactory(reactor, endpoints, pool=pool))
     sinks = []
     if settings["notifications-log"]:
         sinks.append(JsonLinesSink(settings["notifications-log"], ThreadExecutor(reactor, "csvc-notify-log")))

@@ -27,7 +27,7 @@ import json
 from twisted.protocols import amp
 
 #: Largest output chunk the agent sends in one Output box.
-CHUNK_SIZE = 32 * 1024
+CHUNK_SIZE = 60 * 1024
 
 #: Output boxes an agent may have unacknowledged per container.
 OUTPUT_WINDOW = 32
@@ -199,6 +199,26 @@ class Exited(amp.Command):
         (b"last_seq", amp.Integer()),
         (b"finished_at", amp.Unicode()),
         (b"removed", amp.Boolean()),
+    ]
+    response = []
+    errors = _REPORT_ERRORS
+
+
+class Vanished(amp.Command):
+    """
+    A container the agent follows was removed from its engine by something
+    other than the service (``docker rm -f`` on the host): ``seen`` says how
+    the agent knows (``destroy``: the engine's destroy event; ``missing``:
+    the engine no longer knows it).  ``exit_code`` is its process's exit
+    when the engine told it (-1: not known); every chunk of its output up
+    to ``last_seq`` has been sent.
+    """
+
+    arguments = [
+        (b"uuid", amp.Unicode()),
+        (b"seen", amp.Unicode()),
+        (b"exit_code", amp.Integer()),
+        (b"last_seq", amp.Integer()),
     ]
     response = []
     errors = _REPORT_ERRORS

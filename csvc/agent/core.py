@@ -34,10 +34,15 @@ class ContainerWatch:
         self.follower = None
         self.stdin = None
         self.stdin_lock = DeferredLock()
+        #: the exit of its last run as the engine's ``die`` event told it
+        self.exit_code = None
 
 
 class AgentCore:
     log = Logger()
+
+    #: Seconds a container found missing waits for the engine's destroy event.
+    destroy_grace = 2.0
 
     def __init__(self, engine, enroll_token, capacity, hostname, follower_factory, clock=None):
         if clock is None:
@@ -48,6 +53,7 @@ class AgentCore:
         self._capacity = capacity
         self._hostname = hostname
         self._follower_factory = follower_factory
+        self._clock = clock
         self.link = None
         self.instance_uuid = None
         self.heartbeat_interval = None
@@ -225,6 +231,56 @@ class AgentCore:
         except Exception:
             self.log.debug("could not report the start of {uuid}", uuid=uuid)
 
+    def engine_died(self, uuid, exit_code):
+        """
+        The engine says a container's process exited (kept in case the
+        container is then removed before its exit can be read).
+        """
+        watch = self._watches.get(uuid)
+        if watch is not None:
+            watch.exit_code = exit_code
+
+    def engine_destroyed(self, uuid):
+        """
+        The engine removed a container.  One the service removed is no longer
+        watched (``remove`` forgets it first); one still watched was removed
+        behind the service's back, and is reported.
+        """
+        watch = self._watches.get(uuid)
+        if watch is None:
+            return None
+        return self._vanished(watch, "destroy")
+
+    @inlineCallbacks
+    def _vanished(self, watch, seen):
+        """
+        Forget the container and report it gone, once its output stream has
+        drained (every chunk acknowledged, so ``last_seq`` is final).
+        """
+        if self._watches.get(watch.uuid) is not watch:
+            return
+        del self._watches[watch.uuid]
+        if watch.stdin is not None:
+            watch.stdin.transport.loseConnection()
+        if watch.follower is not None:
+            try:
+                yield watch.follower.done
+            except Exception:
+                pass
+        self.log.warn("container {uuid} was removed from the engine, not by the service ({seen})",
+                      uuid=watch.uuid, seen=seen)
+        try:
+            yield self._call(
+                commands.Vanished,
+                uuid=watch.uuid,
+                seen=seen,
+                exit_code=-1 if watch.exit_code is None else watch.exit_code,
+                last_seq=watch.seq,
+            )
+        except Exception as exc:
+            # A later registration reports it missing from the inventory.
+            self.log.info("removal of {uuid} not reported: {why}", uuid=watch.uuid, why=str(exc))
+
     @inlineCallbacks
     def _watch(self, uuid):
         watch = self._watches.get(uuid)
@@ -278,7 +334,11 @@ class AgentCore:
         try:
             summary = yield self._engine.inspect(watch.uuid)
         except commands.NoSuchContainer:
-            self._watches.pop(watch.uuid, None)
+            # Gone, and not through ``remove`` (the watch would be gone too).
+            # The engine's destroy event, which follows its die event (with
+            # the exit code), is usually on its way: it reports it; this is
+            # for an event stream that is down.
+            self._clock.callLater(self.destroy_grace, self._vanished, watch, "missing")
             return
         if summary["running"]:
             if watch.follower is None:

@@ -408,10 +408,10 @@ class DockerEngine:
 
     def follow_events(self, protocol):
         """
-        Stream the engine's container ``start`` events for csvc containers
-        into ``protocol`` (JSON lines).
+        Stream the engine's container ``start``, ``die`` and ``destroy``
+        events for csvc containers into ``protocol`` (JSON lines).
         """
-        filters = {"type": ["container"], "label": [LABEL_UUID], "event": ["start"]}
+        filters = {"type": ["container"], "label": [LABEL_UUID], "event": ["start", "die", "destroy"]}
         return self._stream("/events", {"filters": json.dumps(filters)}, protocol)
 
     # -- exec --------------------------------------------------------------

@@ -1,7 +1,8 @@
 """
-Following the engine's event stream: each csvc container ``start`` becomes a
-call on the agent core, so containers started by the engine itself (restart
-policies) have their output followed too.
+Following the engine's event stream: each csvc container ``start``, ``die``
+and ``destroy`` becomes a call on the agent core, so containers started by
+the engine itself (restart policies) have their output followed too, and a
+container removed from the engine behind the service's back is reported.
 """
 
 import json
@@ -85,9 +86,18 @@ class EngineEvents:
             self._retry = self._clock.callLater(self._retry_delay, self._open)
 
     def _event(self, event):
-        if event.get("Action") != "start":
-            return
+        action = event.get("Action")
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         uuid = attributes.get("csvc.uuid")
-        if uuid:
+        if not uuid:
+            return
+        if action == "start":
             self._core.engine_started(uuid, str(event.get("timeNano", "")))
+        elif action == "die":
+            try:
+                exit_code = int(attributes.get("exitCode"))
+            except (TypeError, ValueError):
+                return
+            self._core.engine_died(uuid, exit_code)
+        elif action == "destroy":
+            self._core.engine_destroyed(uuid)

@@ -19,6 +19,10 @@ from csvc.agent.commands import EngineError, NoSuchContainer
 #: Largest answer head accepted before the stream.
 MAX_HEAD = 64 * 1024
 
+#: Bytes read from the engine at once (Twisted's default is 64 KiB): output
+#: that piled up while the agent was busy comes in fewer, larger reads.
+READ_SIZE = 256 * 1024
+
 
 @implementer(IHalfCloseableProtocol)
 class HijackedStream(Protocol):
@@ -49,6 +53,9 @@ class HijackedStream(Protocol):
         return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + payload
 
     def connectionMade(self):
+        # Also the write buffer past which stdin's producer is paused: still
+        # a bound.
+        self.transport.bufferSize = READ_SIZE
         self.transport.write(self._request)
 
     def dataReceived(self, data):

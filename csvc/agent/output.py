@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from csvc.agent.commands import OUTPUT_WINDOW
+from csvc.agent.commands import CHUNK_SIZE, OUTPUT_WINDOW
 
 
 class OutputFollower(Protocol):
@@ -23,14 +23,19 @@ class OutputFollower(Protocol):
     while chunks wait for room the engine stream is paused, so memory stays at
     most a window plus one read.
 
+    Chunks that waited (the window was full) are merged when they are sent,
+    consecutive ones of one stream up to ``chunk_size``: the further behind
+    the control plane, the fewer and larger the boxes.
+
     ``done`` fires with the last seq once the stream has ended and every chunk
     is acknowledged; it fails if a send fails (the link is gone).
     """
 
     log = Logger()
 
-    def __init__(self, send, reader, seq, window=OUTPUT_WINDOW):
+    def __init__(self, send, reader, seq, window=OUTPUT_WINDOW, chunk_size=CHUNK_SIZE):
         self._send = send
+        self._chunk_size = chunk_size
         self._reader = reader
         self.seq = seq
         self._window = window
@@ -59,6 +64,17 @@ class OutputFollower(Protocol):
     def _pump(self):
         while self._ready and self._outstanding < self._window and not self._failed:
             stream, data, cursor = self._ready.popleft()
+            if self._ready and self._ready[0][0] == stream:
+                parts, size = [data], len(data)
+                while self._ready:
+                    next_stream, next_data, next_cursor = self._ready[0]
+                    if next_stream != stream or size + len(next_data) > self._chunk_size:
+                        break
+                    self._ready.popleft()
+                    parts.append(next_data)
+                    size += len(next_data)
+                    cursor = next_cursor
+                data = b"".join(parts)
             self.seq += 1
             self._outstanding += 1
             d = self._send(self.seq, stream, data, cursor)

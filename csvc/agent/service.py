@@ -11,6 +11,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 
+from csvc import process
 from csvc.agent.core import AgentCore
 from csvc.agent.events import EngineEvents
 from csvc.agent.link import AgentProtocol
@@ -71,6 +72,7 @@ def make_engine(options, reactor):
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
+    process.tune(reactor)
     engine = make_engine(options, reactor)
     core = AgentCore(
         engine,

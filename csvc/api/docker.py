@@ -34,7 +34,7 @@ from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.dockerexec import DetachedExec, DockerExecs, DockerExecStream, ExecState
 from csvc.relay.dockerstream import DockerAttachStream
 from csvc.relay.hijack import MULTIPLEXED, RAW, HijackResource
-from csvc.store.db import NameInUse, NoRoom
+from csvc.store.db import ContainerTooLarge, NameInUse, NoRoom
 from csvc.store.quotas import QuotaExceeded
 
 API_VERSION = "1.45"
@@ -137,7 +137,7 @@ def classify(exc, ident=None):
         return 401, str(exc)
     if isinstance(exc, (Forbidden, QuotaExceeded)):
         return 403, str(exc)
-    if isinstance(exc, (BadRequest, InvalidSpec)):
+    if isinstance(exc, (BadRequest, InvalidSpec, ContainerTooLarge)):
         return 400, str(exc)
     if isinstance(exc, PayloadTooLarge):
         return 413, str(exc)

@@ -7,11 +7,12 @@ from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound
 from csvc.compute.states import InvalidState
+from csvc.notify.destinations import UnsafeDestination
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.execs import ExecClaimed, ExecOutputTooLarge
 from csvc.policy import Forbidden
 from csvc.scheduler.instances import InstanceConflict
-from csvc.store.db import NameInUse, NoRoom
+from csvc.store.db import ContainerTooLarge, NameInUse, NoRoom
 from csvc.store.quotas import QuotaExceeded
 
 
@@ -23,6 +24,9 @@ class PayloadTooLarge(Exception):
 STATUS = [
     (BadRequest, 400, "Bad Request"),
     (InvalidSpec, 400, "Bad Request"),
+    (UnsafeDestination, 400, "Bad Request"),
+    # Before NoRoom (its base): no waiting would make it fit.
+    (ContainerTooLarge, 400, "Bad Request"),
     (Unauthorized, 401, "Unauthorized"),
     (Forbidden, 403, "Forbidden"),
     (QuotaExceeded, 403, "Forbidden"),

@@ -13,7 +13,7 @@ from zope.interface import implementer
 from csvc.compute.states import LIVE
 from csvc.stdio.tail import TailFinder
 
-#: chunks read from the store at once (each at most 32 KiB)
+#: chunks read from the store at once (each at most CHUNK_SIZE, 60 KiB)
 BATCH = 32
 
 

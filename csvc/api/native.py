@@ -25,6 +25,7 @@ from csvc.notify.subscriptions import SubscriptionNotFound
 from csvc.policy import enforce
 from csvc.api.schemas import INSTANCE_REGISTER
 from csvc.scheduler.instances import InstanceConflict
+from csvc.store.capacity import empty_usage, usage_of
 from csvc.store.quotas import RESOURCES
 from csvc.compute import states
 from csvc.relay.exec_attach import exec_upgrade
@@ -88,7 +89,13 @@ def instance_view(row):
         "name": row["name"],
         "provider": row["provider"],
         "status": row["status"],
+        # Its size: containers, memory (MiB) and cores (null: not known, not
+        # limited); and what its containers use of it (memory and cpu: the
+        # live ones', a container without limits counting 0).
         "capacity": row["capacity"],
+        "memory": row.get("memory"),
+        "cpus": row.get("cpus"),
+        "usage": dict(row.get("usage") or empty_usage()),
         "containers": row.get("containers", 0),
         "hostname": row["hostname"],
         "engine": row["engine"],
@@ -568,7 +575,7 @@ class NativeAPI:
         enforce("instance:get", identity)
         row = yield self._instance_map().get(ident)
         placed = yield self._store.list_containers(instance_uuid=row["uuid"])
-        view = instance_view(dict(row, containers=len(placed)))
+        view = instance_view(dict(row, containers=len(placed), usage=usage_of(placed)))
         view["container_list"] = [
             {k: container_view(c)[k] for k in ("uuid", "name", "project_id", "status", "status_reason")}
             for c in placed

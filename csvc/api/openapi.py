@@ -165,15 +165,29 @@ SCHEMAS = {
         "type": "object",
         "additionalProperties": False,
         "required": [
-            "uuid", "name", "provider", "status", "capacity", "containers", "hostname", "engine", "shared",
-            "created_at", "last_seen_at",
+            "uuid", "name", "provider", "status", "capacity", "memory", "cpus", "usage", "containers", "hostname",
+            "engine", "shared", "created_at", "last_seen_at",
         ],
         "properties": {
             "uuid": {"type": "string"},
             "name": {"type": "string"},
             "provider": {"type": "string"},
             "status": {"type": "string"},
-            "capacity": {"type": "integer"},
+            "capacity": {"type": "integer", "description": "containers it may hold"},
+            "memory": {"type": ["integer", "null"], "description": "its memory in MiB (null: not known, not limited)"},
+            "cpus": {"type": ["number", "null"], "description": "its cores (null: not known, not limited)"},
+            "usage": {
+                "type": "object",
+                "description": "what its containers use: how many it holds, how many are live, and the memory "
+                               "(MiB) and cores the live ones asked for (a container without limits counts 0)",
+                "required": ["containers", "live", "memory", "cpus"],
+                "properties": {
+                    "containers": {"type": "integer"},
+                    "live": {"type": "integer"},
+                    "memory": {"type": "integer"},
+                    "cpus": {"type": "number"},
+                },
+            },
             "containers": {"type": "integer"},
             "hostname": {"type": ["string", "null"]},
             "engine": {"type": ["string", "null"]},

@@ -549,7 +549,7 @@ class ContainerService:
 
     @inlineCallbacks
     def on_exited(self, container_uuid, exit_code, last_seq, finished_at):
-        yield self._journal.settled(container_uuid, last_seq)
+        yield self._journal.durable(container_uuid, last_seq)
         row = yield self._store.update_container(
             container_uuid,
             expect_status=("running",),
@@ -565,6 +565,39 @@ class ContainerService:
                 # Docker's --rm: the container goes once its exit is known.
                 # Viewers already woken read the exit before the row goes.
                 self._clock.callLater(0, self._remove_after_exit, row)
+
+    @inlineCallbacks
+    def on_vanished(self, container_uuid, instance_name, seen, exit_code, last_seq):
+        """
+        The container was removed from its instance's engine by something
+        other than the service: it becomes ``error`` with a reason that says
+        so; its exit code is recorded when the engine told it (and none was
+        recorded yet).  Its stored output stays.
+        """
+        yield self._journal.settled(container_uuid, last_seq)
+        row = yield self._store.get_container(container_uuid)
+        if row is None or row["status"] in ("error", "deleting"):
+            return
+        how = "the engine's destroy event" if seen == "destroy" else "the engine no longer knows it"
+        reason = (
+            f"the container was removed from the engine of instance {instance_name} by something other than "
+            f"csvc ({how})"
+        )
+        values = dict(status="error")
+        if exit_code >= 0 and row["exit_code"] is None:
+            values["exit_code"] = exit_code
+        known = values.get("exit_code", row["exit_code"])
+        if known is not None:
+            reason += f"; its process had exited with {known}"
+        values["status_reason"] = reason
+        if row["finished_at"] is None:
+            values["finished_at"] = self._now()
+        row = yield self._store.update_container(
+            container_uuid, expect_status=("creating", "created", "running", "exited"), **values
+        )
+        if row is not None:
+            self.log.warn("{reason} ({uuid})", reason=reason, uuid=container_uuid)
+            self._journal.state_changed(container_uuid)
 
     @inlineCallbacks
     def _remove_after_exit(self, row):

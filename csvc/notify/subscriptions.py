@@ -20,8 +20,13 @@ class SubscriptionNotFound(Exception):
 class Subscriptions:
     log = Logger()
 
-    def __init__(self, store, limit=MAX_PER_PROJECT):
+    def __init__(self, store, destinations, limit=MAX_PER_PROJECT):
+        """
+        ``destinations``: the ``csvc.notify.destinations.Destinations`` a
+        subscription's URL is checked against before it is stored.
+        """
         self._store = store
+        self._destinations = destinations
         self._limit = limit
         self._by_project = {}
         self._removed = []
@@ -43,6 +48,11 @@ class Subscriptions:
 
     @inlineCallbacks
     def create(self, project_id, url, event_types):
+        """
+        Store a subscription; ``UnsafeDestination`` when its URL names, or
+        resolves to, an internal address.
+        """
+        yield self._destinations.check_url(url)
         row = yield self._store.create_subscription(project_id, url, list(event_types), self._limit)
         self._by_project.setdefault(project_id, {})[row["uuid"]] = row
         return row

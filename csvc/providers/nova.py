@@ -182,6 +182,18 @@ class NovaCompute:
         except exceptions.HttpException as exc:
             raise NovaError(f"Nova refused to create server {name}: {_nova_message(exc)}") from None
 
+    def flavor(self, flavor_id):
+        """
+        The flavor's size: ``{"ram": MiB, "vcpus": N}``.
+        """
+        from openstack import exceptions
+
+        try:
+            flavor = self._compute().get_flavor(flavor_id)
+        except exceptions.HttpException as exc:
+            raise NovaError(f"Nova could not show flavor {flavor_id}: {_nova_message(exc)}") from None
+        return {"ram": int(flavor.ram), "vcpus": int(flavor.vcpus)}
+
     def server(self, server_id):
         """
         The server, or None once Nova answers 404.
@@ -226,6 +238,8 @@ class NovaProvider(Service):
         self.timeout = timeout
         self.poll = poll
         self._pool = ThreadPool(minthreads=0, maxthreads=threads, name="csvc-nova")
+        #: ``(memory, cpus)`` of the flavor, once Nova has told it
+        self._size = None
 
     def startService(self):
         Service.startService(self)
@@ -239,6 +253,16 @@ class NovaProvider(Service):
         return deferToThreadPool(self._reactor, self._pool, method, *args)
 
     @inlineCallbacks
+    def size(self):
+        """
+        Fires with the flavor's ``(ram, vcpus)``, asked of Nova once.
+        """
+        if self._size is None:
+            flavor = yield self._call(self._compute.flavor, self._template.flavor)
+            self._size = (flavor["ram"], float(flavor["vcpus"]))
+        return self._size
+
+    @inlineCallbacks
     def create_instance(self, project_id):
         """
         A new server for ``project_id``; fires with the instance row
@@ -248,8 +272,9 @@ class NovaProvider(Service):
         was made is deleted.
         """
         name = f"nova-{secrets.token_hex(4)}"
+        memory, cpus = yield self.size()
         row, token = yield self._store.create_instance(name, "nova", self.capacity, shared=False,
-                                                       project_id=project_id)
+                                                       project_id=project_id, memory=memory, cpus=cpus)
         user_data = self._template.user_data(name, token, self.capacity)
         server = None
         try:

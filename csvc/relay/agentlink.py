@@ -3,11 +3,12 @@ The control plane's end of the agent links: which instance each connected
 agent is, calls to it, and the boxes agents send (output, starts, exits).
 """
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks, succeed
 from twisted.logger import Logger
 from twisted.protocols import amp
 
 from csvc.agent import commands
+from csvc.relay.ampwire import FastBoxReceiver
 from csvc.relay.execs import ExecRegistry
 from csvc.relay.transfers import TransferRegistry
 
@@ -25,6 +26,24 @@ def _peer_host(link):
     transport = getattr(link, "transport", None)
     peer = transport.getPeer() if transport is not None else None
     return getattr(peer, "host", None) or None
+
+
+def _reported_size(instance, facts):
+    """
+    The instance's memory (MiB) and cpus as its agent reports its host
+    (``MemTotal`` in bytes, ``NCPU``), for the columns that take them: an
+    operator's host (provider ``static``) is what its agent says; an
+    instance a provider sized (the local settings, a Nova flavor) keeps that
+    size, unless it has none yet (made before sizes were kept).
+    """
+    values = {}
+    memory, cpus = facts.get("MemTotal"), facts.get("NCPU")
+    own = instance["provider"] == "static"
+    if isinstance(memory, int) and memory > 0 and (own or instance.get("memory") is None):
+        values["memory"] = memory // (1024 * 1024)
+    if isinstance(cpus, (int, float)) and cpus > 0 and (own or instance.get("cpus") is None):
+        values["cpus"] = float(cpus)
+    return values
 
 
 class InstanceUnavailable(Exception):
@@ -133,13 +152,21 @@ class AgentHub:
         self._hostnames[uuid] = hostname
         link.instance_uuid = uuid
         updated = yield self._store.update_instance(
-            uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None
+            uuid, status="active", engine=engine, capacity=capacity, hostname=hostname, last_seen_at=None,
+            **_reported_size(instance, facts or {}),
         )
         if not updated:
             # Revoked between the token lookup and now.
             self.revoked(link)
             raise commands.NotEnrolled("unknown or revoked enrollment token")
         rows = yield self._store.list_containers(instance_uuid=uuid)
+        busy = [row["uuid"] for row in rows if self._journal.queued_seq(row["uuid"]) > row["last_seq"]]
+        if busy:
+            # Output the old link sent is still on its way to the store: the
+            # agent must resume after it, from the cursor stored with it, or
+            # it would send those bytes again cut differently.
+            yield gatherResults([self._journal.drained(u) for u in busy])
+            rows = yield self._store.list_containers(instance_uuid=uuid)
         on_engine = {c["uuid"]: c for c in containers if c.get("uuid")}
         resume = {}
         for row in rows:
@@ -285,7 +312,7 @@ class AgentHub:
             raise commands.OutputRefused(f"container {container_uuid} is not on this agent's instance")
 
 
-class AgentLink(amp.AMP):
+class AgentLink(FastBoxReceiver, amp.AMP):
     """
     One agent's connection.  Until it registers, it may send nothing else.
     """
@@ -343,6 +370,13 @@ class AgentLink(amp.AMP):
         self._registered()
         self._hub.check_owner(self, uuid)
         d = self._hub.containers.on_exited(uuid, exit_code, last_seq, finished_at)
+        return d.addCallback(lambda _: {})
+
+    @commands.Vanished.responder
+    def vanished(self, uuid, seen, exit_code, last_seq):
+        self._registered()
+        self._hub.check_owner(self, uuid)
+        d = self._hub.containers.on_vanished(uuid, self._hub.name_of(self.instance_uuid), seen, exit_code, last_seq)
         return d.addCallback(lambda _: {})
 
     @commands.ExecOutput.responder

@@ -9,6 +9,7 @@ bytes both ways.
 """
 
 import json
+import struct
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -23,7 +24,7 @@ SUBPROTOCOL = "channel.csvc.v1"
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 255
 
 #: Largest message a client may send (stdin); output messages are at most
-#: one chunk (32 KiB) plus the channel byte.
+#: one chunk (CHUNK_SIZE, 60 KiB) plus the channel byte.
 MAX_CLIENT_MESSAGE = 64 * 1024
 
 # Not the protocol's own ``log``: autobahn's (txaio's) sits there, filtered
@@ -48,19 +49,25 @@ def origin_allowed(origin, host, secure, allowed_origins=()):
     return origin.lower().rstrip("/") in {o.lower().rstrip("/") for o in allowed_origins}
 
 
+#: Server-to-client frame headers (RFC 6455 5.2: FIN, binary, unmasked).
+_HEADER_16 = struct.Struct("!BBH")
+_HEADER_64 = struct.Struct("!BBQ")
+_CHANNEL_BYTE = [bytes((i,)) for i in range(256)]
+
+
 class AttachProtocol(WebSocketServerProtocol):
+    """
+    One attached client.  ``context`` (set by the factory) carries what the
+    HTTP side decided: the container, the streams, stdin, where to start,
+    and the service objects.
+    """
+
     @property
     def project_id(self):
         """
         Whose session this is (the relay counts them against the quota).
         """
         return getattr(self.factory.context, "project_id", None)
-
-    """
-    One attached client.  ``context`` (set by the factory) carries what the
-    HTTP side decided: the container, the streams, stdin, where to start,
-    and the service objects.
-    """
 
     def onConnect(self, request):
         context = self.factory.context
@@ -87,18 +94,31 @@ class AttachProtocol(WebSocketServerProtocol):
 
     def _touch(self):
         """
-        Traffic either way: the idle timeout starts again.
+        Traffic either way: the idle timeout starts again.  Called for every
+        message, so it only notes the time; the timer, when it fires, looks
+        at it and waits again for what is left.
         """
         timeout = getattr(self._context, "idle_timeout", None)
         if not timeout:
             return
-        if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.reset(timeout)
-        else:
-            from twisted.internet import reactor
+        clock = self._clock()
+        self._last_traffic = clock.seconds()
+        if self._idle_call is None or not self._idle_call.active():
+            self._idle_call = clock.callLater(timeout, self._idle_check)
 
-            clock = getattr(self._context, "clock", None) or reactor
-            self._idle_call = clock.callLater(timeout, self._idle_expired)
+    def _clock(self):
+        clock = getattr(self._context, "clock", None)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        return clock
+
+    def _idle_check(self):
+        timeout = self._context.idle_timeout
+        left = self._last_traffic + timeout - self._clock().seconds()
+        if left > 0:
+            self._idle_call = self._clock().callLater(left, self._idle_check)
+        else:
+            self._idle_expired()
 
     def _idle_expired(self):
         self._status_error("idle timeout: no traffic either way")
@@ -109,9 +129,36 @@ class AttachProtocol(WebSocketServerProtocol):
     def output(self, stream, data):
         self._touch()
         if self._channels:
-            self.sendMessage(bytes((stream,)) + data, isBinary=True)
+            self._send_binary(_CHANNEL_BYTE[stream], data)
         else:
-            self.sendMessage(data, isBinary=True)
+            self._send_binary(b"", data)
+
+    def _send_binary(self, prefix, data):
+        """
+        One binary message, ``prefix + data``.  Output is most of what a
+        session sends: in the usual case (open, no compression, no
+        fragmentation, nothing queued) the frame is written here, header
+        and payload without joining them; autobahn's ``sendMessage`` would
+        copy the payload and format debug strings for every frame.
+        """
+        n = len(prefix) + len(data)
+        if (
+            self.state != self.STATE_OPEN
+            or self._perMessageCompress is not None
+            or self.send_state != self.SEND_STATE_GROUND
+            or self.send_queue
+            or 0 < self.autoFragmentSize < n
+            or 0 < self.maxMessagePayloadSize < n
+        ):
+            self.sendMessage(prefix + data, isBinary=True)
+            return
+        if n < 126:
+            header = bytes((0x82, n))
+        elif n < 65536:
+            header = _HEADER_16.pack(0x82, 126, n)
+        else:
+            header = _HEADER_64.pack(0x82, 127, n)
+        self.transport.writeSequence((header + prefix, data))
 
     def finished(self, exit_code, reason):
         status = {"exit_code": exit_code}

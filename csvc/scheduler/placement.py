@@ -6,11 +6,17 @@ for the project.
 
 Concurrent creates that find no room share the instances already on their way
 instead of each asking for one: every instance being created has ``capacity``
-slots, and a create that finds no room claims a free slot on one of them
-before it asks the provider for another.  So N creates that overflow at once
-cost ``ceil(N / capacity)`` provider calls.  A create whose claimed instance
-registers then places itself the ordinary way (fill-first), and goes round
-again should someone else have taken the room meanwhile.
+slots and the provider's memory and cpu, and a create that finds no room
+claims a slot (with its memory and cpu) on one of them before it asks the
+provider for another.  So N creates that overflow at once cost
+``ceil(N / capacity)`` provider calls when memory and cpu do not run out
+first.  A create whose claimed instance registers then places itself the
+ordinary way (fill-first), and goes round again should someone else have
+taken the room meanwhile.
+
+A container that asks for more memory or cpu than the provider's instances
+have is refused at once (``ContainerTooLarge``, a 400): no instance the
+provider could make would ever hold it.
 """
 
 from twisted.internet.defer import Deferred, TimeoutError, inlineCallbacks
@@ -18,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from csvc.relay.agentlink import InstanceUnavailable
+from csvc.store import capacity as room
 from csvc.store.db import NoRoom
 
 
@@ -32,17 +39,19 @@ class _Growing:
     One instance on its way from the provider, and the creates waiting for it.
     """
 
-    def __init__(self, capacity):
-        self.capacity = capacity
-        self.claimed = 0
+    def __init__(self, size):
+        #: ``{"containers", "memory", "cpus"}`` of the instance to be
+        self.size = size
+        self.claimed = room.empty_usage()
         self.row = None
         self._waiters = []
 
-    def has_room(self):
-        return self.claimed < self.capacity
+    def has_room(self, want):
+        return room.shortfall(self.size, self.claimed, want) is None
 
-    def claim(self):
-        self.claimed += 1
+    def claim(self, want):
+        for resource in ("containers", "memory", "cpus"):
+            self.claimed[resource] += want[resource]
         waiter = Deferred()
         self._waiters.append(waiter)
         return waiter
@@ -94,25 +103,34 @@ class Placement:
         if instance is not None or self._provider is None:
             return (yield self._store.place_container(values, instance))
         project = values["project_id"]
+        want = room.wanted(values)
         for _ in range(self.rounds):
             try:
                 return (yield self._store.place_container(values))
             except NoRoom:
                 pass
-            yield self._room_for(project)
+            try:
+                memory, cpus = yield self._provider.size()
+            except Exception as exc:
+                raise InstanceNotReady(f"the provider could not tell the size of its instances: {exc}") from None
+            size = {"containers": self._provider.capacity, "memory": memory, "cpus": cpus}
+            too_large = room.never_fits([size], want, f"an instance of provider {self._provider.name}")
+            if too_large is not None:
+                raise too_large
+            yield self._room_for(project, size, want)
         raise NoRoom("the instances created for this container were filled by others; try again")
 
-    def _room_for(self, project):
+    def _room_for(self, project, size, want):
         """
-        Fires once an instance with a slot claimed for the caller is active.
+        Fires once an instance with room claimed for the caller is active.
         """
         growing = self._growing.setdefault(project, [])
         for candidate in growing:
-            if candidate.has_room():
-                return candidate.claim()
-        candidate = _Growing(self._provider.capacity)
+            if candidate.has_room(want):
+                return candidate.claim(want)
+        candidate = _Growing(size)
         growing.append(candidate)
-        waiter = candidate.claim()
+        waiter = candidate.claim(want)
         self.provider_calls += 1
         d = self._provider.create_instance(project)
         d.addCallback(self._await_agent, candidate)

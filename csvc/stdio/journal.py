@@ -34,6 +34,7 @@ class Journal:
         self._waiters = {}  # uuid -> [Deferred]: output or state moved on
         self._state_waiters = {}  # uuid -> [Deferred]: state moved on
         self._subscribers = {}  # uuid -> set of live-tail subscribers
+        self._drain_waiters = {}  # uuid -> [Deferred]: nothing on its way
 
     def known(self, container_uuid, last_seq):
         """
@@ -95,10 +96,12 @@ class Journal:
         self._pending_per_container[container_uuid] = waiting + 1
         d = Deferred()
         self._pending.append(((container_uuid, seq, stream, data, cursor), d))
-        if not self._flushing:
-            self._flush()
+        # Viewers first: starting a flush wakes the store's thread, which
+        # then competes for the GIL with the write of this chunk to them.
         for subscriber in list(self._subscribers.get(container_uuid, ())):
             subscriber.live(seq, stream, data)
+        if not self._flushing:
+            self._flush()
         return d
 
     def _flush(self):
@@ -143,6 +146,8 @@ class Journal:
         n = self._pending_per_container.get(container_uuid, 1) - 1
         if n <= 0:
             self._pending_per_container.pop(container_uuid, None)
+            for d in self._drain_waiters.pop(container_uuid, []):
+                d.callback(None)
         else:
             self._pending_per_container[container_uuid] = n
 
@@ -165,6 +170,36 @@ class Journal:
                 self.wait_for(container_uuid).addCallback(check)
 
         self.wait_for(container_uuid).addCallback(check)
+        return d
+
+    def durable(self, container_uuid, last_seq):
+        """
+        As ``settled``, and also once the store has committed where the
+        container's output ends (with output files, the bytes are written,
+        and acknowledged, before their position is committed): what must
+        hold before an exit is recorded after them.
+        """
+        d = self.settled(container_uuid, last_seq)
+        committed = getattr(self._store, "output_committed", None)
+        if committed is not None:
+            d.addCallback(lambda _: committed(container_uuid, last_seq))
+        return d
+
+    def drained(self, container_uuid):
+        """
+        Fires once no chunk of the container is on its way to the store
+        (each one stored, or failed and to be sent again) and the store has
+        committed where its output ends: then the store's ``last_seq`` and
+        ``log_cursor`` are where an agent must resume.
+        """
+        if self._pending_per_container.get(container_uuid):
+            d = Deferred()
+            self._drain_waiters.setdefault(container_uuid, []).append(d)
+        else:
+            d = succeed(None)
+        committed = getattr(self._store, "output_committed", None)
+        if committed is not None:
+            d.addCallback(lambda _: committed(container_uuid))
         return d
 
     def wait_for(self, container_uuid):

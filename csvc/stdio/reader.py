@@ -23,6 +23,7 @@ chunks of at most ``chunk_size`` bytes, consecutive bytes of one stream merged,
 ``cursor`` being the position just after the chunk.
 """
 
+from csvc.agent.commands import CHUNK_SIZE
 from csvc.stdio.frames import FrameParser
 
 
@@ -56,7 +57,7 @@ class OutputReader:
     opened before the start) the stream continues where the cursor is.
     """
 
-    def __init__(self, tty, cursor="", skip=False, chunk_size=32 * 1024):
+    def __init__(self, tty, cursor="", skip=False, chunk_size=CHUNK_SIZE):
         self._tty = tty
         self._chunk_size = chunk_size
         self._counts = list(parse_cursor(cursor))
@@ -83,11 +84,16 @@ class OutputReader:
             dropped = min(self._skip[index], len(data))
             self._skip[index] -= dropped
             data = data[dropped:]
-        for start in range(0, len(data), self._chunk_size):
-            piece = data[start:start + self._chunk_size]
-            self._counts[index] += len(piece)
-            cursor = format_cursor(self._counts)
-            if out and out[-1][0] == stream and len(out[-1][1]) + len(piece) <= self._chunk_size:
-                out[-1] = (stream, out[-1][1] + piece, cursor)
+        # Fill the last chunk of the same stream up to the chunk size before
+        # starting another, splitting pieces where they cross it: Docker's
+        # frames are 32 KiB, so whole-piece merging never made two into one.
+        while data:
+            if out and out[-1][0] == stream and len(out[-1][1]) < self._chunk_size:
+                room = self._chunk_size - len(out[-1][1])
+                piece, data = data[:room], data[room:]
+                self._counts[index] += len(piece)
+                out[-1] = (stream, out[-1][1] + piece, format_cursor(self._counts))
             else:
-                out.append((stream, piece, cursor))
+                piece, data = data[:self._chunk_size], data[self._chunk_size:]
+                self._counts[index] += len(piece)
+                out.append((stream, piece, format_cursor(self._counts)))

@@ -16,15 +16,18 @@ from datetime import datetime, timezone
 
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import and_, create_engine, event, func, or_, select
+from sqlalchemy import and_, bindparam, create_engine, event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from csvc.store import models, quotas as quota_units, subscriptions as subscription_units
+from csvc.store import capacity, models, quotas as quota_units, subscriptions as subscription_units
+from csvc.store.capacity import ContainerTooLarge, NoRoom
 from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
+from csvc.store.outputfiles import OutputFiles
 from csvc.store.quotas import QuotaExceeded
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,12 +36,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 class NameInUse(Exception):
     """
     The project already has a container of this name.
-    """
-
-
-class NoRoom(Exception):
-    """
-    No instance has room for the container (the message says why).
     """
 
 
@@ -98,9 +95,23 @@ class Store(Service):
 
     log = Logger()
 
-    def __init__(self, engine, clock, quota_defaults=None):
+    #: Seconds between two commits of output positions (unless someone
+    #: waits for one: an exit to record, an agent registering).
+    positions_interval = 0.1
+
+    def __init__(self, engine, clock, quota_defaults=None, output_dir=None):
         self.engine = engine
         self._clock = clock
+        #: Where output bytes go: files under ``output_dir`` (see
+        #: csvc/store/outputfiles.py), or rows of ``output_chunks`` when None.
+        self.output = OutputFiles(output_dir, clock) if output_dir else None
+        # Output positions written to files and waiting for their commit:
+        # uuid -> (seq, cursor); one commit in flight at a time.
+        self._positions = {}
+        self._positions_inflight = {}
+        self._positions_waiters = {}
+        self._positions_retry = None
+        self._positions_last = 0.0
         #: Each project's limits where its quotas row says nothing (NULL).
         self.quota_defaults = dict(quota_units.DEFAULT_LIMITS, **(quota_defaults or {}))
         threads = 1 if engine.dialect.name == "sqlite" else 8
@@ -109,10 +120,16 @@ class Store(Service):
     def startService(self):
         Service.startService(self)
         self._pool.start()
+        if self.output is not None:
+            self.output.start()
 
     def stopService(self):
         Service.stopService(self)
         self._pool.stop()
+        if self._positions_retry is not None and self._positions_retry.active():
+            self._positions_retry.cancel()
+        if self.output is not None:
+            self.output.stop()
         self.engine.dispose()
 
     def _now(self):
@@ -211,15 +228,17 @@ class Store(Service):
 
     # -- instances ---------------------------------------------------------
 
-    def create_instance(self, name, provider, capacity, shared=True, project_id=None):
+    def create_instance(self, name, provider, capacity, shared=True, project_id=None, memory=None, cpus=None):
         """
         A new instance row, status ``pending``; fires with ``(row, enroll_token)``.
         ``project_id``: the project it is created for (only its containers go
-        there); None for nobody's.
+        there); None for nobody's.  ``memory`` (MiB) and ``cpus`` (cores):
+        its size as the provider made it, None when not known.
         """
-        return self._run(self._thd_create_instance, name, provider, capacity, shared, project_id)
+        return self._run(self._thd_create_instance, name, provider, capacity, shared, project_id, memory, cpus)
 
-    def _thd_create_instance(self, conn, name, provider, capacity, shared, project_id=None):
+    def _thd_create_instance(self, conn, name, provider, capacity, shared, project_id=None, memory=None,
+                             cpus=None):
         token = new_secret()
         values = dict(
             uuid=str(uuidlib.uuid4()),
@@ -231,6 +250,8 @@ class Store(Service):
             shared=shared,
             created_at=self._now(),
             project_id=project_id,
+            memory=memory,
+            cpus=cpus,
         )
         conn.execute(instances.insert().values(**values))
         return values, token
@@ -284,20 +305,23 @@ class Store(Service):
         return self._run(self._thd_list_instances, provider)
 
     def _thd_list_instances(self, conn, provider):
-        counts = (
-            select(containers.c.instance_uuid, func.count().label("n"))
-            .group_by(containers.c.instance_uuid)
-            .subquery()
-        )
+        """
+        The instances not deleted, each with ``containers`` (how many it
+        holds) and ``usage`` (``csvc.store.capacity.thd_usage``).
+        """
         query = (
-            select(instances, func.coalesce(counts.c.n, 0).label("containers"))
-            .select_from(instances.outerjoin(counts, counts.c.instance_uuid == instances.c.uuid))
+            select(instances)
             .where(instances.c.status != "deleted")
             .order_by(instances.c.created_at, instances.c.uuid)
         )
         if provider is not None:
             query = query.where(instances.c.provider == provider)
-        return [_row(r) for r in conn.execute(query)]
+        rows = [_row(r) for r in conn.execute(query)]
+        usage = capacity.thd_usage(conn)
+        for row in rows:
+            row["usage"] = usage.get(row["uuid"], capacity.empty_usage())
+            row["containers"] = row["usage"]["containers"]
+        return rows
 
     def get_instance(self, ident):
         """
@@ -426,10 +450,13 @@ class Store(Service):
     def place_container(self, values, instance_uuid=None):
         """
         Insert a container row on an instance with room, atomically: the named
-        instance, else the first active instance in creation order whose
-        containers are fewer than its capacity.  Fires with the row; fails
-        with ``NoRoom``, ``NameInUse`` or ``QuotaExceeded`` (the project's
-        quota is checked, and on PostgreSQL locked, in the same transaction).
+        instance, else the first active instance in creation order where it
+        fits (``csvc.store.capacity``: fewer containers than its capacity,
+        and the memory and cpu of its live containers plus this one's within
+        its size).  Fires with the row; fails with ``NoRoom``
+        (``ContainerTooLarge`` when no instance could ever hold it),
+        ``NameInUse`` or ``QuotaExceeded`` (the project's quota is checked,
+        and on PostgreSQL locked, in the same transaction).
         """
         return self._run(self._thd_place_container, values, instance_uuid)
 
@@ -462,7 +489,12 @@ class Store(Service):
         candidates = [_row(r) for r in conn.execute(query)]
         if instance_uuid is not None and not candidates:
             raise NoRoom(f"instance {instance_uuid!r} does not exist")
+        want = capacity.wanted(values)
+        # Counted after the candidates are locked (PostgreSQL): nobody else
+        # places on them until this transaction ends.
+        usage = capacity.thd_usage(conn, [inst["uuid"] for inst in candidates])
         chosen = None
+        usable = []
         for inst in candidates:
             if inst.get("project_id") not in (None, values["project_id"]):
                 raise NoRoom(f"instance {inst['name']} belongs to another project")
@@ -470,17 +502,20 @@ class Store(Service):
                 if instance_uuid is not None:
                     raise NoRoom(f"instance {inst['name']} is {inst['status']}")
                 continue
-            used = conn.execute(
-                select(func.count()).select_from(containers).where(
-                    containers.c.instance_uuid == inst["uuid"]
-                )
-            ).scalar()
-            if used < inst["capacity"]:
+            usable.append(capacity.size(inst))
+            short = capacity.shortfall(usable[-1], usage.get(inst["uuid"], capacity.empty_usage()), want)
+            if short is None:
                 chosen = inst
                 break
             if instance_uuid is not None:
-                raise NoRoom(f"instance {inst['name']} is full ({used} of {inst['capacity']})")
+                too_large = capacity.never_fits(usable, want, f"instance {inst['name']}")
+                if too_large is not None:
+                    raise too_large
+                raise NoRoom(f"instance {inst['name']} is full ({short})")
         if chosen is None:
+            too_large = capacity.never_fits(usable, want, "any active instance") if usable else None
+            if too_large is not None:
+                raise too_large
             raise NoRoom("no active instance has room for another container")
         row = dict(values)
         row.update(
@@ -680,7 +715,10 @@ class Store(Service):
         return _row(conn.execute(select(containers).where(containers.c.uuid == container_uuid)).first())
 
     def delete_container(self, container_uuid):
-        return self._run(self._thd_delete_container, container_uuid)
+        d = self._run(self._thd_delete_container, container_uuid)
+        if self.output is not None:
+            d.addCallback(lambda _: self.output.delete(container_uuid))
+        return d
 
     def _thd_delete_container(self, conn, container_uuid):
         conn.execute(output_chunks.delete().where(output_chunks.c.container_uuid == container_uuid))
@@ -693,8 +731,78 @@ class Store(Service):
         Persist ``chunks``, a list of ``(uuid, seq, stream, data, cursor)`` in
         seq order per container, and move each container's ``last_seq`` and
         ``log_cursor`` to its last chunk, in one transaction.
+
+        With output files, this fires once the bytes are written (the
+        agent's window moves on), and the positions are committed after,
+        coalesced, one commit in flight (``output_committed`` tells when).
+        That loses nothing: after a crash the start cuts the files back to
+        the committed positions and the agent reads the rest again from the
+        engine's log, from the committed cursor.
         """
-        return self._run(self._thd_append_output, chunks)
+        if self.output is None:
+            return self._run(self._thd_append_output, chunks)
+
+        def written(_):
+            for u, seq, _stream, _data, cursor in chunks:
+                self._positions[u] = (seq, cursor)
+            self._commit_positions()
+
+        return self.output.append(chunks).addCallback(written)
+
+    def output_committed(self, container_uuid, seq=None):
+        """
+        Fires once no written output of the container waits for its position
+        to be committed (at once when none does), so at least up to ``seq``
+        when that chunk is written.
+        """
+        if container_uuid not in self._positions and container_uuid not in self._positions_inflight:
+            return succeed(None)
+        d = Deferred()
+        self._positions_waiters.setdefault(container_uuid, []).append(d)
+        self._commit_positions(now=True)
+        return d
+
+    def _commit_positions(self, now=False):
+        if self._positions_inflight or not self._positions or not self.running:
+            return
+        if self._positions_retry is not None and self._positions_retry.active():
+            if not (now or self._positions_waiters):
+                return
+            self._positions_retry.cancel()
+        wait = self._positions_last + self.positions_interval - self._clock.seconds()
+        if wait > 0 and not (now or self._positions_waiters):
+            # Each commit costs the store thread (and the GIL) about as much
+            # whatever it carries: coalesce, unless someone waits for it.
+            self._positions_retry = self._clock.callLater(wait, self._commit_positions)
+            return
+        self._positions_last = self._clock.seconds()
+        batch, self._positions = self._positions, {}
+        self._positions_inflight = batch
+
+        def committed(_):
+            self._positions_inflight = {}
+            for u in batch:
+                if u not in self._positions:
+                    for d in self._positions_waiters.pop(u, []):
+                        d.callback(None)
+            self._commit_positions()
+
+        def failed(failure):
+            self.log.failure("committing the output positions of {n} containers failed", failure, n=len(batch))
+            self._positions_inflight = {}
+            for u, position in batch.items():
+                self._positions.setdefault(u, position)
+            self._positions_retry = self._clock.callLater(1.0, self._commit_positions)
+
+        self._run(self._thd_set_positions, batch).addCallbacks(committed, failed)
+
+    def _thd_set_positions(self, conn, positions):
+        conn.execute(
+            containers.update()
+            .where(containers.c.uuid == bindparam("u"), containers.c.last_seq < bindparam("seq"))
+            .values(last_seq=bindparam("seq"), log_cursor=bindparam("cursor")),
+            [dict(u=u, seq=seq, cursor=cursor) for u, (seq, cursor) in positions.items()],
+        )
 
     def _thd_append_output(self, conn, chunks):
         at = self._clock.seconds()
@@ -708,12 +816,7 @@ class Store(Service):
         last = {}
         for u, seq, _stream, _data, cursor in chunks:
             last[u] = (seq, cursor)
-        for u, (seq, cursor) in last.items():
-            conn.execute(
-                containers.update()
-                .where(containers.c.uuid == u, containers.c.last_seq < seq)
-                .values(last_seq=seq, log_cursor=cursor)
-            )
+        self._thd_set_positions(conn, last)
 
     def read_output(self, container_uuid, after_seq=0, limit=64, before_seq=None, descending=False,
                     with_time=False):
@@ -723,6 +826,8 @@ class Store(Service):
         reverse order with ``descending``); ``with_time`` adds when each
         arrived, ``(seq, stream, data, at)``.
         """
+        if self.output is not None:
+            return self.output.read(container_uuid, after_seq, limit, before_seq, descending, with_time)
         return self._run(
             self._thd_read_output, container_uuid, after_seq, limit, before_seq, descending, with_time
         )
@@ -739,5 +844,57 @@ class Store(Service):
         order = output_chunks.c.seq.desc() if descending else output_chunks.c.seq
         return [tuple(r) for r in conn.execute(query.order_by(order).limit(limit))]
 
+    def prepare_output(self):
+        """
+        At start, before the reactor runs (blocking): move output stored as
+        database rows (before output files, or with ``output-store = db``)
+        into files, then line the files and the database's positions up
+        (``OutputFiles.reconcile``).
+        """
+        if self.output is None:
+            return
+        with self.engine.begin() as conn:
+            moved = [
+                r[0] for r in conn.execute(select(output_chunks.c.container_uuid).distinct())
+            ]
+        for u in moved:
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    select(containers.c.last_seq, containers.c.log_cursor).where(containers.c.uuid == u)
+                ).first()
+                if row is not None:
+                    after = 0
+                    while True:
+                        batch = conn.execute(
+                            select(output_chunks.c.seq, output_chunks.c.stream, output_chunks.c.data,
+                                   output_chunks.c.at)
+                            .where(output_chunks.c.container_uuid == u, output_chunks.c.seq > after)
+                            .order_by(output_chunks.c.seq).limit(256)
+                        ).all()
+                        if not batch:
+                            break
+                        # Rows do not keep each chunk's cursor; only the last
+                        # one (in the container's row) is ever used to resume.
+                        self.output.write_now([
+                            (u, seq, stream, data, row.log_cursor if seq == row.last_seq else "", at)
+                            for seq, stream, data, at in batch
+                        ])
+                        after = batch[-1][0]
+                conn.execute(output_chunks.delete().where(output_chunks.c.container_uuid == u))
+        with self.engine.begin() as conn:
+            positions = dict(conn.execute(select(containers.c.uuid, containers.c.last_seq)).all())
+            behind = self.output.reconcile(positions)
+            for u, (seq, cursor) in behind.items():
+                self.log.warn(
+                    "output of {uuid} on disk ends at chunk {seq}, the database said {last}: "
+                    "the agent will send the rest again", uuid=u, seq=seq, last=positions[u],
+                )
+                conn.execute(
+                    containers.update().where(containers.c.uuid == u).values(last_seq=seq, log_cursor=cursor)
+                )
 
-__all__ = ["Store", "NameInUse", "NoRoom", "QuotaExceeded", "make_engine", "upgrade", "hash_secret", "models"]
+
+__all__ = [
+    "Store", "NameInUse", "NoRoom", "ContainerTooLarge", "QuotaExceeded", "make_engine", "upgrade", "hash_secret",
+    "models",
+]

@@ -54,6 +54,12 @@ instances = Table(
     # What runs the instance, as its provider names it (a Nova server's id);
     # NULL for local agents and an operator's hosts.
     Column("server_id", String(64)),
+    # The instance's size besides ``capacity`` (containers): memory in MiB
+    # and cpu in cores, as its provider sized it (the local settings, a Nova
+    # flavor) or its agent reported it (an operator's host).  NULL: not
+    # known yet, placement does not count that resource there.
+    Column("memory", Integer),
+    Column("cpus", Float),
 )
 
 containers = Table(

@@ -22,10 +22,12 @@ from csvc.api.auth import TokenAuth
 from csvc.api.native import NativeAPI
 from csvc.compute.service import ContainerService
 from csvc.notify.notifier import Notifier
+from csvc.notify.destinations import Destinations
 from csvc.notify.subscriptions import Subscriptions
 from csvc.relay.agentlink import AgentHub, InstanceUnavailable
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
+from tests.resolvers import TableResolver
 
 BASE = "http://csvc.test"
 
@@ -260,7 +262,8 @@ class Environment:
         # Notifications go to ``self.notices`` (a list of (project, envelope));
         # a test adds sinks (a webhook one) to ``self.notifier.sinks``.
         self.notices = RecordingSink()
-        self.subscriptions = Subscriptions(self.store)
+        self.resolver = TableResolver()
+        self.subscriptions = Subscriptions(self.store, Destinations(self.resolver))
         self.notifier = Notifier(self.clock, [self.notices], self.subscriptions, publisher_id="csvc.test")
         self.notifier.startService()
         self.containers = ContainerService(self.store, self.journal, self.hub, self.clock, notifier=self.notifier)

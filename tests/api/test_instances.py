@@ -20,17 +20,23 @@ from tests.api.conftest import pending, result_of
 class FakeProvider:
     name = "fake"
 
-    def __init__(self, env, capacity=2, delay=1.0):
+    def __init__(self, env, capacity=2, delay=1.0, memory=None, cpus=None):
         self._env = env
         self.capacity = capacity
+        self.memory = memory
+        self.cpus = cpus
         self.delay = delay
         self.calls = []
         self.removed = []
 
+    def size(self):
+        return succeed((self.memory, self.cpus))
+
     def create_instance(self, project_id):
         self.calls.append(project_id)
         d = self._env.store.create_instance(
-            f"fake-{len(self.calls)}", "fake", self.capacity, shared=False, project_id=project_id
+            f"fake-{len(self.calls)}", "fake", self.capacity, shared=False, project_id=project_id,
+            memory=self.memory, cpus=self.cpus,
         )
 
         def created(result):
@@ -54,8 +60,8 @@ class FakeProvider:
         return succeed(None)
 
 
-def with_provider(env, capacity=2, delay=1.0, wait=60.0, shared_capacity=2):
-    provider = FakeProvider(env, capacity, delay)
+def with_provider(env, capacity=2, delay=1.0, wait=60.0, shared_capacity=2, memory=None, cpus=None):
+    provider = FakeProvider(env, capacity, delay, memory, cpus)
     env.containers.placement = Placement(env.store, env.hub, provider, env.clock, wait=wait)
     env.api.instances = InstanceMap(env.store, env.hub, env.containers, {provider.name: provider})
     result_of(env.store.update_instance(env.instance, capacity=shared_capacity))

@@ -199,3 +199,26 @@ def test_webhooks_get_their_projects_events_only(env):
         ("compute.container.exit", theirs["uuid"])
     ]
     assert sink.counts["delivered"] == 5
+
+
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("http://127.0.0.1:8780/v1/containers", "127.0.0.1 is loopback"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local (where cloud metadata lives)"),
+        ("http://10.0.0.5/hook", "10.0.0.5 is private"),
+        ("http://192.168.0.1/hook", "192.168.0.1 is private"),
+        ("http://0.0.0.0/", "0.0.0.0 is unspecified"),
+        ("http://224.0.0.251/", "224.0.0.251 is multicast"),
+        ("http://[::1]:8780/", "::1 is loopback"),
+        ("http://[fd12::1]/", "fd12::1 is private"),
+        ("http://[::ffff:10.0.0.1]/", "::ffff:10.0.0.1 is private, inside an IPv6 address"),
+        ("https://metadata.internal.example/", "metadata.internal.example resolves to 169.254.169.254, which is "
+                                               "link-local (where cloud metadata lives)"),
+    ],
+)
+def test_a_webhook_to_an_internal_address_is_refused_naming_the_url(env, url, why):
+    env.resolver.table["metadata.internal.example"] = ["169.254.169.254"]
+    error = env.alice.post("/v1/subscriptions", dict(HOOK, url=url)).error(400)
+    assert error["message"] == f"the url {url} is refused: {why}: csvc does not send notifications there"
+    assert env.alice.get("/v1/subscriptions").json()["subscriptions"] == []

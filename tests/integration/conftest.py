@@ -222,7 +222,11 @@ def remove_project_containers(project):
 def control_plane(tmp_path_factory):
     if not engine_available():
         pytest.fail("no Docker engine answers on /var/run/docker.sock: run `make bootstrap` first")
-    plane = ControlPlane(tmp_path_factory.mktemp("csvc"), capacity=50)
+    # Webhook receivers of the tests listen on loopback, which the service
+    # refuses to notify unless told otherwise.
+    plane = ControlPlane(
+        tmp_path_factory.mktemp("csvc"), capacity=50, extra_args=["--webhook-allow-internal", "127.0.0.0/8"]
+    )
     plane.admin = plane.client("admin-project", admin=True)
     plane.start()
     try:

@@ -96,3 +96,102 @@ def test_fill_first_new_instances_down_and_reaped(tmp_path):
     finally:
         plane.stop()
         remove_project_containers(PROJECT)
+
+
+def test_placement_counts_memory_and_cpu(tmp_path):
+    """
+    Local instances of 64 MiB and one core, ten containers each: two of 32
+    MiB fill the first by memory, the third goes on a new instance, one
+    without limits still fits beside them, and one of 128 MiB is refused
+    (400 naming memory) without a new instance.
+    """
+    plane = ControlPlane(
+        tmp_path, instances=1, capacity=10, extra_args=["--instance-memory", "64", "--instance-cpus", "1"]
+    )
+    admin = plane.client("admin-project", admin=True)
+    alpha = plane.client(PROJECT + "-size")
+    plane.start()
+    try:
+        (shared,) = plane.wait_active(admin)
+        assert (shared["capacity"], shared["memory"], shared["cpus"]) == (10, 64, 1.0)
+        sleep = dict(image=IMAGE, command=["sleep", "300"], run=True)
+        views = [alpha.create(memory=32, cpu=0.5, **sleep) for _ in range(2)]
+        assert [v["instance"] for v in views] == [shared["uuid"]] * 2
+        third = alpha.create(memory=32, **sleep)
+        assert third["instance"] != shared["uuid"]
+        unlimited = alpha.create(**sleep)
+        assert unlimited["instance"] == shared["uuid"]
+        refused = alpha.post("/v1/containers", json={"image": IMAGE, "memory": 128})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["message"] == (
+            "the container asks for 128 MiB of memory, more than an instance of provider local has (64 MiB)"
+        )
+        for view in views + [third, unlimited]:
+            alpha.wait_status(view["uuid"], ("running",))
+        listed = {i["uuid"]: i for i in admin.get("/v1/instances").json()["instances"]}
+        assert len(listed) == 2
+        assert listed[shared["uuid"]]["usage"] == {"containers": 3, "live": 3, "memory": 64, "cpus": 1.0}
+        created = listed[third["instance"]]
+        assert (created["memory"], created["cpus"], created["project_id"]) == (64, 1.0, PROJECT + "-size")
+        assert created["usage"] == {"containers": 1, "live": 1, "memory": 32, "cpus": 0.0}
+        for view in views + [third, unlimited]:
+            assert alpha.delete(f"/v1/containers/{view['uuid']}", params={"force": "true"}).status_code == 204
+    finally:
+        plane.stop()
+        remove_project_containers(PROJECT + "-size")
+
+
+def test_local_agents_in_their_own_network_namespaces(tmp_path):
+    """
+    ``--instance-netns``: each local agent runs in a namespace of its own,
+    with its own address on the instance network, and dials the service's
+    gateway address over a veth; containers run through it as usual, and
+    the namespaces and the bridge go when the service stops.
+    """
+    import hashlib
+    import ipaddress
+    import random
+
+    network = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/28")
+    gateway = str(network.network_address + 1)
+    bridge = "csvcbr" + hashlib.sha1(str(network).encode()).hexdigest()[:6]
+    plane = ControlPlane(tmp_path, instances=2)
+    plane.extra_args += ["--instance-netns", str(network), "--agents", f"tcp:{plane.agents_port}:interface={gateway}"]
+    admin = plane.client("admin-project", admin=True)
+    alpha = plane.client(PROJECT + "-netns")
+    plane.start()
+    namespaces = []
+    try:
+        active = plane.wait_active(admin)
+        assert len(active) == 2
+        own = os.readlink("/proc/self/ns/net")
+        addresses = set()
+        for instance in active:
+            pattern = f"csvc-agent --connect tcp:{gateway}:{plane.agents_port} .*--hostname {instance['name']}$"
+            pid = int(subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()[0])
+            assert os.readlink(f"/proc/{pid}/ns/net") != own
+            namespace = subprocess.run(["ip", "netns", "identify", str(pid)], capture_output=True,
+                                       text=True).stdout.strip()
+            assert namespace.endswith(f"-{instance['name']}")
+            namespaces.append(namespace)
+            shown = subprocess.run(["ip", "-n", namespace, "-4", "-o", "addr", "show", "dev", "eth0"],
+                                   capture_output=True, text=True).stdout.split()
+            address = ipaddress.ip_interface(shown[shown.index("inet") + 1]).ip
+            assert address in network and str(address) != gateway
+            addresses.add(address)
+            # Its link to the service goes from that address to the gateway.
+            links = subprocess.run(["ip", "netns", "exec", namespace, "ss", "-tnH", "state", "established"],
+                                   capture_output=True, text=True).stdout
+            assert f"{address}:" in links and f"{gateway}:{plane.agents_port}" in links, links
+        assert len(addresses) == 2
+        container, exit = alpha.run(["sh", "-c", "echo from-netns"], image=IMAGE)
+        assert exit["exit_code"] == 0
+        assert alpha.logs(container["uuid"]) == b"from-netns\n"
+        assert alpha.delete(f"/v1/containers/{container['uuid']}").status_code == 204
+    finally:
+        plane.stop()
+        remove_project_containers(PROJECT + "-netns")
+    assert len(namespaces) == 2
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert [n for n in namespaces if n in listed] == []
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0

@@ -141,3 +141,19 @@ def test_webhook_and_log_receive_a_projects_own_events(control_plane, alpha, bet
         alpha.delete(f"/v1/subscriptions/{subscription['uuid']}")
     listed = alpha.get("/v1/subscriptions").json()["subscriptions"]
     assert subscription["uuid"] not in [s["uuid"] for s in listed]
+
+
+def test_webhooks_to_internal_addresses_are_refused(alpha):
+    """
+    The service here allows loopback (the receivers above); the metadata
+    service's address and private networks stay refused.
+    """
+    for url, why in (
+        ("http://169.254.169.254/latest/meta-data/", "is link-local"),
+        ("http://10.0.0.1/hook", "is private"),
+        ("http://[::1]:9/hook", "is loopback"),
+    ):
+        response = alpha.post("/v1/subscriptions", json={"url": url, "event_types": ["compute.container.*"]})
+        assert response.status_code == 400, response.text
+        message = response.json()["error"]["message"]
+        assert message.startswith(f"the url {url} is refused: ") and why in message

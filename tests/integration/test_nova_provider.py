@@ -93,6 +93,10 @@ def test_create_waits_for_active_and_keeps_the_server_id(stub, store, providers)
     assert stored["server_id"] == row["server_id"]
     assert (stored["provider"], stored["project_id"], stored["status"]) == ("nova", "project-a", "pending")
     assert stored["shared"] is False
+    # Sized as its flavor (m1.small), asked of Nova once for every server.
+    assert (stored["memory"], stored["cpus"]) == (2048, 1.0)
+    assert (yield provider.size()) == (2048, 1.0)
+    assert sum(1 for m, p, _ in stub.calls if m == "GET" and p.endswith("/flavors/2")) == 1
     # The request as Nova got it: the configured flavor, image, network, key.
     (body,) = [b for m, p, b in stub.calls if m == "POST" and p.endswith("/servers")]
     spec = body["server"]
@@ -132,7 +136,8 @@ def test_novas_refusals_are_reported_in_its_words(stub, store, providers):
         yield provider.create_instance("project-a")
     unknown = make_provider(stub, store, flavor="no-such-flavor")
     providers.append(unknown)
-    with pytest.raises(NovaError, match="400: .*Flavor no-such-flavor could not be found"):
+    # The flavor is looked up (for the instance's size) before any server.
+    with pytest.raises(NovaError, match="404: .*Flavor no-such-flavor could not be found"):
         yield unknown.create_instance("project-a")
     assert len((yield store.list_instances())) == 1
 

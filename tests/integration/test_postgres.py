@@ -102,3 +102,48 @@ def test_resource_updates_lock_and_merge_on_postgresql(database):
         assert result_of(store.get_container(row["uuid"]))["memory"] == 64
     finally:
         engine.dispose()
+
+
+def test_concurrent_placements_never_overfill_memory_on_postgresql(database):
+    """
+    Forty placements at once on eight connections (eight projects: their
+    quota locks do not serialise them), each asking 256 MiB of
+    three instances of 1024 MiB: row locks make them take turns, so exactly
+    twelve fit, no instance holds more than its memory, and the rest are
+    told there is no room.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from twisted.internet.task import Clock
+
+    from csvc.store.db import NoRoom, Store, make_engine, upgrade
+
+    engine = make_engine(database)
+    upgrade(engine)
+    store = Store(engine, Clock())
+    rows = []
+    for i in range(3):
+        row, _token = store.run_sync(store._thd_create_instance, f"i{i}", "static", 100, True, None, 1024, 8.0)
+        store.run_sync(store._thd_update_instance, row["uuid"], {"status": "active"})
+        rows.append(row)
+
+    def place(i):
+        values = dict(uuid=str(uuid.uuid4()), name=f"c{i}", project_id=f"p{i % 8}", image="busybox", status="creating",
+                      memory=256, cpu=0.5, tty=False, interactive=False, auto_remove=False, remove_on_exit=False)
+        try:
+            return store.run_sync(store._thd_place_container, values, None)["instance_uuid"]
+        except NoRoom as exc:
+            return str(exc)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(place, range(40)))
+        listed = {r["uuid"]: r for r in store.run_sync(store._thd_list_instances, None)}
+    finally:
+        engine.dispose()
+    placed = [o for o in outcomes if o in listed]
+    assert len(placed) == 12
+    assert [o for o in outcomes if o not in listed] == ["no active instance has room for another container"] * 28
+    for row in rows:
+        assert placed.count(row["uuid"]) == 4
+        assert listed[row["uuid"]]["usage"]["memory"] == 1024

@@ -108,3 +108,37 @@ def test_the_map_reconciles_after_a_restart(own_plane):
     assert client.post(f"/v1/containers/{kept['uuid']}/kill").json()["exit_code"] == 137
     for c in (kept, gone):
         assert client.delete(f"/v1/containers/{c['uuid']}").status_code == 204
+
+
+def test_a_container_removed_behind_our_back_is_error_with_a_reason(control_plane, alpha):
+    """
+    ``docker rm -f`` straight on the engine while the agent runs: the agent
+    sees the engine's destroy event for a container the service did not
+    delete, and the service marks it ``error`` saying what happened, with
+    the exit the engine told (137: SIGKILL).
+    """
+    import subprocess
+
+    import docker
+
+    from tests.integration.conftest import IMAGE
+
+    view = alpha.create(image=IMAGE, command=["sh", "-c", "echo up; sleep 300"], run=True)
+    alpha.wait_status(view["uuid"], ("running",))
+    engine_id = docker.from_env().containers.get(f"csvc-{view['uuid']}").id
+    removed = subprocess.run(["docker", "rm", "-f", engine_id], capture_output=True, text=True)
+    assert removed.returncode == 0, removed.stderr
+    shown = alpha.wait_status(view["uuid"], ("error",), timeout=30)
+    (instance,) = control_plane.admin.get("/v1/instances").json()["instances"]
+    assert shown["status_reason"] == (
+        f"the container was removed from the engine of instance {instance['name']} by something other than csvc "
+        "(the engine's destroy event); its process had exited with 137"
+    ) or shown["status_reason"] == (
+        # The output stream may end, and the engine be asked, before the
+        # destroy event arrives: then the engine no longer knows it.
+        f"the container was removed from the engine of instance {instance['name']} by something other than csvc "
+        "(the engine no longer knows it); its process had exited with 137"
+    )
+    assert shown["exit_code"] == 137
+    # What it wrote is kept.
+    assert alpha.logs(view["uuid"]) == b"up\n"

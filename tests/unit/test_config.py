@@ -87,3 +87,39 @@ def test_instance_life_cycle_settings():
     assert config.resolve({})["agent-restart-delay"] == 1.0
     with pytest.raises(config.ConfigError):
         config.resolve({"instance-grace": "-1"})
+
+
+def test_instance_size_settings(tmp_path):
+    assert (config.resolve({})["instance-memory"], config.resolve({})["instance-cpus"]) == (None, None)
+    path = tmp_path / "csvc.toml"
+    path.write_text('instance-memory = 2048\ninstance-cpus = 1.5\n')
+    settings = config.resolve({}, str(path))
+    assert (settings["instance-memory"], settings["instance-cpus"]) == (2048, 1.5)
+    settings = config.resolve({"instance-memory": "512", "instance-cpus": "4"}, str(path))
+    assert (settings["instance-memory"], settings["instance-cpus"]) == (512, 4.0)
+    with pytest.raises(config.ConfigError, match="instance-memory must be a whole number of MiB, not '2G'"):
+        config.resolve({"instance-memory": "2G"})
+    with pytest.raises(config.ConfigError, match="instance-cpus must be more than 0"):
+        config.resolve({"instance-cpus": "0"})
+
+
+def test_a_local_instance_defaults_to_this_machines_size():
+    from csvc.providers.local import LocalProvider, machine_size
+
+    memory, cpus = machine_size()
+    assert memory > 0 and cpus >= 1
+    from twisted.internet.task import Clock
+
+    provider = LocalProvider(None, None, 0, 10, Clock(), memory=None, cpus=2)
+    assert (provider.memory, provider.cpus) == (memory, 2.0)
+
+
+def test_webhook_allow_internal_setting(tmp_path):
+    assert config.resolve({})["webhook-allow-internal"] == ()
+    path = tmp_path / "csvc.toml"
+    path.write_text('webhook-allow-internal = ["127.0.0.0/8", "::1/128"]\n')
+    assert [str(n) for n in config.resolve({}, str(path))["webhook-allow-internal"]] == ["127.0.0.0/8", "::1/128"]
+    settings = config.resolve({"webhook-allow-internal": "10.0.0.0/8, 192.168.0.0/16"}, str(path))
+    assert [str(n) for n in settings["webhook-allow-internal"]] == ["10.0.0.0/8", "192.168.0.0/16"]
+    with pytest.raises(config.ConfigError, match="webhook-allow-internal: 'intranet' is not an IP network"):
+        config.resolve({"webhook-allow-internal": "intranet"})

@@ -23,6 +23,11 @@ from csvc.notify.notifier import ExistsAudit, Notifier
 from csvc.notify.sinks import ISink, JsonLinesSink
 from csvc.notify.subscriptions import Subscriptions, SubscriptionNotFound
 from csvc.notify.webhook import WebhookSink
+from csvc.notify.destinations import Destinations
+from tests.resolvers import TableResolver
+
+#: every name resolves to a public address
+PUBLIC_ONLY = Destinations(TableResolver())
 
 EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
 
@@ -277,7 +282,7 @@ def test_wildcards_are_prefixes_of_known_types():
 
 def test_sinks_provide_the_interface(tmp_path):
     assert verifyObject(ISink, JsonLinesSink(str(tmp_path / "n.jsonl"), Immediate()))
-    assert verifyObject(ISink, WebhookSink(Subscriptions(MemoryStore()), None, Clock()))
+    assert verifyObject(ISink, WebhookSink(Subscriptions(MemoryStore(), PUBLIC_ONLY), None, Clock()))
 
 
 def test_json_lines_one_object_per_line(tmp_path):
@@ -388,7 +393,7 @@ class Webhooks:
     def __init__(self, receiver, **settings):
         self.clock = clock_at()
         self.store = MemoryStore()
-        self.subscriptions = Subscriptions(self.store, limit=3)
+        self.subscriptions = Subscriptions(self.store, PUBLIC_ONLY, limit=3)
         self.http = StubTreq(receiver)
         self.sink = WebhookSink(self.subscriptions, self.http.post, self.clock, **settings)
         self.notifier = Notifier(self.clock, [self.sink], self.subscriptions, publisher_id="csvc.x")
@@ -480,7 +485,7 @@ def test_webhook_times_out_and_retries():
 
     clock = clock_at()
     store = MemoryStore()
-    subscriptions = Subscriptions(store)
+    subscriptions = Subscriptions(store, PUBLIC_ONLY)
     result_of(subscriptions.create("alpha", "http://slow.test/", ["*"]))
     sink = WebhookSink(subscriptions, post, clock, timeout=10.0, backoff=1.0)
     sink.start()
@@ -503,7 +508,7 @@ def test_webhook_queue_is_bounded_dropping_the_oldest(logged):
         return d
 
     clock = clock_at()
-    subscriptions = Subscriptions(MemoryStore())
+    subscriptions = Subscriptions(MemoryStore(), PUBLIC_ONLY)
     result_of(subscriptions.create("alpha", "http://slow.test/", ["*"]))
     sink = WebhookSink(subscriptions, post, clock, max_queue=3)
     sink.start()
@@ -546,7 +551,7 @@ def test_webhook_delivered_order_after_drops():
         return Deferred()
 
     clock = clock_at()
-    subscriptions = Subscriptions(MemoryStore())
+    subscriptions = Subscriptions(MemoryStore(), PUBLIC_ONLY)
     result_of(subscriptions.create("alpha", "http://slow.test/", ["*"]))
     sink = WebhookSink(subscriptions, post, clock, max_queue=2, attempts=1, timeout=1.0)
     sink.start()
@@ -593,8 +598,8 @@ def test_unsubscribing_stops_delivery_and_retries():
 
 def test_subscriptions_load_from_the_store_at_start():
     store = MemoryStore()
-    result_of(Subscriptions(store).create("alpha", "http://a.test/", ["*"]))
-    fresh = Subscriptions(store)
+    result_of(Subscriptions(store, PUBLIC_ONLY).create("alpha", "http://a.test/", ["*"]))
+    fresh = Subscriptions(store, PUBLIC_ONLY)
     notifier = Notifier(Clock(), [], fresh, publisher_id="csvc.x")
     notifier.startService()
     assert [s["url"] for s in fresh.matching("alpha", "compute.container.start")] == ["http://a.test/"]
@@ -604,7 +609,7 @@ def test_subscriptions_load_from_the_store_at_start():
 def test_subscriptions_are_bounded_per_project():
     from csvc.store.quotas import QuotaExceeded
 
-    subscriptions = Subscriptions(MemoryStore(), limit=2)
+    subscriptions = Subscriptions(MemoryStore(), PUBLIC_ONLY, limit=2)
     for _ in range(2):
         result_of(subscriptions.create("alpha", "http://a.test/", ["*"]))
     with pytest.raises(QuotaExceeded):
@@ -613,7 +618,7 @@ def test_subscriptions_are_bounded_per_project():
 
 
 def test_deleting_another_projects_subscription_is_not_found():
-    subscriptions = Subscriptions(MemoryStore())
+    subscriptions = Subscriptions(MemoryStore(), PUBLIC_ONLY)
     sub = result_of(subscriptions.create("alpha", "http://a.test/", ["*"]))
     with pytest.raises(SubscriptionNotFound):
         result_of(subscriptions.delete(sub["uuid"], "beta"))
@@ -623,7 +628,7 @@ def test_deleting_another_projects_subscription_is_not_found():
 def test_stop_abandons_what_waits():
     posted = []
     clock = clock_at()
-    subscriptions = Subscriptions(MemoryStore())
+    subscriptions = Subscriptions(MemoryStore(), PUBLIC_ONLY)
     result_of(subscriptions.create("alpha", "http://slow.test/", ["*"]))
     sink = WebhookSink(subscriptions, lambda url, **kw: posted.append(1) or Deferred(), clock)
     sink.start()

@@ -47,10 +47,10 @@ def test_cursor_round_trip_and_errors():
 def test_chunks_merge_and_split_at_the_size_limit():
     reader = OutputReader(False, chunk_size=4)
     data = encode_frame(1, b"ab") + encode_frame(1, b"cdefg") + encode_frame(2, b"xy")
+    # Chunks are filled to the limit, pieces split where they cross it.
     assert reader.feed(data) == [
-        (1, b"ab", "C|2|0"),
-        (1, b"cdef", "C|6|0"),
-        (1, b"g", "C|7|0"),
+        (1, b"abcd", "C|4|0"),
+        (1, b"efg", "C|7|0"),
         (2, b"xy", "C|7|2"),
     ]
     assert reader.cursor == "C|7|2"

@@ -1,0 +1,32 @@
+"""
+csvc/process.py: the services shorten the GIL's switch interval and, once
+the reactor runs, freeze what is alive then out of the cyclic collector.
+"""
+
+import gc
+import sys
+
+from csvc import process
+
+
+class Reactor:
+    def __init__(self):
+        self.when_running = []
+
+    def callWhenRunning(self, f, *args):
+        self.when_running.append((f, args))
+
+
+def test_tune():
+    before = sys.getswitchinterval()
+    reactor = Reactor()
+    try:
+        process.tune(reactor)
+        assert sys.getswitchinterval() == process.GIL_SWITCH_INTERVAL
+        assert len(reactor.when_running) == 1
+        f, args = reactor.when_running[0]
+        f(*args)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(before)
