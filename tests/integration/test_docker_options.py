@@ -119,6 +119,31 @@ def test_resources_in_the_cgroup_and_in_inspect(sdk, engine):
         container.remove(force=True)
 
 
+def test_cpuset_dns_options_and_oom_kill_disable(sdk, engine):
+    """
+    CpusetCpus pins the process (its allowed CPUs), DnsOptions reach
+    resolv.conf, and OomKillDisable (with the memory limit it needs) is
+    passed to the engine, which applies it where the kernel has it (cgroup
+    v1; cgroup v2 has no such switch).
+    """
+    container = sdk.containers.run(
+        IMAGE, ["sh", "-c", "grep Cpus_allowed_list /proc/self/status | cut -f2; grep '^options' /etc/resolv.conf"],
+        detach=True, cpuset_cpus="0", dns_opt=["ndots:3"], mem_limit="64m", oom_kill_disable=True,
+    )
+    try:
+        assert container.wait()["StatusCode"] == 0
+        lines = container.logs().decode().split("\n")
+        assert lines[0] == "0"
+        assert "ndots:3" in lines[1]
+        host = container.attrs["HostConfig"]
+        assert host["CpusetCpus"] == "0" and host["DnsOptions"] == ["ndots:3"] and host["OomKillDisable"] is True
+        on_engine = engine.containers.get(container.id).attrs["HostConfig"]
+        assert on_engine["CpusetCpus"] == "0" and on_engine["DnsOptions"] == ["ndots:3"]
+        assert on_engine["OomKillDisable"] is True
+    finally:
+        container.remove(force=True)
+
+
 def test_config_options_are_reflected_in_inspect(sdk, engine):
     container = sdk.containers.create(
         IMAGE, ["sleep", "30"], entrypoint=["/bin/sh", "-c", 'exec "$@"', "entry"], domainname="example.test",
