@@ -299,6 +299,22 @@ def test_cli_flags_take_effect_without_warnings(cli, member):
     (["-v", "/etc:/host-etc"], "HostConfig.Binds /etc"),
     (["--pid", "host"], "HostConfig.PidMode host"),
     (["--security-opt", "apparmor=unconfined"], "apparmor=unconfined"),
+    (["--security-opt", "seccomp=unconfined"], "seccomp=unconfined"),
+    (["--security-opt", "label=disable"], "label=disable"),
+    (["--security-opt", "no-new-privileges=false"], "no-new-privileges=false"),
+    (["--cap-add", "SYS_ADMIN"], "HostConfig.CapAdd"),
+    (["--device", "/dev/kmsg"], "HostConfig.Devices"),
+    (["--gpus", "all"], "HostConfig.DeviceRequests"),
+    (["--mount", "type=bind,source=/,target=/host"], "HostConfig.Mounts bind /"),
+    (["--volume-driver", "convoy"], "HostConfig.VolumeDriver convoy"),
+    (["--network", "host"], "HostConfig.NetworkMode host"),
+    (["--network", "container:0123abcd"], "HostConfig.NetworkMode container:0123abcd"),
+    (["--ipc", "host"], "HostConfig.IpcMode host"),
+    (["--uts", "host"], "HostConfig.UTSMode host"),
+    (["--userns", "host"], "HostConfig.UsernsMode host"),
+    (["--sysctl", "net.ipv4.ip_forward=1"], "HostConfig.Sysctls"),
+    (["--cgroup-parent", "/escape"], "HostConfig.CgroupParent"),
+    (["--runtime", "runsc"], "HostConfig.Runtime runsc"),
 ])
 def test_cli_refusals_name_the_option(cli, member, engine, flags, named):
     before = on_engine(engine, member.project)
