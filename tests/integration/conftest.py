@@ -269,3 +269,34 @@ def _clean_projects(request):
                 continue
             for c in listed.json()["containers"]:
                 client.delete(f"/v1/containers/{c['uuid']}", params={"force": "true"})
+
+
+def docker_sdk(control_plane, tenant):
+    """
+    The docker SDK pointed at csvc, with ``tenant``'s credentials.
+    """
+    import docker
+
+    client = docker.DockerClient(base_url=control_plane.base.replace("http://", "tcp://"), timeout=60)
+    client.api.headers.update({k: v for k, v in tenant.session.headers.items() if k.startswith("X-Auth")})
+    return client
+
+
+@pytest.fixture(scope="module")
+def sdk(control_plane, alpha):
+    """
+    The docker SDK as project alpha.
+    """
+    client = docker_sdk(control_plane, alpha)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def other(control_plane, beta):
+    """
+    The docker SDK as project beta: another project.
+    """
+    client = docker_sdk(control_plane, beta)
+    yield client
+    client.close()

@@ -11,7 +11,8 @@ import uuid
 import pexpect
 import pytest
 
-from tests.integration.test_docker_more import IMAGE, _client, _running
+from tests.integration.conftest import docker_sdk as _client
+from tests.integration.test_docker_more import IMAGE, _running
 
 DOCKER = "/usr/bin/docker"
 

@@ -17,24 +17,11 @@ import uuid
 import docker
 import pytest
 
-from tests.integration.test_docker_more import IMAGE, _client, _not_found, _running
+from tests.integration.conftest import docker_sdk as _client
+from tests.integration.test_docker_more import IMAGE, _not_found, _running
 
 #: A file larger than the agent's whole transfer window many times over.
 BIG_MIB = 24
-
-
-@pytest.fixture(scope="module")
-def sdk(control_plane, alpha):
-    client = _client(control_plane, alpha)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def other(control_plane, beta):
-    client = _client(control_plane, beta)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,26 +15,6 @@ from csvc.agent.docker_config import engine_volume
 IMAGE = "csvc/busybox"
 
 
-def _client(control_plane, tenant):
-    client = docker.DockerClient(base_url=control_plane.base.replace("http://", "tcp://"), timeout=60)
-    client.api.headers.update({k: v for k, v in tenant.session.headers.items() if k.startswith("X-Auth")})
-    return client
-
-
-@pytest.fixture(scope="module")
-def sdk(control_plane, alpha):
-    client = _client(control_plane, alpha)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def other(control_plane, beta):
-    client = _client(control_plane, beta)
-    yield client
-    client.close()
-
-
 def _running(container, timeout=10):
     deadline = time.monotonic() + timeout
     container.reload()

@@ -13,7 +13,8 @@ import docker
 import pytest
 import requests
 
-from tests.integration.test_docker_more import IMAGE, _client, _running
+from tests.integration.conftest import docker_sdk as _client
+from tests.integration.test_docker_more import IMAGE, _running
 
 #: The namespaces a process is in.
 NAMESPACES = "readlink /proc/self/ns/net /proc/self/ns/pid /proc/self/ns/ipc"

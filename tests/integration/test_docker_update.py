@@ -12,7 +12,8 @@ import uuid
 import docker
 import pytest
 
-from tests.integration.test_docker_more import IMAGE, _client, _not_found, _running
+from tests.integration.conftest import docker_sdk as _client
+from tests.integration.test_docker_more import IMAGE, _not_found, _running
 
 MiB = 1024 * 1024
 
@@ -47,11 +48,6 @@ def tenant(control_plane):
     client.close()
 
 
-@pytest.fixture(scope="module")
-def other(control_plane, beta):
-    client = _client(control_plane, beta)
-    yield client
-    client.close()
 
 
 def _cli(control_plane, tenant, tmp_path, *args):
