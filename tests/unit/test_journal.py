@@ -414,3 +414,56 @@ def test_settled_ends_when_the_container_is_forgotten():
     journal.forget("gone")
     assert fired == [None]
     assert "gone" not in journal._waiters
+
+
+class CommittingStore(FakeStore):
+    """
+    A store whose positions are committed after the bytes (output files):
+    ``output_committed`` waits until the test says ``positions_commit()``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.position_waiters = []
+
+    def output_committed(self, uuid, seq=None):
+        d = Deferred()
+        self.position_waiters.append(d)
+        return d
+
+    def positions_commit(self):
+        waiters, self.position_waiters = self.position_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+
+def test_durable_waits_for_the_bytes_and_then_for_their_position():
+    store = CommittingStore()
+    journal = Journal(store, window=4)
+    journal.known(U, 0)
+    append(journal, 1)
+    durable = Result(journal.durable(U, 1))
+    assert not durable.fired
+    store.commit()  # bytes written
+    assert not durable.fired  # ... their position not yet committed
+    store.positions_commit()
+    assert durable.fired
+
+
+def test_drained_waits_until_nothing_is_on_its_way():
+    store = CommittingStore()
+    journal = Journal(store, window=4)
+    journal.known(U, 0)
+    append(journal, 1)
+    append(journal, 2)
+    drained = Result(journal.drained(U))
+    store.commit()
+    assert not drained.fired
+    store.fail()  # failed chunks are not on their way any more either
+    assert not drained.fired
+    store.positions_commit()
+    assert drained.fired
+    # Nothing pending: only the store's positions are waited for.
+    again = Result(journal.drained(U))
+    store.positions_commit()
+    assert again.fired

@@ -208,3 +208,43 @@ def test_append_and_read_through_the_store_threads(tmp_path):
         assert (yield store.read_output(U, 0, 100)) == []
     finally:
         store.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_positions_are_committed_after_coalesced_and_at_once_when_waited_for(tmp_path, monkeypatch):
+    """
+    Batches written in quick succession cost one commit of positions, not
+    one each; someone waiting (an exit to record) has it committed at once.
+    """
+    from twisted.internet.task import deferLater
+
+    store = _store(tmp_path, str(tmp_path / "output"))
+    _container(store, U)
+    _container(store, V)
+    commits = []
+    real = store._thd_set_positions
+
+    def counted(conn, positions):
+        commits.append(dict(positions))
+        return real(conn, positions)
+
+    monkeypatch.setattr(store, "_thd_set_positions", counted)
+    store.positions_interval = 0.5
+    store.startService()
+    try:
+        yield store.append_output([(U, 1, 1, b"a", "C|1|0")])
+        # The first goes at once (none before it for positions_interval).
+        yield deferLater(reactor, 0.05, lambda: None)
+        assert commits == [{U: (1, "C|1|0")}]
+        for seq in range(2, 6):
+            yield store.append_output([(U, seq, 1, b"b", f"C|{seq}|0"), (V, seq - 1, 2, b"v", f"C|0|{seq - 1}")])
+        assert len(commits) == 1  # held back, coalesced
+        assert (yield store.get_container(U))["last_seq"] == 1
+        yield store.output_committed(V)  # a waiter: committed now, not in 0.5 s
+        assert commits[1] == {U: (5, "C|5|0"), V: (4, "C|0|4")}
+        assert len(commits) == 2
+        assert (yield store.get_container(U))["last_seq"] == 5
+        # Nothing left to commit: answered at once.
+        assert (yield store.output_committed(U)) is None
+    finally:
+        store.stopService()
