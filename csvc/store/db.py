@@ -19,7 +19,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import and_, bindparam, create_engine, event, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -123,14 +123,33 @@ class Store(Service):
         if self.output is not None:
             self.output.start()
 
+    #: Seconds a stop waits for output positions still to be committed.
+    stop_timeout = 5.0
+
     def stopService(self):
-        Service.stopService(self)
-        self._pool.stop()
-        if self._positions_retry is not None and self._positions_retry.active():
-            self._positions_retry.cancel()
-        if self.output is not None:
-            self.output.stop()
-        self.engine.dispose()
+        # Output written but whose position is not committed yet: commit it
+        # now (a clean stop then needs no replay at the next start), but do
+        # not wait for ever on a database that is gone.
+        waiting = set(self._positions) | set(self._positions_inflight)
+        if waiting and self.running:
+            d = gatherResults([self.output_committed(u) for u in waiting])
+            d.addTimeout(self.stop_timeout, self._clock)
+            d.addErrback(lambda f: self.log.failure(
+                "output positions of {n} containers not committed at stop (the agents send the rest again)",
+                f, n=len(waiting)))
+        else:
+            d = succeed(None)
+
+        def stop(_):
+            Service.stopService(self)
+            self._pool.stop()
+            if self._positions_retry is not None and self._positions_retry.active():
+                self._positions_retry.cancel()
+            if self.output is not None:
+                self.output.stop()
+            self.engine.dispose()
+
+        return d.addCallback(stop)
 
     def _now(self):
         return _utc(self._clock.seconds())

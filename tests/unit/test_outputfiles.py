@@ -248,3 +248,18 @@ def test_positions_are_committed_after_coalesced_and_at_once_when_waited_for(tmp
         assert (yield store.output_committed(U)) is None
     finally:
         store.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_stop_commits_the_positions_still_waiting(tmp_path):
+    store = _store(tmp_path, str(tmp_path / "output"))
+    _container(store, U)
+    store.positions_interval = 60.0
+    store.startService()
+    yield store.append_output([(U, 1, 1, b"a", "C|1|0")])  # committed at once: the first
+    yield store.output_committed(U)
+    yield store.append_output([(U, 2, 1, b"b", "C|2|0")])  # held back for 60 s
+    yield store.stopService()
+    with store.engine.begin() as conn:
+        row = conn.execute(select(containers.c.last_seq, containers.c.log_cursor)).one()
+    assert tuple(row) == (2, "C|2|0")
