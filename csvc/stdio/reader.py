@@ -69,6 +69,9 @@ class OutputReader:
         return format_cursor(self._counts)
 
     def feed(self, data):
+        # Chunks being filled: [stream, [pieces], size, cursor]; the pieces
+        # are joined once at the end, not copied again for every frame (a
+        # read of many small frames would be quadratic otherwise).
         out = []
         if self._tty:
             self._take(1, data, out)
@@ -76,7 +79,7 @@ class OutputReader:
             for stream, payload in self._frames.feed(data):
                 if stream in (1, 2):
                     self._take(stream, payload, out)
-        return out
+        return [(stream, b"".join(parts), cursor) for stream, parts, _size, cursor in out]
 
     def _take(self, stream, data, out):
         index = stream - 1
@@ -88,12 +91,13 @@ class OutputReader:
         # starting another, splitting pieces where they cross it: Docker's
         # frames are 32 KiB, so whole-piece merging never made two into one.
         while data:
-            if out and out[-1][0] == stream and len(out[-1][1]) < self._chunk_size:
-                room = self._chunk_size - len(out[-1][1])
-                piece, data = data[:room], data[room:]
-                self._counts[index] += len(piece)
-                out[-1] = (stream, out[-1][1] + piece, format_cursor(self._counts))
-            else:
-                piece, data = data[:self._chunk_size], data[self._chunk_size:]
-                self._counts[index] += len(piece)
-                out.append((stream, piece, format_cursor(self._counts)))
+            last = out[-1] if out else None
+            if last is None or last[0] != stream or last[2] >= self._chunk_size:
+                last = [stream, [], 0, ""]
+                out.append(last)
+            room = self._chunk_size - last[2]
+            piece, data = data[:room], data[room:]
+            self._counts[index] += len(piece)
+            last[1].append(piece)
+            last[2] += len(piece)
+            last[3] = format_cursor(self._counts)
