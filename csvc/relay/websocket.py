@@ -86,6 +86,13 @@ class AttachProtocol(WebSocketServerProtocol):
         self._stdin_closed = False
         self._stdin_queue = []
         self._idle_call = None
+        # Looked up once: _touch runs for every message.
+        self._idle_timeout = getattr(context, "idle_timeout", None)
+        self._clock = getattr(context, "clock", None)
+        if self._clock is None:
+            from twisted.internet import reactor
+
+            self._clock = reactor
         self._touch()
         self._session = context.open_session(self)
         self.registerProducer(self._session, True)
@@ -98,25 +105,16 @@ class AttachProtocol(WebSocketServerProtocol):
         message, so it only notes the time; the timer, when it fires, looks
         at it and waits again for what is left.
         """
-        timeout = getattr(self._context, "idle_timeout", None)
-        if not timeout:
+        if not self._idle_timeout:
             return
-        clock = self._clock()
-        self._last_traffic = clock.seconds()
+        self._last_traffic = self._clock.seconds()
         if self._idle_call is None or not self._idle_call.active():
-            self._idle_call = clock.callLater(timeout, self._idle_check)
-
-    def _clock(self):
-        clock = getattr(self._context, "clock", None)
-        if clock is None:
-            from twisted.internet import reactor as clock
-        return clock
+            self._idle_call = self._clock.callLater(self._idle_timeout, self._idle_check)
 
     def _idle_check(self):
-        timeout = self._context.idle_timeout
-        left = self._last_traffic + timeout - self._clock().seconds()
+        left = self._last_traffic + self._idle_timeout - self._clock.seconds()
         if left > 0:
-            self._idle_call = self._clock().callLater(left, self._idle_check)
+            self._idle_call = self._clock.callLater(left, self._idle_check)
         else:
             self._idle_expired()
 

@@ -182,7 +182,7 @@ class Journal:
         d = self.settled(container_uuid, last_seq)
         committed = getattr(self._store, "output_committed", None)
         if committed is not None:
-            d.addCallback(lambda _: committed(container_uuid, last_seq))
+            d.addCallback(lambda _: committed(container_uuid))
         return d
 
     def drained(self, container_uuid):

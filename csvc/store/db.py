@@ -768,11 +768,10 @@ class Store(Service):
 
         return self.output.append(chunks).addCallback(written)
 
-    def output_committed(self, container_uuid, seq=None):
+    def output_committed(self, container_uuid):
         """
         Fires once no written output of the container waits for its position
-        to be committed (at once when none does), so at least up to ``seq``
-        when that chunk is written.
+        to be committed (at once when none does).
         """
         if container_uuid not in self._positions and container_uuid not in self._positions_inflight:
             return succeed(None)

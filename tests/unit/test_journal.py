@@ -426,7 +426,7 @@ class CommittingStore(FakeStore):
         super().__init__()
         self.position_waiters = []
 
-    def output_committed(self, uuid, seq=None):
+    def output_committed(self, uuid):
         d = Deferred()
         self.position_waiters.append(d)
         return d
