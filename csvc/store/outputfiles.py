@@ -10,11 +10,11 @@ Each container has two files under the output directory:
   their length, the stream, when the chunk arrived and the agent's resume
   cursor after it.
 
-Why files: SQLite inserting the bytes as BLOB rows moved 100-150 MB/s on
-this machine whatever the row size (measured, docs/benchmarks.md), and the
-agent's window is acknowledged only once output is persisted, so that was
-the ceiling of every container's output.  Appending to a file moves
-0.6-1.2 GB/s.  The database keeps what every other part reads
+Why files: SQLite inserting the bytes as BLOB rows moved 95-105 MB/s on
+this machine, these files 480-730 MB/s, the same chunks in the same batches
+(bench/output_store.py, docs/benchmarks.md "output_store"); and the agent's
+window is acknowledged only once output is persisted, so that was the
+ceiling of every container's output.  The database keeps what every other part reads
 (``containers.last_seq`` and ``log_cursor``), committed after the bytes are
 written; so the files are never behind what the database promises except
 after a power loss, which ``reconcile`` repairs at start (see there).
