@@ -4,7 +4,7 @@ Relay throughput with the engine out of the loop: the control plane
 (``twistd csvc --instances 0``, a subprocess) gets its output from a
 synthetic agent in this process (an AMP client speaking
 csvc/agent/commands.py: Register, answers CreateContainer/StartContainer/
-RemoveContainer, pushes Output boxes of CHUNK_SIZE (60 KiB) with seq from 1, keeping at
+RemoveContainer, pushes Output boxes of CHUNK_SIZE (256 KiB) with seq from 1, keeping at
 most OUTPUT_WINDOW unanswered, then Exited), and WebSocket clients
 (bench/_wsclient.py, a subprocess) attached to the container receive it.
 
@@ -40,6 +40,7 @@ from twisted.protocols import amp
 from _service import BenchError, ClientProcess, Service, make_progress
 
 from csvc.agent import commands
+from csvc.ampwire import FastBoxes
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
 
@@ -48,8 +49,9 @@ CHUNK = commands.CHUNK_SIZE
 WINDOW = commands.OUTPUT_WINDOW
 
 
-class SyntheticAgent(amp.AMP):
-    """An agent without an engine: containers are names, output is zeros."""
+class SyntheticAgent(FastBoxes, amp.AMP):
+    """An agent without an engine: containers are names, output is zeros; its
+    boxes read and written as the real agent's (csvc/agent/link.py)."""
 
     def __init__(self):
         super().__init__()
@@ -208,7 +210,7 @@ def run(reactor, args):
     data_dir = tempfile.mkdtemp(prefix="csvc-bench-relay-")
     failed = True
     service = Service(data_dir, progress, instances=0)
-    conn = None
+    conn = beat = None
     try:
         alone = yield journal_alone(reactor, data_dir, args.bytes)
         progress(f"journal+store alone: {alone:.1f} MB/s")
@@ -219,8 +221,13 @@ def run(reactor, args):
         # As the real agent's link does (csvc/agent/link.py): without it Nagle
         # holds each box (under loopback's 64 KiB MSS) for an ACK.
         conn.transport.setTcpNoDelay(True)
-        yield agent.callRemote(commands.Register, enroll_token=token, engine="synthetic",
-                               capacity=100, hostname="synthetic-1", containers=[])
+        registered = yield agent.callRemote(commands.Register, enroll_token=token, engine="synthetic",
+                                            capacity=100, hostname="synthetic-1", containers=[],
+                                            protocol=commands.PROTOCOL)
+        # As a real agent does: phases longer than the heartbeat timeout
+        # (15 s) would otherwise lose the instance.
+        beat = task.LoopingCall(agent.callRemote, commands.Heartbeat)
+        beat.start(registered["heartbeat_interval"], now=False)
         yield phase(reactor, service, agent, 1, 1 << 20)  # warm-up
         phases = []
         for n in args.sessions:
@@ -231,7 +238,9 @@ def run(reactor, args):
         progress(f"service log ({service.log_path}), last lines:\n{service.log_tail()}")
         raise
     finally:
-        if conn is not None:
+        if beat is not None and beat.running:
+            beat.stop()
+        if conn is not None and conn.transport is not None:
             conn.transport.loseConnection()
         yield deferToThread(service.stop)
         if failed:

@@ -3,8 +3,8 @@ The AMP contract between the control plane and its agents.
 
 Both sides import this module and nothing else of each other.  An AMP value is
 at most 65,535 bytes, so output travels in chunks of at most ``CHUNK_SIZE``
-bytes and structured values (container specs, inventories) travel as JSON in a
-single bounded value.
+bytes, each in ``Bytes`` pieces of one value, and structured values (container
+specs, inventories) travel as JSON in a single bounded value.
 
 Direction:
   agent -> service: Register, Heartbeat, Output, Exited, Started,
@@ -26,11 +26,18 @@ import json
 
 from twisted.protocols import amp
 
+#: The version of this contract.  1: output in chunks of at most 60 KiB, one
+#: AMP value each.  2: chunks of up to CHUNK_SIZE in ``Bytes`` pieces.
+PROTOCOL = 2
+
 #: Largest output chunk the agent sends in one Output box.
-CHUNK_SIZE = 60 * 1024
+CHUNK_SIZE = 256 * 1024
 
 #: Output boxes an agent may have unacknowledged per container.
-OUTPUT_WINDOW = 32
+OUTPUT_WINDOW = 8
+
+#: The most bytes one AMP value holds.
+AMP_VALUE_MAX = 0xFFFF
 
 #: Input boxes the control plane may have unanswered per container.
 STDIN_WINDOW = 4
@@ -46,6 +53,62 @@ class JSON(amp.Argument):
 
     def fromString(self, inString):
         return json.loads(inString.decode("utf-8"))
+
+
+class Bytes(amp.Argument):
+    """
+    Bytes longer than one AMP value can hold: in pieces of at most 65,535
+    bytes under the keys ``name.1``, ``name.2``... (``name.1`` always
+    present, empty for empty bytes).  More than ``limit`` bytes is refused
+    both ways.
+
+    The keys with a dot are what ``csvc.ampwire`` hands over as
+    memoryviews of the receive buffer, so that the pieces are copied once,
+    here, into the value.
+    """
+
+    def __init__(self, limit, optional=False):
+        super().__init__(optional)
+        self.limit = limit
+        self._max_pieces = max(1, -(-limit // AMP_VALUE_MAX))
+
+    def toBox(self, name, strings, objects, proto):
+        value = objects[name.decode("ascii")]
+        if value is None and self.optional:
+            return
+        if len(value) > self.limit:
+            raise ValueError(f"{name.decode('ascii')}: {len(value)} bytes, more than {self.limit}")
+        if len(value) <= AMP_VALUE_MAX:
+            strings[name + b".1"] = value
+            return
+        view = memoryview(value)
+        for i, start in enumerate(range(0, len(value), AMP_VALUE_MAX), 1):
+            strings[b"%s.%d" % (name, i)] = view[start:start + AMP_VALUE_MAX]
+
+    def fromBox(self, name, strings, objects, proto):
+        key = name.decode("ascii")
+        first = strings.get(name + b".1")
+        if first is None:
+            if self.optional:
+                objects[key] = None
+                return
+            raise KeyError(name + b".1")
+        second = strings.get(name + b".2")
+        if second is None:
+            objects[key] = bytes(first)
+            return
+        parts = [first, second]
+        while True:
+            part = strings.get(b"%s.%d" % (name, len(parts) + 1))
+            if part is None:
+                break
+            parts.append(part)
+            if len(parts) > self._max_pieces:
+                break
+        value = b"".join(parts)
+        if len(value) > self.limit:
+            raise ValueError(f"{key}: more than {self.limit} bytes")
+        objects[key] = value
 
 
 class EngineError(Exception):
@@ -98,6 +161,12 @@ class NotEnrolled(Exception):
     """
 
 
+class ProtocolMismatch(Exception):
+    """
+    The agent speaks another version of this contract than the control plane.
+    """
+
+
 #: What a report (output, a start, an exit) may be refused with: a link that
 #: has not registered (or whose instance was revoked), a contract broken.
 _REPORT_ERRORS = {OutputRefused: b"OUTPUT_REFUSED", NotEnrolled: b"NOT_ENROLLED"}
@@ -136,13 +205,15 @@ class Register(amp.Command):
         (b"containers", JSON()),
         # What the engine says of itself (NCPU, MemTotal, ServerVersion).
         (b"facts", JSON(optional=True)),
+        # PROTOCOL; agents before version 2 do not send it.
+        (b"protocol", amp.Integer(optional=True)),
     ]
     response = [
         (b"instance_uuid", amp.Unicode()),
         (b"resume", JSON()),
         (b"heartbeat_interval", amp.Float()),
     ]
-    errors = {NotEnrolled: b"NOT_ENROLLED"}
+    errors = {NotEnrolled: b"NOT_ENROLLED", ProtocolMismatch: b"PROTOCOL_MISMATCH"}
 
 
 class Heartbeat(amp.Command):
@@ -166,7 +237,7 @@ class Output(amp.Command):
         (b"uuid", amp.Unicode()),
         (b"seq", amp.Integer()),
         (b"stream", amp.Integer()),
-        (b"data", amp.String()),
+        (b"data", Bytes(CHUNK_SIZE)),
         (b"cursor", amp.Unicode()),
     ]
     response = []
@@ -501,7 +572,7 @@ class ExecOutput(amp.Command):
         (b"exec_id", amp.Unicode()),
         (b"seq", amp.Integer()),
         (b"stream", amp.Integer()),
-        (b"data", amp.String()),
+        (b"data", Bytes(CHUNK_SIZE)),
     ]
     response = []
     errors = _REPORT_ERRORS
@@ -612,7 +683,7 @@ class DownloadChunk(amp.Command):
     Answered once the consumer took it; refused when no one wants it.
     """
 
-    arguments = [(b"transfer_id", amp.Unicode()), (b"seq", amp.Integer()), (b"data", amp.String())]
+    arguments = [(b"transfer_id", amp.Unicode()), (b"seq", amp.Integer()), (b"data", Bytes(CHUNK_SIZE))]
     response = []
     errors = _REPORT_ERRORS
 
@@ -663,7 +734,7 @@ class UploadChunk(amp.Command):
     connection took them (a full one holds the answer).
     """
 
-    arguments = [(b"transfer_id", amp.Unicode()), (b"data", amp.String())]
+    arguments = [(b"transfer_id", amp.Unicode()), (b"data", Bytes(CHUNK_SIZE))]
     response = []
     errors = _TRANSFER_ERRORS
 

@@ -83,6 +83,7 @@ class AgentCore:
             hostname=self._hostname,
             containers=inventory,
             facts=facts,
+            protocol=commands.PROTOCOL,
         )
         self.link = link
         self.instance_uuid = result["instance_uuid"]

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from csvc.agent import commands
 from csvc.agent.output import OutputFollower
+from csvc.sockwrite import write_now
 from csvc.stdio.reader import OutputReader
 
 
@@ -57,7 +58,7 @@ class ExecStream(Protocol):
             return fail(commands.NoSuchExec("the exec's stream is closed"))
         if self.input_closed:
             return succeed(None)
-        self.transport.write(data)
+        write_now(self.transport, [data])
         if not self._paused:
             return succeed(None)
         d = Deferred()

@@ -7,9 +7,10 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from csvc.agent import commands
+from csvc.ampwire import FastBoxes
 
 
-class AgentProtocol(amp.AMP):
+class AgentProtocol(FastBoxes, amp.AMP):
     log = Logger()
 
     def __init__(self, core, clock):
@@ -39,6 +40,8 @@ class AgentProtocol(amp.AMP):
     def _refused(self, failure):
         if failure.check(commands.NotEnrolled):
             self.log.error("the control plane refused this agent's enrollment token")
+        elif failure.check(commands.ProtocolMismatch):
+            self.log.error("the control plane refused this agent: {why}", why=failure.getErrorMessage())
         else:
             self.log.failure("registration failed", failure)
         self.transport.loseConnection()

@@ -9,6 +9,8 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
+from csvc.sockwrite import write_now
+
 
 @implementer(IPushProducer, IHalfCloseableProtocol)
 class StdinStream(Protocol):
@@ -28,7 +30,7 @@ class StdinStream(Protocol):
         """
         if self.closed:
             return succeed(None)
-        self.transport.write(data)
+        write_now(self.transport, [data])
         if not self._paused:
             return succeed(None)
         d = Deferred()

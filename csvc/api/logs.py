@@ -13,8 +13,9 @@ from zope.interface import implementer
 from csvc.compute.states import LIVE
 from csvc.stdio.tail import TailFinder
 
-#: chunks read from the store at once (each at most CHUNK_SIZE, 60 KiB)
-BATCH = 32
+#: chunks read from the store at once (each at most CHUNK_SIZE, 256 KiB:
+#: at most 2 MiB per read)
+BATCH = 8
 
 
 @inlineCallbacks

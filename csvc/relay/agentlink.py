@@ -8,9 +8,12 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from csvc.agent import commands
-from csvc.relay.ampwire import FastBoxReceiver
+from csvc.ampwire import FastBoxes
 from csvc.relay.execs import ExecRegistry
 from csvc.relay.transfers import TransferRegistry
+
+#: Bytes read from an agent link at once (Twisted reads 64 KiB).
+RECV_SIZE = 512 * 1024
 
 
 def _marked_down(row):
@@ -312,7 +315,7 @@ class AgentHub:
             raise commands.OutputRefused(f"container {container_uuid} is not on this agent's instance")
 
 
-class AgentLink(FastBoxReceiver, amp.AMP):
+class AgentLink(FastBoxes, amp.AMP):
     """
     One agent's connection.  Until it registers, it may send nothing else.
     """
@@ -331,6 +334,9 @@ class AgentLink(FastBoxReceiver, amp.AMP):
         # a box behind an unacknowledged one for the peer's delayed ACK (40 ms).
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
+        # Output boxes are up to CHUNK_SIZE: read them in a few reads, not
+        # 64 KiB at a time.
+        self.transport.bufferSize = RECV_SIZE
 
     def peer(self):
         return str(self.transport.getPeer()) if self.transport else "?"
@@ -345,7 +351,16 @@ class AgentLink(FastBoxReceiver, amp.AMP):
             raise commands.NotEnrolled("register first")
 
     @commands.Register.responder
-    def register(self, enroll_token, engine, capacity, hostname, containers, facts=None):
+    def register(self, enroll_token, engine, capacity, hostname, containers, facts=None, protocol=None):
+        if protocol != commands.PROTOCOL:
+            self.log.error(
+                "agent from {peer} refused: it speaks protocol {theirs}, this control plane {ours}",
+                peer=self.peer(), theirs=protocol or 1, ours=commands.PROTOCOL,
+            )
+            raise commands.ProtocolMismatch(
+                f"the agent speaks protocol {protocol or 1}, the control plane {commands.PROTOCOL}:"
+                " run the same csvc version on both"
+            )
         return self._hub.register(self, enroll_token, engine, capacity, hostname, containers, facts)
 
     @commands.Heartbeat.responder

@@ -21,13 +21,16 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from csvc.agent.commands import CHUNK_SIZE
 from csvc.compute.states import LIVE
 
-#: Bytes a session queues before it reads from the store instead.
-QUEUE_LIMIT = 1024 * 1024
+#: Bytes a session queues before it reads from the store instead (eight
+#: full chunks).
+QUEUE_LIMIT = 8 * CHUNK_SIZE
 
-#: Chunks read from the store at once while behind.
-BATCH = 32
+#: Chunks read from the store at once while behind: what fits in the half
+#: of the queue a read waits for.
+BATCH = QUEUE_LIMIT // 2 // CHUNK_SIZE
 
 
 @implementer(IPushProducer)

@@ -18,13 +18,16 @@ from twisted.logger import Logger
 
 from csvc.agent.commands import STDIN_WINDOW
 from csvc.relay.session import AttachSession
+from csvc.sockwrite import write_now
 
 SUBPROTOCOL = "channel.csvc.v1"
 
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 255
 
-#: Largest message a client may send (stdin); output messages are at most
-#: one chunk (CHUNK_SIZE, 60 KiB) plus the channel byte.
+#: Largest message a client may send (stdin).  Output messages are at most
+#: one chunk (CHUNK_SIZE) plus the channel byte: autobahn's limit, which
+#: covers both ways, is for what clients send; output written by
+#: ``_send_binary`` is bounded by the chunk instead.
 MAX_CLIENT_MESSAGE = 64 * 1024
 
 # Not the protocol's own ``log``: autobahn's (txaio's) sits there, filtered
@@ -146,9 +149,11 @@ class AttachProtocol(WebSocketServerProtocol):
             or self.send_state != self.SEND_STATE_GROUND
             or self.send_queue
             or 0 < self.autoFragmentSize < n
-            or 0 < self.maxMessagePayloadSize < n
         ):
-            self.sendMessage(prefix + data, isBinary=True)
+            # autobahn's way, within its message limit.
+            step = (self.maxMessagePayloadSize or n) - len(prefix)
+            for start in range(0, len(data) or 1, step):
+                self.sendMessage(prefix + data[start:start + step], isBinary=True)
             return
         if n < 126:
             header = bytes((0x82, n))
@@ -156,7 +161,7 @@ class AttachProtocol(WebSocketServerProtocol):
             header = _HEADER_16.pack(0x82, 126, n)
         else:
             header = _HEADER_64.pack(0x82, 127, n)
-        self.transport.writeSequence((header + prefix, data))
+        write_now(self.transport, [header + prefix, data])
 
     def finished(self, exit_code, reason):
         status = {"exit_code": exit_code}

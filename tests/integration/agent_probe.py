@@ -35,7 +35,8 @@ class Probe(amp.AMP):
 def _box(step):
     if step["op"] == "register":
         return commands.Register, dict(
-            enroll_token=step["token"], engine="docker", capacity=1, hostname="probe", containers=[], facts={}
+            enroll_token=step["token"], engine="docker", capacity=1, hostname="probe", containers=[], facts={},
+            protocol=commands.PROTOCOL,
         )
     if step["op"] == "output":
         return commands.Output, dict(

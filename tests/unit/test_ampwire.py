@@ -3,12 +3,13 @@ csvc/relay/ampwire.py reads the same boxes as AMP's own parser, however the
 bytes are split, and enforces AMP's key length limit the same way.
 """
 
+import pytest
 from hypothesis import given, settings, strategies as st
 from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
 
 from csvc.agent import commands
-from csvc.relay.ampwire import FastBoxReceiver
+from csvc.ampwire import FastBoxes
 
 
 class Recorder:
@@ -25,7 +26,7 @@ class Recorder:
         pass
 
 
-class FastBinary(FastBoxReceiver, amp.BinaryBoxProtocol):
+class FastBinary(FastBoxes, amp.BinaryBoxProtocol):
     pass
 
 
@@ -72,7 +73,7 @@ def test_a_key_too_long_drops_the_connection():
     assert protocol._keyLengthLimitExceeded
 
 
-class Server(FastBoxReceiver, amp.AMP):
+class Server(FastBoxes, amp.AMP):
     @commands.Output.responder
     def output(self, uuid, seq, stream, data, cursor):
         self.got = (uuid, seq, stream, data, cursor)
@@ -95,3 +96,107 @@ def test_commands_are_dispatched_and_answered():
     assert server.got == ("u", 7, 2, b"\0" * 32768, "C|1|2")
     client.dataReceived(server_transport.value())
     assert answers == [{}]
+
+
+def exchange(sender, receiver, command, **kwargs):
+    """``sender`` calls ``command`` on ``receiver`` through StringTransports; returns the answers."""
+    sender_transport, receiver_transport = StringTransport(), StringTransport()
+    sender.makeConnection(sender_transport)
+    receiver.makeConnection(receiver_transport)
+    answers = []
+    sender.callRemote(command, **kwargs).addBoth(answers.append)
+    wire = sender_transport.value()
+    for i in range(0, len(wire), 10007):
+        receiver.dataReceived(wire[i:i + 10007])
+    sender.dataReceived(receiver_transport.value())
+    return wire, answers
+
+
+class FastClient(FastBoxes, amp.AMP):
+    pass
+
+
+class FastServer(FastBoxes, amp.AMP):
+    @commands.Output.responder
+    def output(self, uuid, seq, stream, data, cursor):
+        self.got = data
+        return {}
+
+
+class StockServer(amp.AMP):
+    @commands.Output.responder
+    def output(self, uuid, seq, stream, data, cursor):
+        self.got = data
+        return {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.one_of(
+        st.integers(min_value=0, max_value=commands.CHUNK_SIZE),
+        st.sampled_from([0, 1, 65534, 65535, 65536, 2 * 65535, 3 * 65535 + 1, commands.CHUNK_SIZE]),
+    ),
+    fast_sender=st.booleans(),
+    fast_receiver=st.booleans(),
+)
+def test_bytes_of_any_size_up_to_the_chunk_arrive_whole(size, fast_sender, fast_receiver):
+    data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    sender = FastClient() if fast_sender else amp.AMP()
+    receiver = FastServer() if fast_receiver else StockServer()
+    wire, answers = exchange(sender, receiver, commands.Output, uuid="u", seq=1, stream=1, data=data, cursor="")
+    assert answers == [{}]
+    assert type(receiver.got) is bytes
+    assert receiver.got == data
+    # Every piece within AMP's value limit, the whole within the chunk.
+    assert len(wire) < size + 1024
+
+
+def test_more_than_the_chunk_is_refused_by_the_sender():
+    sender = amp.AMP()
+    transport = StringTransport()
+    sender.makeConnection(transport)
+    with pytest.raises(ValueError, match="data: 262145 bytes, more than 262144"):
+        sender.callRemote(commands.Output, uuid="u", seq=1, stream=1, data=b"x" * (commands.CHUNK_SIZE + 1), cursor="")
+    assert transport.value() == b""
+
+
+def test_more_than_the_chunk_is_refused_by_the_receiver():
+    # A sender that does not check: five full pieces (327,675 bytes).
+    box = amp.AmpBox({b"_ask": b"1", b"_command": b"Output", b"uuid": b"u", b"seq": b"1", b"stream": b"1", b"cursor": b""})
+    for i in range(1, 6):
+        box[b"data.%d" % i] = b"x" * 65535
+    receiver, transport = FastServer(), StringTransport()
+    receiver.makeConnection(transport)
+    receiver.dataReceived(box.serialize())
+    assert not hasattr(receiver, "got")
+    answers, _, _ = feed(amp.BinaryBoxProtocol, [transport.value()])
+    assert answers[0][b"_error"] == b"1"
+
+
+keys_and_values = st.dictionaries(
+    st.binary(min_size=1, max_size=40).filter(lambda k: not k.startswith(b"_")),
+    st.one_of(st.binary(max_size=100), st.integers(min_value=4000, max_value=65535).map(lambda n: b"v" * n)),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(box=keys_and_values)
+def test_sent_boxes_read_back_by_amp_as_sent(box):
+    sender = FastClient()
+    transport = StringTransport()
+    sender.makeConnection(transport)
+    sender.sendBox(amp.AmpBox(box))
+    stock, _, _ = feed(amp.BinaryBoxProtocol, [transport.value()])
+    assert stock == [box]
+
+
+def test_sent_boxes_keep_amps_limits():
+    sender = FastClient()
+    sender.makeConnection(StringTransport())
+    with pytest.raises(amp.TooLong):
+        sender.sendBox(amp.AmpBox({b"k": b"v" * 65536}))
+    with pytest.raises(amp.TooLong):
+        sender.sendBox(amp.AmpBox({b"k" * 256: b"v"}))
+    with pytest.raises(TypeError):
+        sender.sendBox(amp.AmpBox({b"k": "v"}))
