@@ -47,6 +47,7 @@ def drain(socks, rests, sample, duration):
     n = len(socks)
     counts = [0] * n
     first = [None] * n
+    last = [None] * n
     end = [None] * n
     status = [None] * n
     parsers = [FrameParser() for _ in range(n)]
@@ -72,8 +73,9 @@ def drain(socks, rests, sample, duration):
                     open_ -= 1
                     sel.unregister(socks[i])
             elif isinstance(payload, tuple):
+                last[i] = time.monotonic()
                 if first[i] is None:
-                    first[i] = time.monotonic()
+                    first[i] = last[i]
                 counts[i] += payload[1] - 1
             elif payload:
                 if payload[0] == 3:
@@ -83,8 +85,9 @@ def drain(socks, rests, sample, duration):
                         open_ -= 1
                         sel.unregister(socks[i])
                 elif payload[0] in (1, 2):
+                    last[i] = time.monotonic()
                     if first[i] is None:
-                        first[i] = time.monotonic()
+                        first[i] = last[i]
                     counts[i] += len(payload) - 1
 
     for i, rest in enumerate(rests):
@@ -115,7 +118,7 @@ def drain(socks, rests, sample, duration):
     timeline.append([round(time.monotonic(), 4), list(counts)])
     for s in socks:
         s.close()
-    return {"bytes": counts, "first": first, "end": end, "status": status, "timeline": timeline}
+    return {"bytes": counts, "first": first, "last": last, "end": end, "status": status, "timeline": timeline}
 
 
 def main():

@@ -10,7 +10,9 @@ container on the same engine with the same log driver (``local``).
 Relay: ``POST /v1/containers`` (not run), a WebSocket client (raw-socket
 client in a subprocess, bench/_wsclient.py) attaches with subprotocol
 ``channel.csvc.v1``, then ``POST /v1/containers/UUID/start``; timed from the
-start request to the status message (channel 3).  Direct: the Docker SDK
+start request to the status message (channel 3); the time from the first
+output byte after the start and from the last output byte to the status are
+reported beside it.  Direct: the Docker SDK
 creates the container with ``--log-driver local`` (the agent's options), a
 raw engine attach socket (``POST /containers/ID/attach?stream=1&stdout=1``,
 what the SDK's ``attach_socket`` opens) is opened, then ``start``; timed from
@@ -99,7 +101,7 @@ def relay_once(service, nbytes):
     status = result["status"][0]
     if got != nbytes or not status or status.get("exit_code") != 0:
         raise BenchError(f"relay: got {got} of {nbytes} bytes, status {status!r}")
-    return result["end"][0] - t0, result["first"][0] - t0
+    return result["end"][0] - t0, result["first"][0] - t0, result["end"][0] - result["last"][0]
 
 
 def main(argv=None):
@@ -113,7 +115,7 @@ def main(argv=None):
     client.images.get(IMAGE)
     service = Service(data_dir, progress)
     failed = True
-    relay_times, first_bytes, direct_times = [], [], []
+    relay_times, first_bytes, status_lags, direct_times = [], [], [], []
     try:
         service.start()
         # Warm-up (small): code paths, image, SQLite file.
@@ -122,12 +124,13 @@ def main(argv=None):
         for i in range(args.runs):
             if i % 2 == 0:
                 direct_times.append(direct_once(client, args.bytes))
-                t, f = relay_once(service, args.bytes)
+                t, f, lag = relay_once(service, args.bytes)
             else:
-                t, f = relay_once(service, args.bytes)
+                t, f, lag = relay_once(service, args.bytes)
                 direct_times.append(direct_once(client, args.bytes))
             relay_times.append(t)
             first_bytes.append(f)
+            status_lags.append(lag)
             mb = args.bytes / 1e6
             progress(f"run {i + 1}/{args.runs}: relay {mb / t:.1f} MB/s, direct {mb / direct_times[-1]:.1f} MB/s")
         failed = False
@@ -153,6 +156,8 @@ def main(argv=None):
         "relay_MBps": round(relay, 1),
         "relay_MBps_runs": [round(mb / t, 1) for t in relay_times],
         "relay_first_byte_s": round(statistics.median(first_bytes), 3),
+        # From the last output byte to the exit status (inside relay_MBps's time).
+        "relay_status_after_last_byte_s": round(statistics.median(status_lags), 3),
         "client": "raw-socket WebSocket client in a subprocess (bench/_wsclient.py)",
         "baseline": {
             "direct_docker_attach_MBps": round(direct, 1),

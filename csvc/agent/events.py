@@ -6,9 +6,24 @@ container removed from the engine behind the service's back is reported.
 """
 
 import json
+from datetime import datetime, timezone
 
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+
+
+def _rfc3339(time_nano):
+    """
+    An event's ``timeNano`` as the engine writes times in inspect (RFC 3339,
+    UTC, 'Z'); "" when there is none.
+    """
+    try:
+        ns = int(time_nano)
+    except (TypeError, ValueError):
+        return ""
+    seconds, fraction = divmod(ns, 10**9)
+    stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction:09d}Z"
 
 
 class EventLines(Protocol):
@@ -98,6 +113,6 @@ class EngineEvents:
                 exit_code = int(attributes.get("exitCode"))
             except (TypeError, ValueError):
                 return
-            self._core.engine_died(uuid, exit_code)
+            self._core.engine_died(uuid, exit_code, _rfc3339(event.get("timeNano")))
         elif action == "destroy":
             self._core.engine_destroyed(uuid)
