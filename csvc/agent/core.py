@@ -188,11 +188,20 @@ class AgentCore:
         watch.seq, watch.cursor = seq, cursor
         self._follow_log(watch)
 
-    @inlineCallbacks
     def write_stdin(self, uuid, data):
         """
         Write to the container's stdin; fires once the engine has taken it.
         """
+        watch = self._watches.get(uuid)
+        if watch is not None and watch.stdin is not None and not watch.stdin.closed and not watch.stdin_lock.locked:
+            # The usual keystroke: the stream is open and nothing is ahead of
+            # this write, so it goes at once (the lock would only order it
+            # behind nothing, at the cost of a few Deferreds per key).
+            return watch.stdin.write(data)
+        return self._write_stdin_in_turn(uuid, data)
+
+    @inlineCallbacks
+    def _write_stdin_in_turn(self, uuid, data):
         drained = yield self._with_stdin(uuid, lambda stream: stream.write(data))
         yield drained
 

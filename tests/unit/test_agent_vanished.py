@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
 from csvc.agent import commands
-from csvc.agent.core import AgentCore, ContainerWatch
+from csvc.agent.core import AgentCore
 from csvc.agent.events import EngineEvents, EventLines
 
 
@@ -141,89 +141,3 @@ def test_engine_events_become_calls_on_the_core():
     assert core.calls == [
         ("started", "c1"), ("died", "c1", 137, "1970-01-01T00:00:00.000000001Z"), ("destroyed", "c1"),
     ]
-
-
-class SlowEngine(Engine):
-    """An engine whose inspect answers only when told (as Docker's does
-    while it closes a large log)."""
-
-    def __init__(self):
-        super().__init__()
-        self.inspects = []
-        self.started = []
-
-    def inspect(self, uuid):
-        d = Deferred()
-        self.inspects.append(d)
-        return d
-
-    def attach(self, engine_id, follower, **kwargs):
-        return succeed(None)
-
-    def start_container(self, uuid):
-        self.started.append(uuid)
-        return succeed(None)
-
-
-def slow_core(uuid):
-    engine = SlowEngine()
-    core = AgentCore(engine, "token", 10, "host", follower_factory=None, clock=Clock())
-    core.link = Link()
-    core._watches[uuid] = ContainerWatch(uuid, "e-" + uuid, tty=False)
-
-    def new_follower(watch, skip):
-        watch.follower = type("Follower", (), {"seq": 3, "cursor": "k", "stop": lambda self: None})()
-        return watch.follower
-
-    core._new_follower = new_follower
-    return core, engine
-
-
-def exits(core):
-    return [kwargs for command, kwargs in core.link.calls if command is commands.Exited]
-
-
-def test_the_die_event_reports_the_exit_without_waiting_for_inspect():
-    core, engine = slow_core("c1")
-    core.start("c1")
-    watch = core._watches["c1"]
-    core.engine_started("c1", "1")
-    core._follow_ended(3, watch, watch.follower)
-    assert exits(core) == [] and len(engine.inspects) == 1
-    core.engine_died("c1", 7, "2026-11-26T06:51:02.000000001Z")
-    assert exits(core) == [{"uuid": "c1", "exit_code": 7, "last_seq": 3,
-                            "finished_at": "2026-11-26T06:51:02.000000001Z", "removed": False}]
-    # The inspect answering later changes nothing.
-    engine.inspects[0].callback({"running": False, "state": "exited", "exit_code": 7, "finished_at": ""})
-    assert len(exits(core)) == 1
-
-
-def test_a_die_event_that_came_first_is_used_at_once():
-    core, engine = slow_core("c1")
-    core.start("c1")
-    core.engine_started("c1", "1")
-    core.engine_died("c1", 0, "")
-    core._follow_ended(3, core._watches["c1"], core._watches["c1"].follower)
-    assert [e["exit_code"] for e in exits(core)] == [0]
-
-
-def test_the_previous_runs_late_die_event_is_not_this_runs_exit():
-    core, engine = slow_core("c1")
-    core.start("c1")
-    # The previous run's die arrives after this start, before its start event.
-    core.engine_died("c1", 9, "")
-    watch = core._watches["c1"]
-    core._follow_ended(3, watch, watch.follower)
-    assert exits(core) == []
-    # Without this run's die (event stream down), inspect decides.
-    engine.inspects[0].callback({"running": False, "state": "exited", "exit_code": 4, "finished_at": ""})
-    assert [e["exit_code"] for e in exits(core)] == [4]
-
-
-def test_a_restart_clears_the_previous_die():
-    core, engine = slow_core("c1")
-    core.start("c1")
-    core.engine_started("c1", "1")
-    core.engine_died("c1", 1, "")
-    core.engine_started("c1", "2")
-    assert core._watches["c1"].died is None
