@@ -151,7 +151,7 @@ class AttachProtocol(WebSocketServerProtocol):
             or 0 < self.autoFragmentSize < n
         ):
             # autobahn's way, within its message limit.
-            step = (self.maxMessagePayloadSize or n) - len(prefix)
+            step = max(1, (self.maxMessagePayloadSize or n) - len(prefix))
             for start in range(0, len(data) or 1, step):
                 self.sendMessage(prefix + data[start:start + step], isBinary=True)
             return

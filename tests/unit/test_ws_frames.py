@@ -2,7 +2,9 @@
 What clients send reaches the container's stdin exactly as sent, however the
 frames are cut by reads and whatever mix of messages and control frames
 arrives: AttachProtocol reads simple binary frames itself and leaves the
-rest to autobahn (csvc/relay/websocket.py, ``_dataReceived``).
+rest to autobahn (csvc/relay/websocket.py, ``_dataReceived``).  And output
+goes out as one message per chunk, or, when autobahn has to write it, in
+messages within autobahn's limit.
 """
 
 import os
@@ -159,3 +161,45 @@ def test_an_unmasked_frame_fails_the_connection():
     assert context.writes == []
     assert transport.disconnecting
     assert protocol.state == protocol.STATE_CLOSED
+
+
+def server_frames(wire):
+    """(opcode, fin, payload) of unmasked server frames."""
+    frames, i = [], 0
+    while i < len(wire):
+        b0, b1 = wire[i], wire[i + 1]
+        length, i = b1 & 0x7F, i + 2
+        if length == 126:
+            length, i = struct.unpack_from("!H", wire, i)[0], i + 2
+        elif length == 127:
+            length, i = struct.unpack_from("!Q", wire, i)[0], i + 8
+        frames.append((b0 & 0x0F, bool(b0 & 0x80), wire[i:i + length]))
+        i += length
+    return frames
+
+
+def test_output_longer_than_autobahns_limit_is_split_when_autobahn_writes_it():
+    # Output is written directly in one message per chunk (up to 256 KiB);
+    # when it has to go through autobahn's sendMessage (here: fragmentation
+    # set), it is cut into messages autobahn accepts, the bytes unchanged.
+    protocol, transport, context = opened()
+    protocol.autoFragmentSize = 40000
+    data = os.urandom(200000)
+    protocol.output(1, data)
+    frames = server_frames(transport.value())
+    assert all(len(payload) <= 40000 for _, _, payload in frames)
+    messages, current = [], b""
+    for opcode, fin, payload in frames:
+        current += payload
+        if fin:
+            messages.append(current)
+            current = b""
+    assert all(len(m) <= MAX_CLIENT_MESSAGE and m[:1] == b"\x01" for m in messages)
+    assert b"".join(m[1:] for m in messages) == data
+
+
+def test_output_of_a_whole_chunk_is_one_message():
+    protocol, transport, context = opened()
+    data = os.urandom(256 * 1024)
+    protocol.output(2, data)
+    assert server_frames(transport.value()) == [(2, True, b"\x02" + data)]
