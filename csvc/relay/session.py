@@ -51,7 +51,8 @@ class AttachSession:
         self._next = next_seq
         self._sink = sink
         self._throttle = throttle
-        self._share = throttle.register(self) if throttle is not None else None
+        # Unthrottled (the default): no request and grant per chunk.
+        self._share = throttle.register(self) if throttle is not None and throttle.limited else None
         self._granted = 0
         self._wanted = 0
         self._asked = False

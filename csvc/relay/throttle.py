@@ -213,6 +213,14 @@ class Throttle:
     def waiting(self):
         return len(self._waiting)
 
+    @property
+    def limited(self):
+        """
+        Whether either rate is set.  With neither (the default) a session
+        need not register: every request would be granted at once.
+        """
+        return self.session_rate is not None or not self._global.unlimited
+
     def register(self, session):
         rate = self.session_rate
         burst = self._session_burst

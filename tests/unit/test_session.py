@@ -116,3 +116,24 @@ def test_stopped_session_leaves_the_journal():
     session.stop()
     journal.append("c", 1, 1, b"unseen", "")
     assert sink.data[1] == b""
+
+
+def test_an_unlimited_throttle_is_not_asked_for_each_chunk():
+    from twisted.internet.task import Clock
+
+    from csvc.relay.throttle import Throttle
+
+    for throttle, registered in ((Throttle(Clock()), False), (Throttle(Clock(), session_rate=10**9), True)):
+        store = MemoryStore()
+        journal = Journal(store)
+        journal.known("c", 0)
+        sink = Sink()
+        requests = []
+        original = throttle.request
+        throttle.request = lambda share, n: (requests.append(n), original(share, n))
+        session = AttachSession(journal, store, "c", {1, 2}, 1, sink, throttle=throttle)
+        session.start()
+        journal.append("c", 1, 1, b"x" * 1000, "")
+        assert sink.data[1] == b"x" * 1000
+        assert (session._share is not None) == registered
+        assert requests == ([1000] if registered else [])

@@ -347,3 +347,10 @@ def test_a_keystroke_among_saturating_bulk_sessions_goes_at_once():
     big = BulkSession(throttle, clock, chunk=64 * 1024, repeat=False)
     big.ask()
     assert big.granted == 0
+
+
+def test_limited_only_with_a_rate():
+    clock = Clock()
+    assert not Throttle(clock).limited
+    assert Throttle(clock, session_rate=1000).limited
+    assert Throttle(clock, global_rate=1000).limited
