@@ -11,14 +11,7 @@ from twisted.internet.testing import StringTransport
 from csvc.agent import commands
 from csvc.agent.core import AgentCore, ContainerWatch
 
-
-class Link:
-    def __init__(self):
-        self.calls = []
-
-    def callRemote(self, command, **kwargs):
-        self.calls.append((command, kwargs))
-        return succeed({})
+from tests.unit.agentlinks import RecordingLink
 
 
 class SlowEngine:
@@ -45,7 +38,7 @@ class SlowEngine:
 def slow_core(uuid):
     engine = SlowEngine()
     core = AgentCore(engine, "token", 10, "host", follower_factory=None, clock=Clock())
-    core.link = Link()
+    core.link = RecordingLink()
     core._watches[uuid] = ContainerWatch(uuid, "e-" + uuid, tty=False)
 
     def new_follower(watch, skip):

@@ -14,6 +14,8 @@ from csvc.agent import commands
 from csvc.agent.core import AgentCore
 from csvc.agent.events import EngineEvents, EventLines
 
+from tests.unit.agentlinks import RecordingLink
+
 
 class Engine:
     def __init__(self):
@@ -33,19 +35,10 @@ class Engine:
         return succeed(None)
 
 
-class Link:
-    def __init__(self):
-        self.calls = []
-
-    def callRemote(self, command, **kwargs):
-        self.calls.append((command, kwargs))
-        return succeed({})
-
-
 def core_with(*uuids):
     engine = Engine()
     core = AgentCore(engine, "token", 10, "host", follower_factory=None, clock=Clock())
-    core.link = Link()
+    core.link = RecordingLink()
     for uuid in uuids:
         core.create({"uuid": uuid})
     return core, engine
