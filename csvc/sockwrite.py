@@ -1,20 +1,22 @@
 """
-Writing to a TCP transport without waiting for the reactor's next turn.
+Writing to a TCP or UNIX transport without waiting for the reactor's next
+turn.
 
 Twisted's ``write`` only queues: the bytes are joined into one buffer (a
 copy) and sent when the reactor next finds the socket writable, after
 asking epoll to watch it (and, once the buffer is empty, to stop).  For the
-relay's hot paths, output frames to a WebSocket client and boxes on an
-agent link, and a container's stdin on the engine's socket, that was a copy
-per byte, two ``epoll_ctl`` calls and a reactor turn per message (profiled: docs/benchmarks.md, "Output in larger
-chunks").  ``write_now`` sends at once with ``sendmsg`` when the transport
-has nothing queued, which is the usual case, and queues only what the
-socket did not take, through the transport, so ordering, producers and
-closing stay Twisted's.
+relay's hot paths (output frames to a WebSocket client, boxes on an agent
+link, a container's stdin on the engine's socket) that was a copy per
+byte, two ``epoll_ctl`` calls and a reactor turn per message (profiled:
+docs/benchmarks.md, "Output in larger chunks").  ``write_now`` sends at
+once with ``sendmsg`` when the transport has nothing queued, which is the
+usual case, and queues only what the socket did not take, through the
+transport, so ordering, producers and closing stay Twisted's.
 
 It reads the queue of ``twisted.internet.abstract.FileDescriptor``
 (``dataBuffer``, ``offset``, ``_tempDataBuffer``); any other transport
-(TLS, a test's) gets a plain ``write``.
+(TLS endpoints' wrappers, a test's) and a plain one that started TLS
+(``startTLS``) get a plain ``write``.
 """
 
 from twisted.internet import tcp, unix
@@ -25,7 +27,8 @@ _PLAIN = (tcp.Server, tcp.Client, unix.Server, unix.Client)
 
 def _queue_empty(transport):
     return (
-        not transport._tempDataBuffer
+        not transport.TLS
+        and not transport._tempDataBuffer
         and transport.offset == len(transport.dataBuffer)
         and transport.connected
         and not transport.disconnecting

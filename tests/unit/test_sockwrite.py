@@ -128,3 +128,29 @@ def test_a_broken_connection_is_left_to_the_transport():
     write_now(transport, [b"x" * 1000])
     reason = yield protocol.lost
     assert isinstance(reason, (ConnectionLost, ConnectionDone))
+
+
+def test_a_transport_that_started_tls_is_not_written_around():
+    # startTLS turns a plain tcp.Server/Client into a TLS one (transport.TLS):
+    # bytes must go through its TLS layer, never straight to the socket.
+    a, b = socket.socketpair()
+    protocol = Lost()
+    reactor.adoptStreamConnection(a.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: protocol))
+    a.close()
+    transport = protocol.transport
+    written = []
+    transport.TLS = True
+    transport.write = written.append
+    try:
+        write_now(transport, [b"secret", b"!"])
+        b.setblocking(False)
+        try:
+            leaked = b.recv(100)
+        except BlockingIOError:
+            leaked = b""
+        assert written == [b"secret!"] and leaked == b""
+    finally:
+        del transport.write
+        transport.TLS = False
+        transport.loseConnection()
+        b.close()
