@@ -3,8 +3,8 @@ The AMP contract between the control plane and its agents.
 
 Both sides import this module and nothing else of each other.  An AMP value is
 at most 65,535 bytes, so output travels in chunks of at most ``CHUNK_SIZE``
-bytes, each in ``Bytes`` pieces of one value, and structured values (container
-specs, inventories) travel as JSON in a single bounded value.
+bytes, each split by ``Bytes`` over several values of one box, and structured
+values (container specs, inventories) travel as JSON in a single bounded value.
 
 Direction:
   agent -> service: Register, Heartbeat, Output, Exited, Started,
