@@ -209,6 +209,37 @@ class ControlPlane:
         self.log_file.close()
         self.process = None
 
+    def close(self):
+        """
+        Stop for good (``stop`` alone may be followed by a restart): the
+        service, its agents, and on the engine every container this plane's
+        store knows (``csvc-<uuid>``), which tests that do not delete
+        theirs left behind, three more on the shared engine per suite run.
+        """
+        self.stop()
+        import docker
+        from sqlalchemy import create_engine, text
+
+        url = self.database or f"sqlite:///{os.path.join(self.data_dir, 'csvc.sqlite')}"
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                uuids = [row[0] for row in conn.execute(text("SELECT uuid FROM containers"))]
+        except Exception:
+            # No store (the plane never started) or a database already dropped.
+            return
+        finally:
+            engine.dispose()
+        client = docker.from_env()
+        try:
+            for uuid in uuids:
+                try:
+                    client.api.remove_container(f"csvc-{uuid}", force=True)
+                except docker.errors.NotFound:
+                    pass
+        finally:
+            client.close()
+
 
 def remove_project_containers(project):
     import docker
@@ -233,7 +264,7 @@ def control_plane(tmp_path_factory):
         plane.wait_active(plane.admin)
         yield plane
     finally:
-        plane.stop()
+        plane.close()
 
 
 @pytest.fixture(scope="session")

@@ -119,7 +119,7 @@ def plane(tmp_path_factory):
         plane.wait_active(plane.admin)
         yield plane
     finally:
-        plane.stop()
+        plane.close()
 
 
 def test_a_bad_enrollment_token_cannot_register_or_send_output(plane, agents):
@@ -256,4 +256,4 @@ def test_d_agents_over_tls(tmp_path, agents):
         assert "instance tls-untrusting registered" not in service_log(plane)
         plane.admin.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
     finally:
-        plane.stop()
+        plane.close()

@@ -273,4 +273,4 @@ def test_an_idle_session_is_closed(tmp_path):
         assert client.show(container["uuid"])["status"] == "running"
         client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
     finally:
-        plane.stop()
+        plane.close()

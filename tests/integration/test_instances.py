@@ -94,7 +94,7 @@ def test_fill_first_new_instances_down_and_reaped(tmp_path):
         eventually(lambda: len(plane.agent_pids()) == 1, timeout=20, what="the removed agents exiting")
         assert admin.get(f"/v1/instances/{first['uuid']}").status_code == 404
     finally:
-        plane.stop()
+        plane.close()
         remove_project_containers(PROJECT)
 
 
@@ -137,7 +137,7 @@ def test_placement_counts_memory_and_cpu(tmp_path):
         for view in views + [third, unlimited]:
             assert alpha.delete(f"/v1/containers/{view['uuid']}", params={"force": "true"}).status_code == 204
     finally:
-        plane.stop()
+        plane.close()
         remove_project_containers(PROJECT + "-size")
 
 
@@ -189,7 +189,7 @@ def test_local_agents_in_their_own_network_namespaces(tmp_path):
         assert alpha.logs(container["uuid"]) == b"from-netns\n"
         assert alpha.delete(f"/v1/containers/{container['uuid']}").status_code == 204
     finally:
-        plane.stop()
+        plane.close()
         remove_project_containers(PROJECT + "-netns")
     assert len(namespaces) == 2
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

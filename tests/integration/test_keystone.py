@@ -88,7 +88,7 @@ def ks_plane(keystone, tmp_path_factory):
         plane.wait_active(keystone_client(plane, "csvc-admin", "alpha"))
         yield plane
     finally:
-        plane.stop()
+        plane.close()
 
 
 @pytest.fixture
@@ -191,4 +191,4 @@ def test_unreachable_keystone_is_503(keystone, tmp_path_factory):
         assert docker.status_code == 503, docker.text
         assert "message" in docker.json()
     finally:
-        plane.stop()
+        plane.close()

@@ -63,7 +63,7 @@ def lxc_plane(tmp_path_factory):
                 os.killpg(agent.pid, signal.SIGKILL)
                 agent.wait()
         log.close()
-        plane.stop()
+        plane.close()
         if os.path.isdir(lxc_path):
             for name in os.listdir(lxc_path):
                 subprocess.run(["lxc-stop", "-k", "-P", lxc_path, "-n", name], capture_output=True)

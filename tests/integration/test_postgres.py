@@ -60,7 +60,7 @@ def test_containers_on_postgresql(tmp_path, database):
         assert instance["containers"] == 1
         assert client.delete(f"/v1/containers/{container['uuid']}").status_code == 204
     finally:
-        plane.stop()
+        plane.close()
     # The rows are in PostgreSQL, not in an SQLite file of the data dir.
     assert not os.path.exists(os.path.join(str(tmp_path), "csvc.sqlite"))
     engine = sa.create_engine(database)

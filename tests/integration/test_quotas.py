@@ -93,7 +93,7 @@ def test_concurrent_creates_respect_the_quota_on_postgresql(tmp_path, database):
         for container in client.get("/v1/containers").json()["containers"]:
             client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
     finally:
-        plane.stop()
+        plane.close()
         remove_project_containers(project)
 
 

@@ -64,7 +64,7 @@ def own_plane(tmp_path):
         plane.wait_active(plane.admin)
         yield plane
     finally:
-        plane.stop()
+        plane.close()
 
 
 def test_service_restart_mid_output_loses_and_duplicates_nothing(own_plane):
