@@ -114,15 +114,24 @@ class Lost(Protocol):
         self.lost.callback(reason.value)
 
 
+def adopted():
+    """
+    One end of a socket pair as a reactor transport (a ``unix.Server``) with
+    a ``Lost`` protocol, and the other end as a plain socket.
+    """
+    a, b = socket.socketpair()
+    protocol = Lost()
+    reactor.adoptStreamConnection(a.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: protocol))
+    a.close()
+    return protocol, b
+
+
 @pytest_twisted.inlineCallbacks
 def test_a_broken_connection_is_left_to_the_transport():
     # The peer is gone before the reactor could notice: sendmsg fails
     # (EPIPE), and the error is the transport's to find and report
     # (connectionLost), not write_now's to raise.
-    a, b = socket.socketpair()
-    protocol = Lost()
-    reactor.adoptStreamConnection(a.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: protocol))
-    a.close()
+    protocol, b = adopted()
     transport = protocol.transport
     b.close()
     write_now(transport, [b"x" * 1000])
@@ -133,10 +142,7 @@ def test_a_broken_connection_is_left_to_the_transport():
 def test_a_transport_that_started_tls_is_not_written_around():
     # startTLS turns a plain tcp.Server/Client into a TLS one (transport.TLS):
     # bytes must go through its TLS layer, never straight to the socket.
-    a, b = socket.socketpair()
-    protocol = Lost()
-    reactor.adoptStreamConnection(a.fileno(), socket.AF_UNIX, Factory.forProtocol(lambda: protocol))
-    a.close()
+    protocol, b = adopted()
     transport = protocol.transport
     written = []
     transport.TLS = True
