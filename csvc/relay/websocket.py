@@ -179,11 +179,11 @@ class AttachProtocol(WebSocketServerProtocol):
         """
         Keystrokes are most of what clients send: small binary messages, one
         frame each.  While autobahn is between frames, such frames are read
-        here and handed to ``onMessage`` (autobahn's parser took 60 us per
-        2-byte message on this machine, its frame and message callbacks
-        included: a good part of the echo's added latency).  Anything else
-        (control frames, text, fragments, long or oversized frames, a frame
-        cut by the read) goes to autobahn from there on, as before.
+        here and handed to ``onMessage`` (bench/hops.py: 22 us per 2-byte
+        message through autobahn's parser and callbacks, 11-16 us here, once
+        on every keystroke's path).  Anything else (control frames, text,
+        fragments, long or oversized frames, a frame cut by the read) goes
+        to autobahn from there on, as before.
         """
         if (
             self.state == self.STATE_OPEN
