@@ -322,7 +322,11 @@ class NativeAPI:
         force = query["force"]
         row = yield self._containers.get(identity, ident, query["all_projects"])
         enforce("container:force_delete" if force else "container:delete", identity, row["project_id"])
-        yield self._containers.delete(row, force=force)
+        left = yield self._containers.delete(row, force=force)
+        if left is not None:
+            # Its instance's agent is away: the removal finishes when it
+            # connects again.
+            return 202, container_view(left)
         return 204, None
 
     @_app.route("/v1/containers/<ident>/start", methods=["POST"])

@@ -300,8 +300,10 @@ OPERATIONS = [
      {202: "Container"}, (400, 403, 404, 409, 413, 502) + _AUTH, False),
     ("/v1/containers/{ident}", "get", "show_container", "Show a container", None,
      {200: "Container"}, _ONE, False),
-    ("/v1/containers/{ident}", "delete", "delete_container", "Delete a container", None,
-     {204: None}, _ACTION + (403,), False),
+    ("/v1/containers/{ident}", "delete", "delete_container",
+     "Delete a container: 204 once it is gone; 202 with it in status deleting when its instance's agent is not "
+     "connected (the removal finishes when the agent connects again)", None,
+     {204: None, 202: "Container"}, _ACTION + (403,), False),
     ("/v1/containers/{ident}/start", "post", "start_container", "Start", None, {202: "Container"}, _ACTION, False),
     ("/v1/containers/{ident}/stop", "post", "stop_container", "Stop (SIGTERM, then SIGKILL after timeout)", None,
      {202: "Container"}, _ACTION, False),

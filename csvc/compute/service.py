@@ -7,7 +7,7 @@ may ask; this checks what the state allows (``states.py``).
 import uuid as uuidlib
 from datetime import datetime, timezone
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, TimeoutError, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.agent import commands
@@ -74,6 +74,11 @@ class ContainerService:
     #: How long stop/kill/restart wait for the exit to be recorded after the
     #: engine has acted.
     settle_timeout = 30.0
+
+    #: How long a delete waits for the agent of an instance that is not
+    #: connected (agents reconnect within seconds of a restart) before it
+    #: leaves the engine's removal to the agent's next registration.
+    reconnect_wait = 5.0
 
     def __init__(self, store, journal, hub, clock, notifier=None, placement=None):
         self._store = store
@@ -277,23 +282,118 @@ class ContainerService:
         return (yield self.start(row))
 
     @inlineCallbacks
-    def delete(self, row, force=False):
+    def delete(self, row, force=False, instance_going=False):
+        """
+        Remove the container from its instance's engine, then its row, its
+        stored output and its place.  Fires with None once it is gone.
+
+        When the instance's agent is not connected (a control plane or an
+        agent restarting), the delete waits up to ``reconnect_wait`` seconds
+        for it; after that the row becomes ``deleting`` and the delete fires
+        with it: the removal is finished when the agent registers again
+        (``finish_deletions``), so the engine's container is never left
+        behind unknown.  Only an instance that is gone for good (deleted,
+        revoked, or ``instance_going``: being removed by the caller) lets
+        the row go without its engine being told.
+        """
         row = yield self._started(row)
-        states.check("force_delete" if force else "delete", row["status"])
+        if not (instance_going and row["status"] == "deleting"):
+            states.check("force_delete" if force else "delete", row["status"])
         self._notifier.container(notices.CONTAINER_DELETE_START, row, force=bool(force))
+        try:
+            yield self._remove_from_engine(row)
+        except InstanceUnavailable:
+            instance = None if instance_going else (yield self._instance_that_may_return(row["instance_uuid"]))
+            if instance is not None:
+                return (yield self._remove_when_connected(row, instance["name"], force))
+        yield self._forget(row, force=bool(force))
+        return None
+
+    @inlineCallbacks
+    def _remove_from_engine(self, row):
         try:
             yield self._hub.call(row["instance_uuid"], commands.RemoveContainer, uuid=row["uuid"], force=True)
         except commands.NoSuchContainer:
             pass
-        except InstanceUnavailable:
-            # An instance that is gone cannot hold the container any more;
-            # anything live on it must wait for the instance to come back.
-            if row["status"] in ("running", "creating") and not force:
-                raise
+
+    @inlineCallbacks
+    def _instance_that_may_return(self, instance_uuid):
+        """
+        The instance's row if it still exists, so that its agent may connect
+        again; None for one never placed on, deleted or revoked.
+        """
+        if instance_uuid is None:
+            return None
+        instance = yield self._store.get_instance(instance_uuid)
+        if instance is None or instance["status"] in ("deleted", "revoked"):
+            return None
+        return instance
+
+    @inlineCallbacks
+    def _remove_when_connected(self, row, name, force):
+        """
+        The instance's agent is not connected: wait a little for it, else
+        mark the row ``deleting`` for its registration to finish.  Fires
+        with None once the container is gone, else with its ``deleting``
+        row.
+        """
+        waiting = self._hub.when_registered(row["instance_uuid"])
+        waiting.addTimeout(self.reconnect_wait, self._clock)
+        try:
+            yield waiting
+            yield self._remove_from_engine(row)
+        except (TimeoutError, InstanceUnavailable):
+            pass
+        else:
+            yield self._forget(row, force=bool(force))
+            return None
+        updated = yield self._store.update_container(
+            row["uuid"],
+            expect_status=states.ALLOWED["force_delete"],
+            status="deleting",
+            status_reason=(
+                f"deleting: instance {name} is not connected; its agent removes the container from the engine "
+                "when it connects again"
+            ),
+        )
+        if updated is None:
+            # Deleted meanwhile by someone else (None), or already deleting.
+            return (yield self._store.get_container(row["uuid"]))
+        self._journal.state_changed(row["uuid"])
+        self.log.warn(
+            "container {uuid} left deleting until instance {name} connects again", uuid=row["uuid"], name=name
+        )
+        if row["instance_uuid"] in self._hub.connected_instances():
+            # The agent registered while the row was being marked: its
+            # registration may have listed the row before it was deleting.
+            yield self.finish_deletions([updated])
+            return (yield self._store.get_container(row["uuid"]))
+        return updated
+
+    @inlineCallbacks
+    def finish_deletions(self, rows):
+        """
+        The ``deleting`` containers of an instance whose agent has just
+        registered: removed from its engine, then forgotten.  One that the
+        engine fails to remove stays ``deleting`` (logged) for the next
+        registration.
+        """
+        for row in rows:
+            try:
+                yield self._remove_from_engine(row)
+            except Exception as exc:
+                self.log.warn("removing deleting container {uuid} failed: {why}", uuid=row["uuid"], why=_reason(exc))
+                continue
+            current = yield self._store.get_container(row["uuid"])
+            if current is not None and current["status"] == "deleting":
+                yield self._forget(current, deferred=True)
+
+    @inlineCallbacks
+    def _forget(self, row, **extra):
         yield self._store.delete_container(row["uuid"])
         self._hub.unassign(row["uuid"])
         self._journal.forget(row["uuid"])
-        self._notifier.container(notices.CONTAINER_DELETE_END, dict(row, status="deleted"), force=bool(force))
+        self._notifier.container(notices.CONTAINER_DELETE_END, dict(row, status="deleted"), **extra)
 
     @inlineCallbacks
     def wait(self, row):

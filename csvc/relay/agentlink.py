@@ -172,6 +172,10 @@ class AgentHub:
             rows = yield self._store.list_containers(instance_uuid=uuid)
         on_engine = {c["uuid"]: c for c in containers if c.get("uuid")}
         resume = {}
+        deleting = [row for row in rows if row["status"] == "deleting"]
+        for row in deleting:
+            self._owner[row["uuid"]] = uuid
+        rows = [row for row in rows if row["status"] != "deleting"]
         for row in rows:
             self._owner[row["uuid"]] = uuid
             self._journal.known(row["uuid"], row["last_seq"])
@@ -204,6 +208,10 @@ class AgentHub:
             r=len(resume),
         )
         self.notify_registered(uuid)
+        if deleting and self.containers is not None:
+            # Deleted while this agent was away: its engine removes them now.
+            d = self.containers.finish_deletions(deleting)
+            d.addErrback(lambda f: self.log.failure("finishing the deletions on {name}", f, name=instance["name"]))
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
 
     def address_of(self, instance_uuid):

@@ -59,7 +59,7 @@ class InstanceMap:
             )
         yield self._store.update_instance(row["uuid"], status="draining")
         for container in (yield self._store.list_containers(instance_uuid=row["uuid"])):
-            yield self._containers.delete(container, force=True)
+            yield self._containers.delete(container, force=True, instance_going=True)
         yield self.remove(row)
 
     @inlineCallbacks

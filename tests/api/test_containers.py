@@ -6,7 +6,7 @@ import json
 
 import pytest
 from treq.testing import RequestTraversalAgent
-from twisted.internet.defer import succeed
+from twisted.internet.defer import fail, succeed
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
@@ -14,6 +14,7 @@ from zope.interface import implementer
 from csvc.agent import commands
 from csvc.api.native import MAX_BODY
 from csvc.compute.service import ContainerService
+from csvc.scheduler.instances import InstanceMap
 from tests.api.conftest import BASE, MISSING_IMAGE, pending, result_of
 
 # -- create ---------------------------------------------------------------
@@ -391,6 +392,126 @@ def test_delete_a_container_the_engine_lost(env):
     env.hub.call = call
     assert env.alice.delete(f"/v1/containers/{view['uuid']}").code == 204
     assert calls == [commands.RemoveContainer]
+    assert env.all_rows() == []
+
+
+class _Link:
+    def peer(self):
+        return "test"
+
+
+def _agent_returns(env, inventory):
+    """
+    The instance's agent connects again and registers with ``inventory``:
+    its link.
+    """
+    link = _Link()
+    env.hub.connected.add(env.instance)
+    token = result_of(env.store.set_enroll_token(env.instance))
+    result_of(env.hub.register(link, token, "docker", 10, "local-1", inventory))
+    env.settle()
+    return link
+
+
+def test_delete_waits_for_an_agent_that_comes_back(env):
+    view = env.alice.create(name="waits")
+    env.hub.connected.discard(env.instance)
+    d = env.alice.start("DELETE", "/v1/containers/waits")
+    assert pending(d)
+    assert env.hub.commands_called()[-1] is commands.RemoveContainer  # refused: not connected
+    env.advance(ContainerService.reconnect_wait - 1)
+    _agent_returns(env, [{"uuid": view["uuid"], "state": "created"}])
+    reply = env.alice.finish(d)
+    assert reply.code == 204
+    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True}] * 2
+    assert env.all_rows() == []
+
+
+def test_delete_while_the_agent_is_away_finishes_when_it_registers(env):
+    view = env.alice.create(name="away")
+    env.output(view["uuid"], (1, b"kept until the engine lets go\n"))
+    env.hub.connected.discard(env.instance)
+    d = env.alice.start("DELETE", "/v1/containers/away")
+    env.advance(ContainerService.reconnect_wait)
+    reply = env.alice.finish(d)
+    # Not gone yet: the engine still holds the container.
+    assert reply.code == 202, reply.body
+    left = reply.json()
+    assert left["status"] == "deleting"
+    assert "instance local-1 is not connected" in left["status_reason"]
+    assert env.alice.get("/v1/containers/away").json()["status"] == "deleting"
+    assert "compute.container.delete.end" not in env.notices.event_types()
+    error = env.alice.delete("/v1/containers/away?force=true").error(409)
+    assert "status 'deleting'" in error["message"]
+    removes = len(env.hub.calls_of(commands.RemoveContainer))
+
+    _agent_returns(env, [{"uuid": view["uuid"], "state": "created"}])
+    assert env.hub.calls_of(commands.RemoveContainer)[removes:] == [{"uuid": view["uuid"], "force": True}]
+    assert env.all_rows() == []
+    env.alice.get("/v1/containers/away").error(404)
+    assert env.notices.event_types().count("compute.container.delete.end") == 1
+
+
+def test_a_deletion_the_engine_refuses_waits_for_the_next_registration(env):
+    view = env.alice.create(name="stuck")
+    env.hub.connected.discard(env.instance)
+    d = env.alice.start("DELETE", "/v1/containers/stuck")
+    env.advance(ContainerService.reconnect_wait)
+    assert env.alice.finish(d).code == 202
+    real_call = env.hub.call
+
+    def refusing(instance, command, **kwargs):
+        if command is commands.RemoveContainer:
+            env.hub.calls.append((instance, command, kwargs))
+            return fail(commands.EngineError("device or resource busy"))
+        return real_call(instance, command, **kwargs)
+
+    env.hub.call = refusing
+    link = _agent_returns(env, [{"uuid": view["uuid"], "state": "created"}])
+    assert env.row(view["uuid"])["status"] == "deleting"
+    env.hub.lost(link)
+    env.hub.connected.discard(env.instance)
+    env.hub.call = real_call
+    _agent_returns(env, [{"uuid": view["uuid"], "state": "created"}])
+    assert env.all_rows() == []
+
+
+def test_an_agent_registering_while_the_row_is_marked_still_removes_it(env):
+    """
+    The registration lists the instance's rows before this one is
+    ``deleting``: the delete finishes the removal itself.
+    """
+    view = env.alice.create(name="raced")
+    env.hub.connected.discard(env.instance)
+    d = env.alice.start("DELETE", "/v1/containers/raced")
+    # Registered (without the wait seeing it) just as the wait ends.
+    env.hub.connected.add(env.instance)
+    env.hub.connected_instances = lambda: {env.instance}
+    env.advance(ContainerService.reconnect_wait)
+    assert env.alice.finish(d).code == 204
+    assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": view["uuid"], "force": True}
+    assert env.all_rows() == []
+    assert env.notices.event_types().count("compute.container.delete.end") == 1
+
+
+def test_delete_on_a_removed_instance_lets_the_row_go(env):
+    view = env.alice.create(name="orphan")
+    env.hub.connected.discard(env.instance)
+    result_of(env.store.update_instance(env.instance, status="deleted"))
+    assert env.alice.delete("/v1/containers/orphan").code == 204
+    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True}]
+    assert env.all_rows() == []
+
+
+def test_removing_an_instance_drops_its_deleting_containers(env):
+    env.alice.create(name="pending-removal")
+    env.hub.connected.discard(env.instance)
+    d = env.alice.start("DELETE", "/v1/containers/pending-removal")
+    env.advance(ContainerService.reconnect_wait)
+    assert env.alice.finish(d).code == 202
+    env.api.instances = InstanceMap(env.store, env.hub, env.containers, {})
+    reply = env.admin.delete(f"/v1/instances/{env.instance}?force=true")
+    assert reply.code == 204, reply.body
     assert env.all_rows() == []
 
 

@@ -77,13 +77,31 @@ def test_service_restart_mid_output_loses_and_duplicates_nothing(own_plane):
     own_plane.start()
     own_plane.wait_active(own_plane.admin)
     _check_complete(client, uuid)
-    # And output of a finished container survives a restart too.
+    # And output of a finished container survives a restart too; asked for
+    # as soon as the API answers, before the agent has registered again.
     own_plane.stop()
     own_plane.start()
-    own_plane.wait_active(own_plane.admin)
+    _wait_for_api(client)
     assert client.logs(uuid, stderr="false") == EXPECTED_OUT
     assert client.show(uuid)["exit_code"] == 7
+    # The delete waits for the agent: the engine's container goes too.
     assert client.delete(f"/v1/containers/{uuid}").status_code == 204
+    import docker
+
+    assert docker.from_env().containers.list(all=True, filters={"label": f"csvc.uuid={uuid}"}) == []
+
+
+def _wait_for_api(client, timeout=30):
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.get("/v1/containers", timeout=2)
+            return
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "the API did not come back"
+            time.sleep(0.05)
 
 
 def test_the_map_reconciles_after_a_restart(own_plane):
