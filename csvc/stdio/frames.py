@@ -30,37 +30,79 @@ def encode_frame(stream, data):
 
 class FrameParser:
     """
-    Incremental parser: ``feed(data)`` returns the complete frames as a list
-    of ``(stream, payload)``; a partial frame waits for more bytes.  At most
-    one frame (``MAX_FRAME``) is buffered.
+    Incremental parser.  ``pieces(data)`` returns the payload bytes as they
+    arrive, ``(stream, piece)`` in order, a frame's payload possibly in
+    several pieces (memoryviews of ``data``: nothing is copied or held
+    between calls but a header cut in two).  ``feed(data)`` returns complete
+    frames, ``(stream, payload)``, holding a partial frame (at most
+    ``MAX_FRAME``) until the rest comes.
     """
 
     def __init__(self, max_frame=MAX_FRAME):
-        self._buffer = bytearray()
         self._max_frame = max_frame
+        self._header = bytearray()
+        self._stream = 0
+        self._left = 0
+        #: feed(): the pieces of the frame being assembled
+        self._frame = []
+        self._frame_size = 0
+
+    def _check(self, stream, size):
+        if stream > 3:
+            raise FrameError(f"invalid stream id {stream} in frame header")
+        if size > self._max_frame:
+            raise FrameError(f"frame of {size} bytes exceeds {self._max_frame}")
+
+    def _parse(self, data):
+        """
+        ``(stream, piece, ends_frame)`` for ``data``.
+        """
+        out = []
+        view = memoryview(data)
+        pos, end = 0, len(view)
+        while pos < end:
+            if self._left:
+                take = min(self._left, end - pos)
+                self._left -= take
+                out.append((self._stream, view[pos:pos + take], not self._left))
+                pos += take
+                continue
+            if not self._header and end - pos >= HEADER_SIZE:
+                stream, size = _HEADER.unpack_from(view, pos)
+                pos += HEADER_SIZE
+            else:
+                need = HEADER_SIZE - len(self._header)
+                self._header += view[pos:pos + need]
+                pos += min(need, end - pos)
+                if len(self._header) < HEADER_SIZE:
+                    break
+                stream, size = _HEADER.unpack(self._header)
+                self._header.clear()
+            self._check(stream, size)
+            self._stream, self._left = stream, size
+            if not size:
+                out.append((stream, view[pos:pos], True))
+        return out
+
+    def pieces(self, data):
+        return [(stream, piece) for stream, piece, _ends in self._parse(data) if piece]
 
     def feed(self, data):
-        self._buffer += data
         frames = []
-        view = self._buffer
-        pos = 0
-        while len(view) - pos >= HEADER_SIZE:
-            stream, size = _HEADER.unpack_from(view, pos)
-            if stream > 3:
-                raise FrameError(f"invalid stream id {stream} in frame header")
-            if size > self._max_frame:
-                raise FrameError(f"frame of {size} bytes exceeds {self._max_frame}")
-            end = pos + HEADER_SIZE + size
-            if len(view) < end:
-                break
-            frames.append((stream, bytes(view[pos + HEADER_SIZE:end])))
-            pos = end
-        del self._buffer[:pos]
+        for stream, piece, ends in self._parse(data):
+            self._frame.append(piece)
+            self._frame_size += len(piece)
+            if ends:
+                frames.append((stream, b"".join(self._frame)))
+                self._frame, self._frame_size = [], 0
+            else:
+                # Held past this call: a copy, not a view of the caller's data.
+                self._frame[-1] = bytes(piece)
         return frames
 
     @property
     def pending(self):
         """
-        Bytes held for a frame not yet complete.
+        Bytes held for a frame not yet complete (``feed``).
         """
-        return len(self._buffer)
+        return len(self._header) + (HEADER_SIZE + self._frame_size if self._left or self._frame else 0)

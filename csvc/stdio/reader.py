@@ -76,7 +76,9 @@ class OutputReader:
         if self._tty:
             self._take(1, data, out)
         else:
-            for stream, payload in self._frames.feed(data):
+            # Payload pieces as they arrive (views of ``data``): joined once
+            # below, into their chunk.
+            for stream, payload in self._frames.pieces(data):
                 if stream in (1, 2):
                     self._take(stream, payload, out)
         return [(stream, b"".join(parts), cursor) for stream, parts, _size, cursor in out]

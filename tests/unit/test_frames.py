@@ -87,3 +87,48 @@ def test_roundtrip_byte_at_a_time(frames):
     for i in range(len(stream)):
         got.extend(parser.feed(stream[i:i + 1]))
     assert got == frames
+
+
+@given(frames=frames_strategy, data=st.data())
+def test_pieces_carry_every_payload_byte_in_order_under_arbitrary_splits(frames, data):
+    stream = b"".join(encode_frame(s, p) for s, p in frames)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=30)))
+    parser = FrameParser()
+    got = []
+    previous = 0
+    for cut in cuts + [len(stream)]:
+        for s, piece in parser.pieces(stream[previous:cut]):
+            assert len(piece) > 0
+            got.append((s, bytes(piece)))
+        previous = cut
+    # Consecutive pieces of one stream, merged, are the frames' payloads merged.
+    def merged(items):
+        out = []
+        for s, payload in items:
+            if not payload:
+                continue
+            if out and out[-1][0] == s:
+                out[-1] = (s, out[-1][1] + payload)
+            else:
+                out.append((s, payload))
+        return out
+
+    assert merged(got) == merged(frames)
+
+
+def test_pieces_are_views_of_the_data_not_copies():
+    data = encode_frame(1, b"a" * 100) + encode_frame(2, b"b" * 50)[:20]
+    parser = FrameParser()
+    (one, first), (two, second) = parser.pieces(data)
+    assert (one, two) == (1, 2)
+    assert isinstance(first, memoryview) and first.obj is data
+    assert bytes(first) == b"a" * 100 and bytes(second) == b"b" * 12
+    assert [(s, bytes(p)) for s, p in parser.pieces(b"b" * 38)] == [(2, b"b" * 38)]
+
+
+def test_pieces_refuse_a_bad_header_cut_across_reads():
+    parser = FrameParser()
+    header = struct.pack(">BxxxL", 7, 1)
+    assert parser.pieces(header[:5]) == []
+    with pytest.raises(FrameError, match="invalid stream id 7"):
+        parser.pieces(header[5:])
