@@ -84,6 +84,45 @@ def rss_kib(pid):
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
+def process_cpu_s(pid):
+    """CPU seconds (user + system, every thread) a live process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s():
+    """CPU seconds the whole machine has spent working (all CPUs; idle,
+    I/O wait and time stolen by the hypervisor left out), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s():
+    """CPU seconds of this process's children reaped so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child_pids(pid):
+    """The direct children of a process (from /proc/PID/task/*/children)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def raise_nofile(limit):
     """Raise this process's RLIMIT_NOFILE soft limit (up to the hard one)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

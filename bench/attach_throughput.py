@@ -18,6 +18,14 @@ raw engine attach socket (``POST /containers/ID/attach?stream=1&stdout=1``,
 what the SDK's ``attach_socket`` opens) is opened, then ``start``; timed from
 the start call to the end of the attach stream.  Runs alternate; medians
 are reported.  ratio = relay MB/s / direct MB/s.
+
+CPU seconds per GiB are reported for both kinds of run, by whom they were
+spent: the control plane, its agent and the WebSocket client (each from
+/proc or the children's rusage), and the rest of the machine's busy time
+(/proc/stat), which is the engine's path (dockerd, containerd-shim, the
+container) plus anything else that ran.  On a machine whose CPUs the runs
+fill, MB/s is inversely proportional to the total, so ``cpu_bound_ratio``
+(direct total / relay total) is what the ratio can reach here.
 """
 
 import argparse
@@ -32,7 +40,8 @@ import time
 import docker
 
 from _service import (
-    IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, docker_hijack, make_progress,
+    IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, child_pids, children_cpu_s, docker_hijack,
+    machine_busy_s, make_progress, process_cpu_s, self_cpu_s,
 )
 
 progress = make_progress("attach_throughput")
@@ -71,6 +80,7 @@ def direct_once(client, nbytes):
 
         if rest:
             consume(memoryview(rest))
+        busy0, self0 = machine_busy_s(), self_cpu_s()
         t0 = time.monotonic()
         api.start(cid)
         while True:
@@ -79,29 +89,46 @@ def direct_once(client, nbytes):
                 break
             consume(view[:got])
         elapsed = time.monotonic() - t0
+        client_cpu, busy = self_cpu_s() - self0, machine_busy_s() - busy0
         sock.close()
         code = api.wait(cid)["StatusCode"]
     finally:
         api.remove_container(cid, force=True)
     if payload != nbytes or code != 0:
         raise BenchError(f"direct: got {payload} of {nbytes} bytes, exit {code}")
-    return elapsed
+    return elapsed, {"client": client_cpu, "engine_and_rest": busy - client_cpu, "total": busy}
 
 
 def relay_once(service, nbytes):
     uuid = service.create({"command": ["sh", "-c", f"head -c {nbytes} /dev/zero"]})
+    (agent,) = child_pids(service.pid)
     try:
         client = ClientProcess(service, [service.attach_path(uuid, stdout=True, stderr=True)])
+        marks = machine_busy_s(), process_cpu_s(service.pid), process_cpu_s(agent), children_cpu_s()
         t0 = time.monotonic()
         service.start_container(uuid)
         result = client.result()
+        # The client has exited (and been reaped): its CPU is the children's.
+        busy, plane, agent_cpu, client_cpu = (
+            now - then
+            for now, then in zip(
+                (machine_busy_s(), process_cpu_s(service.pid), process_cpu_s(agent), children_cpu_s()), marks
+            )
+        )
     finally:
         service.delete(uuid)
     got = result["bytes"][0]
     status = result["status"][0]
     if got != nbytes or not status or status.get("exit_code") != 0:
         raise BenchError(f"relay: got {got} of {nbytes} bytes, status {status!r}")
-    return result["end"][0] - t0, result["first"][0] - t0, result["end"][0] - result["last"][0]
+    cpu = {
+        "control_plane": plane,
+        "agent": agent_cpu,
+        "client": client_cpu,
+        "engine_and_rest": busy - plane - agent_cpu - client_cpu,
+        "total": busy,
+    }
+    return result["end"][0] - t0, result["first"][0] - t0, result["end"][0] - result["last"][0], cpu
 
 
 def main(argv=None):
@@ -116,6 +143,7 @@ def main(argv=None):
     service = Service(data_dir, progress)
     failed = True
     relay_times, first_bytes, status_lags, direct_times = [], [], [], []
+    relay_cpus, direct_cpus = [], []
     try:
         service.start()
         # Warm-up (small): code paths, image, SQLite file.
@@ -123,11 +151,14 @@ def main(argv=None):
         direct_once(client, 1 << 20)
         for i in range(args.runs):
             if i % 2 == 0:
-                direct_times.append(direct_once(client, args.bytes))
-                t, f, lag = relay_once(service, args.bytes)
+                direct = direct_once(client, args.bytes)
+                t, f, lag, cpu = relay_once(service, args.bytes)
             else:
-                t, f, lag = relay_once(service, args.bytes)
-                direct_times.append(direct_once(client, args.bytes))
+                t, f, lag, cpu = relay_once(service, args.bytes)
+                direct = direct_once(client, args.bytes)
+            direct_times.append(direct[0])
+            direct_cpus.append(direct[1])
+            relay_cpus.append(cpu)
             relay_times.append(t)
             first_bytes.append(f)
             status_lags.append(lag)
@@ -147,6 +178,12 @@ def main(argv=None):
             shutil.rmtree(data_dir, ignore_errors=True)
 
     mb = args.bytes / 1e6
+    gib = args.bytes / (1 << 30)
+
+    def per_gib(runs):
+        return {key: round(statistics.median(run[key] for run in runs) / gib, 2) for key in runs[0]}
+
+    relay_cpu, direct_cpu = per_gib(relay_cpus), per_gib(direct_cpus)
     relay = mb / statistics.median(relay_times)
     direct = mb / statistics.median(direct_times)
     result = {
@@ -159,9 +196,17 @@ def main(argv=None):
         # From the last output byte to the exit status (inside relay_MBps's time).
         "relay_status_after_last_byte_s": round(statistics.median(status_lags), 3),
         "client": "raw-socket WebSocket client in a subprocess (bench/_wsclient.py)",
+        # CPU seconds per GiB (medians): who spent the machine's CPUs.
+        # engine_and_rest is the machine's busy time less the named
+        # processes: dockerd, containerd-shim, the container, and anything
+        # else running meanwhile.  When the CPUs are full, MB/s goes as
+        # 1 / total, so direct total / relay total is the ratio's ceiling.
+        "relay_cpu_s_per_GiB": relay_cpu,
+        "cpu_bound_ratio": round(direct_cpu["total"] / relay_cpu["total"], 3),
         "baseline": {
             "direct_docker_attach_MBps": round(direct, 1),
             "direct_MBps_runs": [round(mb / t, 1) for t in direct_times],
+            "direct_cpu_s_per_GiB": direct_cpu,
             "log_driver": "local",
         },
         "ratio": round(relay / direct, 3),
