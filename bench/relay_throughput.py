@@ -40,7 +40,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThread
 from twisted.protocols import amp
 
-from _service import BenchError, ClientProcess, Service, make_progress
+from _service import (
+    BenchError, ClientProcess, Service, children_cpu_s, machine_busy_s, make_progress, process_cpu_s, self_cpu_s,
+)
 
 from csvc.agent import commands
 from csvc.ampwire import FastBoxes
@@ -186,10 +188,16 @@ def phase(reactor, service, agent, sessions, nbytes):
         yield deferToThread(service.wait_status, uuid, ("running",))
         # Let every session finish its first catch-up and join the live tail.
         yield task.deferLater(reactor, 0.5, lambda: None)
+        marks = machine_busy_s(), process_cpu_s(service.pid), self_cpu_s(), children_cpu_s()
         t0, t_acked, last_seq = yield agent.push(uuid, nbytes)
         yield agent.callRemote(commands.Exited, uuid=uuid, exit_code=0, last_seq=last_seq,
                                finished_at="", removed=False)
         result = yield deferToThread(client.result)
+        # The client has exited and been reaped: its CPU is the children's.
+        busy, plane, bench, clients = (
+            now - then
+            for now, then in zip((machine_busy_s(), process_cpu_s(service.pid), self_cpu_s(), children_cpu_s()), marks)
+        )
     finally:
         yield deferToThread(service.delete, uuid)
     got = result["bytes"]
@@ -203,6 +211,16 @@ def phase(reactor, service, agent, sessions, nbytes):
         "delivered_MBps": round(total / (t_end - t0) / 1e6, 1),
         "per_session_MBps": round(nbytes / (t_end - t0) / 1e6, 1),
         "persisted_MBps": round(nbytes / (t_acked - t0) / 1e6, 1),
+        # CPU seconds per GiB pushed: the control plane, this process (the
+        # synthetic agent), the WebSocket client(s), and the rest of the
+        # machine's busy time.
+        "cpu_s_per_GiB": {
+            key: round(value / (nbytes / (1 << 30)), 2)
+            for key, value in (
+                ("control_plane", plane), ("synthetic_agent", bench), ("clients", clients),
+                ("rest", busy - plane - bench - clients), ("total", busy),
+            )
+        },
     }
     progress(f"{sessions} session(s): {figures}")
     return figures
