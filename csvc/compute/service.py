@@ -15,7 +15,7 @@ from csvc import policy
 from csvc.compute import states
 from csvc.notify import events as notices
 from csvc.notify.notifier import NullNotifier
-from csvc.relay.agentlink import InstanceUnavailable
+from csvc.relay.agentlink import InstanceUnavailable, LinkLostDuringCall
 from csvc.relay.execs import CollectedOutput
 from csvc.relay import transfers
 
@@ -166,6 +166,12 @@ class ContainerService:
             yield self._discard(container_uuid)
             self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, "no such image")
             raise ImageNotFound(f"image '{values['image']}' is not available on the instance") from None
+        except LinkLostDuringCall as exc:
+            # The engine may hold the container: it goes when the agent
+            # registers again, as a delete made while it was away.
+            self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, _reason(exc))
+            yield self._mark_deleting(row, f"the create was interrupted: {exc}")
+            raise
         except Exception as exc:
             yield self._discard(container_uuid)
             self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, _reason(exc))
@@ -347,22 +353,26 @@ class ContainerService:
         else:
             yield self._forget(row, force=bool(force))
             return None
+        return (yield self._mark_deleting(row, f"instance {name} is not connected"))
+
+    @inlineCallbacks
+    def _mark_deleting(self, row, why):
+        """
+        Leave the container's removal from its engine to its agent's next
+        registration (``finish_deletions``).  Fires with the row as it is
+        then: ``deleting``, or None once gone.
+        """
         updated = yield self._store.update_container(
             row["uuid"],
             expect_status=states.ALLOWED["force_delete"],
             status="deleting",
-            status_reason=(
-                f"deleting: instance {name} is not connected; its agent removes the container from the engine "
-                "when it connects again"
-            ),
+            status_reason=f"deleting: {why}; its agent removes the container from the engine when it connects again",
         )
         if updated is None:
             # Deleted meanwhile by someone else (None), or already deleting.
             return (yield self._store.get_container(row["uuid"]))
         self._journal.state_changed(row["uuid"])
-        self.log.warn(
-            "container {uuid} left deleting until instance {name} connects again", uuid=row["uuid"], name=name
-        )
+        self.log.warn("container {uuid} left deleting: {why}", uuid=row["uuid"], why=why)
         if row["instance_uuid"] in self._hub.connected_instances():
             # The agent registered while the row was being marked: its
             # registration may have listed the row before it was deleting.

@@ -4,6 +4,7 @@ agent is, calls to it, and the boxes agents send (output, starts, exits).
 """
 
 from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.protocols import amp
 
@@ -52,6 +53,13 @@ def _reported_size(instance, facts):
 class InstanceUnavailable(Exception):
     """
     The instance's agent is not connected.
+    """
+
+
+class LinkLostDuringCall(InstanceUnavailable):
+    """
+    The agent's link broke after the call was sent and before its answer:
+    the agent may or may not have acted on it.
     """
 
 
@@ -135,7 +143,13 @@ class AgentHub:
         if link is None:
             name = self._names.get(instance_uuid, instance_uuid)
             return fail(InstanceUnavailable(f"instance {name} is not connected"))
-        return link.callRemote(command, **kwargs)
+
+        def lost(failure):
+            failure.trap(ConnectionLost, ConnectionDone)
+            name = self._names.get(instance_uuid, instance_uuid)
+            raise LinkLostDuringCall(f"instance {name} disconnected before answering {command.__name__}")
+
+        return link.callRemote(command, **kwargs).addErrback(lost)
 
     @inlineCallbacks
     def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):

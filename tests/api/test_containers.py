@@ -7,6 +7,7 @@ import json
 import pytest
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
@@ -14,6 +15,7 @@ from zope.interface import implementer
 from csvc.agent import commands
 from csvc.api.native import MAX_BODY
 from csvc.compute.service import ContainerService
+from csvc.relay.agentlink import AgentHub
 from csvc.scheduler.instances import InstanceMap
 from tests.api.conftest import BASE, MISSING_IMAGE, pending, result_of
 
@@ -492,6 +494,47 @@ def test_an_agent_registering_while_the_row_is_marked_still_removes_it(env):
     assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": view["uuid"], "force": True}
     assert env.all_rows() == []
     assert env.notices.event_types().count("compute.container.delete.end") == 1
+
+
+def test_a_create_whose_link_breaks_is_removed_when_the_agent_returns(env):
+    """
+    The link breaks after CreateContainer was sent: the engine may hold the
+    container, so it is not forgotten but left deleting for the agent.
+    """
+
+    class BrokenLink:
+        def callRemote(self, command, **kwargs):
+            env.hub.calls.append((env.instance, command, kwargs))
+            return fail(ConnectionLost("the agent went away"))
+
+    fake_call = env.hub.call
+    env.hub.call = lambda instance, command, **kwargs: AgentHub.call(env.hub, instance, command, **kwargs)
+    env.hub._links[env.instance] = BrokenLink()
+    error = env.alice.post("/v1/containers", {"image": "busybox", "name": "interrupted"}).error(503)
+    assert "disconnected before answering CreateContainer" in error["message"]
+    (row,) = env.all_rows()
+    assert row["status"] == "deleting"
+    assert row["status_reason"].startswith("deleting: the create was interrupted")
+    assert "compute.container.create.error" in env.notices.event_types()
+
+    del env.hub._links[env.instance]
+    env.hub.call = fake_call
+    _agent_returns(env, [])
+    assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": row["uuid"], "force": True}
+    assert env.all_rows() == []
+
+
+def test_a_call_whose_link_breaks_is_503_naming_the_instance(env):
+    view = env.alice.create(name="cut")
+
+    class BrokenLink:
+        def callRemote(self, command, **kwargs):
+            return fail(ConnectionDone())
+
+    env.hub.call = lambda instance, command, **kwargs: AgentHub.call(env.hub, instance, command, **kwargs)
+    env.hub._links[env.instance] = BrokenLink()
+    error = env.alice.post(f"/v1/containers/{view['uuid']}/start").error(503)
+    assert error["message"] == f"instance {env.instance} disconnected before answering StartContainer"
 
 
 def test_delete_on_a_removed_instance_lets_the_row_go(env):
