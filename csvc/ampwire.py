@@ -23,6 +23,16 @@ their 16-bit length) and what happens when a key is too long (the
 connection is dropped, failing outstanding calls with ``TooLong``) are
 AMP's own.
 
+Dispatching and calling: the commands a protocol lists in
+``fast_commands`` (the ones every output chunk and keystroke travels by)
+skip AMP's generic machinery, which for each box builds a responder
+closure, maps every argument's wire name to a Python name, and runs
+several Deferreds and callbacks (``bench/hops.py``: 26-37 us to dispatch a
+box, 56-69 us to call).  Their arguments are read and written from a
+table made once per command, integers and text inline; answers, errors
+(known errors as AMP encodes them, unknown ones logged and the connection
+closed), optional arguments and missing ones behave as AMP's own.
+
 Only for protocols that never switch away from boxes (``StartTLS`` and
 ``ProtocolSwitchCommand`` hand the connection to something else mid-stream);
 TLS on agent links wraps the whole connection instead.
@@ -30,9 +40,95 @@ TLS on agent links wraps the whole connection instead.
 
 from struct import Struct
 
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import Logger
+from twisted.protocols import amp
 from twisted.protocols.amp import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, AmpBox, TooLong
+from twisted.python.failure import Failure
 
 from csvc.sockwrite import write_now
+
+_ASK = b"_ask"
+_ANSWER = b"_answer"
+_COMMAND = b"_command"
+_ERROR = b"_error"
+_ERROR_CODE = b"_error_code"
+_ERROR_DESCRIPTION = b"_error_description"
+
+_INT, _TEXT, _OTHER = range(3)
+
+
+class _Compiled:
+    """
+    A command's arguments as ``(wire key, Python name, kind, Argument)``.
+    """
+
+    __slots__ = ("command", "args", "names")
+
+    def __init__(self, command):
+        self.command = command
+        self.args = tuple(
+            (key, key.decode("ascii").replace("-", "_"), _kind(argument), argument)
+            for key, argument in command.arguments
+        )
+        self.names = frozenset(name for _key, name, _kind, _argument in self.args)
+
+    def decode(self, box, proto):
+        kw = {}
+        for key, name, kind, argument in self.args:
+            if kind == _OTHER:
+                argument.fromBox(key, box, kw, proto)
+                continue
+            value = box.get(key)
+            if value is None:
+                if not argument.optional:
+                    raise KeyError(key)
+                kw[name] = None
+            elif kind == _INT:
+                kw[name] = int(value)
+            else:
+                kw[name] = value.decode("utf-8")
+        return kw
+
+    def encode(self, kw, proto):
+        """
+        The box of a call; ``_Forgot`` when a required argument is missing,
+        ``InvalidSignature`` for one the command does not have (AMP's
+        checks, in its order).
+        """
+        box = AmpBox()
+        for key, name, kind, argument in self.args:
+            value = kw.get(name)
+            if value is None:
+                if argument.optional:
+                    continue
+                forgotten = [n for _k, n, _kind, a in self.args if kw.get(n) is None and not a.optional]
+                raise _Forgot(f"forgot {', '.join(forgotten)} for {self.command.commandName}")
+            if kind == _INT:
+                box[key] = b"%d" % value
+            elif kind == _TEXT:
+                box[key] = value.encode("utf-8")
+            else:
+                argument.toBox(key, box, kw, proto)
+        for name in kw:
+            if name not in self.names:
+                raise amp.InvalidSignature(f"{name} is not a valid argument")
+        return box
+
+
+class _Forgot(amp.InvalidSignature):
+    """
+    A required argument is missing: AMP's ``callRemote`` answers that with a
+    failed Deferred, not an exception.
+    """
+
+
+def _kind(argument):
+    if type(argument) is amp.Integer:
+        return _INT
+    if type(argument) is amp.Unicode:
+        return _TEXT
+    return _OTHER
 
 _LENGTH = Struct("!H")
 #: Values at least this long go out as their own piece, not copied.
@@ -43,6 +139,12 @@ class FastBoxes:
     """
     Mix in before ``amp.AMP``.
     """
+
+    log = Logger()
+
+    #: Commands dispatched (when this side responds to them) and called
+    #: without AMP's generic machinery.
+    fast_commands = ()
 
     #: Received bytes not parsed yet (from the start of a key).
     _rx = b""
@@ -86,7 +188,11 @@ class FastBoxes:
             key_len = (buf[i] << 8) | buf[i + 1]
             if key_len == 0:
                 i += 2
-                receiver.ampBoxReceived(box)
+                fast = _fast_responders(type(receiver)).get(box.get(_COMMAND)) if _COMMAND in box else None
+                if fast is None:
+                    receiver.ampBoxReceived(box)
+                else:
+                    receiver._fastCommand(box, *fast)
                 box = AmpBox()
                 continue
             if key_len > MAX_KEY_LENGTH:
@@ -140,3 +246,110 @@ class FastBoxes:
         small += b"\0\0"
         pieces.append(small)
         write_now(self.transport, pieces)
+
+    # -- the fast commands ----------------------------------------------------
+
+    def _fastCommand(self, box, compiled, responder):
+        """
+        A box of a fast command: as ``BoxDispatcher._commandReceived``.
+        """
+        try:
+            result = responder(self, **compiled.decode(box, self))
+        except Exception:
+            result = fail()
+        ask = box.get(_ASK)
+        if isinstance(result, Deferred):
+            result.addCallbacks(
+                self._fastAnswer, self._fastError, callbackArgs=(compiled, ask), errbackArgs=(compiled, ask)
+            )
+        elif isinstance(result, Failure):
+            self._fastError(result, compiled, ask)
+        else:
+            self._fastAnswer(result, compiled, ask)
+
+    def _fastAnswer(self, result, compiled, ask):
+        if ask is None:
+            return
+        try:
+            answer = compiled.command.makeResponse(result, self) if compiled.command.response else AmpBox()
+        except Exception:
+            self._fastError(Failure(), compiled, ask)
+            return
+        answer[_ANSWER] = ask
+        self._safeEmit(answer)
+
+    def _fastError(self, failure, compiled, ask):
+        command = compiled.command
+        if ask is None:
+            self.unhandledError(failure)
+            return
+        known = failure.check(*command.allErrors)
+        if known is not None:
+            code = command.allErrors[known]
+            description = str(failure.value).encode("utf-8", "replace")
+            box = amp.QuitBox() if known in command.fatalErrors else AmpBox()
+        else:
+            self.log.failure("while answering {command}", failure, command=command.commandName.decode())
+            code, description, box = amp.UNKNOWN_ERROR_CODE, b"Unknown Error", amp.QuitBox()
+        box[_ERROR] = ask
+        box[_ERROR_CODE] = code
+        box[_ERROR_DESCRIPTION] = description
+        self._safeEmit(box)
+
+    def callRemote(self, commandType, *a, **kw):
+        compiled = _fast_calls(type(self)).get(commandType)
+        if compiled is None or a:
+            return super().callRemote(commandType, *a, **kw)
+        if self._failAllReason is not None:
+            return fail(self._failAllReason)
+        try:
+            box = compiled.encode(kw, self)
+        except _Forgot:
+            return fail()
+        box[_COMMAND] = commandType.commandName
+        if not commandType.requiresAnswer:
+            self.sendBox(box)
+            return None
+        tag = self._nextTag()
+        box[_ASK] = tag
+        self.sendBox(box)
+        d = self._outstandingRequests[tag] = Deferred()
+        d.addCallbacks(commandType.parseResponse, _remote_error, callbackArgs=(self,), errbackArgs=(commandType,))
+        return d
+
+
+def _remote_error(failure, command):
+    """
+    As ``Command._doCommand``: an error the peer sent becomes the command's
+    own exception (``UnknownRemoteError`` when it has none for the code).
+    """
+    failure.trap(amp.RemoteAmpError)
+    error = failure.value
+    return Failure(command.reverseErrors.get(error.errorCode, amp.UnknownRemoteError)(error.description))
+
+
+_RESPONDERS = {}
+_CALLS = {}
+
+
+def _fast_responders(cls):
+    """
+    command name -> (compiled, responder function) for the fast commands
+    ``cls`` responds to.
+    """
+    table = _RESPONDERS.get(cls)
+    if table is None:
+        table = _RESPONDERS[cls] = {}
+        dispatch = getattr(cls, "_commandDispatch", {})
+        for command in getattr(cls, "fast_commands", ()):
+            entry = dispatch.get(command.commandName)
+            if entry is not None and entry[0] is command:
+                table[command.commandName] = (_Compiled(command), entry[1])
+    return table
+
+
+def _fast_calls(cls):
+    table = _CALLS.get(cls)
+    if table is None:
+        table = _CALLS[cls] = {command: _Compiled(command) for command in getattr(cls, "fast_commands", ())}
+    return table

@@ -757,3 +757,9 @@ class CancelUpload(amp.Command):
 
     arguments = [(b"transfer_id", amp.Unicode())]
     response = []
+
+
+#: What every output chunk, keystroke and file transfer piece travels by:
+#: dispatched and called by ``csvc.ampwire`` without AMP's generic
+#: machinery, at both ends of the link.
+STREAM_COMMANDS = (Output, Input, ExecOutput, ExecInput, DownloadChunk, UploadChunk)

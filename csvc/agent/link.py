@@ -12,6 +12,7 @@ from csvc.ampwire import FastBoxes
 
 class AgentProtocol(FastBoxes, amp.AMP):
     log = Logger()
+    fast_commands = commands.STREAM_COMMANDS
 
     def __init__(self, core, clock):
         super().__init__()

@@ -344,6 +344,7 @@ class AgentLink(FastBoxes, amp.AMP):
 
     log = Logger()
     instance_uuid = None
+    fast_commands = commands.STREAM_COMMANDS
 
     def __init__(self, hub, journal):
         super().__init__()

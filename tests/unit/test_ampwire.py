@@ -200,3 +200,176 @@ def test_sent_boxes_keep_amps_limits():
         sender.sendBox(amp.AmpBox({b"k" * 256: b"v"}))
     with pytest.raises(TypeError):
         sender.sendBox(amp.AmpBox({b"k": "v"}))
+
+
+# -- the fast commands: the same wire and outcomes as AMP's own dispatch ----------
+
+
+class ProbeRefused(Exception):
+    pass
+
+
+class ProbeFatal(Exception):
+    pass
+
+
+class Probe(amp.Command):
+    arguments = [
+        (b"name", amp.Unicode()),
+        (b"n", amp.Integer()),
+        (b"maybe", amp.Integer(optional=True)),
+        (b"data", commands.Bytes(1 << 20)),
+        (b"doc", commands.JSON()),
+        (b"with-dash", amp.Unicode(optional=True)),
+    ]
+    response = [(b"echo", amp.Unicode()), (b"total", amp.Integer())]
+    errors = {ProbeRefused: b"REFUSED"}
+    fatalErrors = {ProbeFatal: b"FATAL"}
+
+
+class Quiet(amp.Command):
+    arguments = [(b"n", amp.Integer())]
+    requiresAnswer = False
+
+
+class ProbeResponder(amp.CommandLocator):
+    @Probe.responder
+    def probe(self, name, n, maybe, data, doc, with_dash):
+        from twisted.internet.defer import fail, succeed
+
+        self.got = (name, n, maybe, data, doc, with_dash)
+        kind = name.split("-", 1)[0]
+        answer = {"echo": f"{name}/{with_dash}", "total": n + (maybe or 0) + len(data)}
+        if kind == "ok":
+            return answer
+        if kind == "later":
+            return succeed(answer)
+        if kind == "known":
+            raise ProbeRefused(f"refused {name}")
+        if kind == "laterknown":
+            return fail(ProbeRefused(f"refused later {name}"))
+        if kind == "fatal":
+            raise ProbeFatal("fatal")
+        if kind == "badanswer":
+            return {"echo": name}
+        raise RuntimeError("unexpected")
+
+    @Quiet.responder
+    def quiet(self, n):
+        self.got = n
+        return {}
+
+
+class StockProbeServer(ProbeResponder, amp.AMP):
+    pass
+
+
+class FastProbeServer(ProbeResponder, FastBoxes, amp.AMP):
+    fast_commands = (Probe, Quiet)
+
+
+class FastProbeClient(FastBoxes, amp.AMP):
+    fast_commands = (Probe, Quiet)
+
+
+def probe_exchange(sender, receiver, **kwargs):
+    sender_transport, receiver_transport = StringTransport(), StringTransport()
+    sender.makeConnection(sender_transport)
+    receiver.makeConnection(receiver_transport)
+    outcome = []
+    sender.callRemote(Probe, **kwargs).addCallbacks(
+        outcome.append, lambda f: outcome.append((type(f.value).__name__, str(f.value)))
+    )
+    wire = sender_transport.value()
+    for i in range(0, len(wire), 3001):
+        receiver.dataReceived(wire[i:i + 3001])
+    answer = receiver_transport.value()
+    sender.dataReceived(answer)
+    boxes, _, _ = feed(amp.BinaryBoxProtocol, [wire])
+    answers, _, _ = feed(amp.BinaryBoxProtocol, [answer])
+    return boxes, answers, receiver_transport.disconnecting, getattr(receiver, "got", None), outcome
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    kind=st.sampled_from(["ok", "later", "known", "laterknown", "fatal", "badanswer", "boom"]),
+    name=st.text(max_size=20),
+    n=st.integers(min_value=-(2**70), max_value=2**70),
+    maybe=st.one_of(st.none(), st.integers(min_value=0, max_value=1000)),
+    data=st.binary(max_size=70000),
+    doc=st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    with_dash=st.one_of(st.none(), st.text(max_size=10)),
+)
+def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data, doc, with_dash):
+    kwargs = dict(name=f"{kind}-{name}", n=n, data=data, doc=doc)
+    if maybe is not None:
+        kwargs["maybe"] = maybe
+    if with_dash is not None:
+        kwargs["with_dash"] = with_dash
+    results = [
+        probe_exchange(sender(), receiver(), **kwargs)
+        for sender in (amp.AMP, FastProbeClient)
+        for receiver in (StockProbeServer, FastProbeServer)
+    ]
+    stock = results[0]
+    for other in results[1:]:
+        assert other == stock
+    boxes, answers, closed, got, outcome = stock
+    assert got == (kwargs["name"], n, maybe, data, doc, with_dash)
+    if kind in ("ok", "later"):
+        assert outcome == [{"echo": f"{kwargs['name']}/{with_dash}", "total": n + (maybe or 0) + len(data)}]
+    elif kind in ("known", "laterknown"):
+        assert outcome[0][0] == "ProbeRefused" and not closed
+    elif kind == "fatal":
+        assert outcome[0][0] == "ProbeFatal" and closed
+    else:
+        assert outcome[0][0] == "UnknownRemoteError" and closed
+
+
+def test_a_fast_command_missing_an_argument_is_an_unknown_error_as_in_amp():
+    box = amp.AmpBox({b"_ask": b"9", b"_command": b"Probe", b"name": b"ok", b"data.1": b"", b"doc": b"{}"})
+    wires = []
+    for receiver in (StockProbeServer(), FastProbeServer()):
+        transport = StringTransport()
+        receiver.makeConnection(transport)
+        receiver.dataReceived(box.serialize())
+        wires.append((transport.value(), transport.disconnecting))
+    assert wires[0] == wires[1]
+    (answer,), _, _ = feed(amp.BinaryBoxProtocol, [wires[0][0]])
+    assert answer[b"_error"] == b"9" and answer[b"_error_code"] == amp.UNKNOWN_ERROR_CODE
+
+
+def test_a_fast_call_checks_its_arguments_as_amp_does():
+    seen = []
+    for sender in (amp.AMP(), FastProbeClient()):
+        transport = StringTransport()
+        sender.makeConnection(transport)
+        # A missing argument: a failed Deferred; one too many: raised.
+        failed = []
+        sender.callRemote(Probe, name="x", data=b"", other=2).addErrback(failed.append)
+        with pytest.raises(amp.InvalidSignature) as raised:
+            sender.callRemote(Probe, name="x", n=1, data=b"", doc={}, other=2)
+        assert transport.value() == b""
+        seen.append((str(failed[0].value), str(raised.value)))
+    assert seen[0] == seen[1] == ("forgot n, doc for b'Probe'", "other is not a valid argument")
+
+
+def test_a_fast_call_without_answer_and_a_lost_link():
+    sender, receiver = FastProbeClient(), FastProbeServer()
+    transport = StringTransport()
+    sender.makeConnection(transport)
+    receiver.makeConnection(StringTransport())
+    assert sender.callRemote(Quiet, n=3) is None
+    receiver.dataReceived(transport.value())
+    assert receiver.got == 3
+    outcome = []
+    sender.callRemote(Probe, name="ok", n=1, data=b"", doc={}).addErrback(outcome.append)
+    from twisted.internet.error import ConnectionLost
+    from twisted.python.failure import Failure
+
+    sender.connectionLost(Failure(ConnectionLost("gone")))
+    assert outcome[0].check(ConnectionLost)
+    # After the loss a call fails at once, as AMP's does.
+    later = []
+    sender.callRemote(Probe, name="ok", n=1, data=b"", doc={}).addErrback(later.append)
+    assert later[0].check(ConnectionLost)
