@@ -81,15 +81,27 @@ def test_fill_first_new_instances_down_and_reaped(tmp_path):
         for view in views[:4]:
             assert alpha.show(view["uuid"])["status"] == "running"
 
-        for view in views:
+        for view in views[:4]:
             response = alpha.delete(f"/v1/containers/{view['uuid']}", params={"force": "true"})
             assert response.status_code == 204, response.text
+        # The dead instance's engine cannot be told: its container is left
+        # deleting (not forgotten while the engine may still hold it), and
+        # it keeps its instance from being reaped.
+        response = alpha.delete(f"/v1/containers/{views[4]['uuid']}", params={"force": "true"})
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "deleting"
+        assert f"instance {second['name']} is not connected" in response.json()["status_reason"]
         remaining = eventually(
-            lambda: (lambda xs: xs if len(xs) == 1 else None)(admin.get("/v1/instances").json()["instances"]),
+            lambda: (lambda xs: xs if len(xs) == 2 else None)(admin.get("/v1/instances").json()["instances"]),
             timeout=30,
-            what="the created instances being removed",
+            what="the emptied instance being removed",
         )
-        assert remaining[0]["uuid"] == shared["uuid"]
+        assert [i["uuid"] for i in remaining] == [shared["uuid"], second["uuid"]]
+        # The operator removes the dead instance: its containers go with it.
+        removed = admin.delete(f"/v1/instances/{second['uuid']}", params={"force": "true"})
+        assert removed.status_code == 204, removed.text
+        assert alpha.get(f"/v1/containers/{views[4]['uuid']}").status_code == 404
+        assert [i["uuid"] for i in admin.get("/v1/instances").json()["instances"]] == [shared["uuid"]]
         # Their agents are gone; the shared instance's runs on.
         eventually(lambda: len(plane.agent_pids()) == 1, timeout=20, what="the removed agents exiting")
         assert admin.get(f"/v1/instances/{first['uuid']}").status_code == 404
