@@ -199,6 +199,8 @@ def makeService(options, reactor=None):
     store.prepare_output()
     journal = Journal(store)
     hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
+    # As long as the heartbeat monitor waits for agents after a start.
+    hub.expect_agents(reactor, HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
     notifier, subscriptions = _notifications(settings, store, reactor)
     containers = ContainerService(store, journal, hub, reactor, notifier=notifier)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])

@@ -3,7 +3,7 @@ The control plane's end of the agent links: which instance each connected
 agent is, calls to it, and the boxes agents send (output, starts, exits).
 """
 
-from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, TimeoutError, fail, gatherResults, inlineCallbacks, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -89,6 +89,9 @@ class AgentHub:
         self._addresses = {}
         #: instance uuid -> the hostname its agent registered with
         self._hostnames = {}
+        #: (clock, until): calls to an instance not connected yet wait for
+        #: its agent until then (``expect_agents``)
+        self._expecting = None
 
     def connected_instances(self):
         return set(self._links)
@@ -138,10 +141,24 @@ class AgentHub:
     def unassign(self, container_uuid):
         self._owner.pop(container_uuid, None)
 
+    def expect_agents(self, clock, seconds):
+        """
+        The control plane has just started: for ``seconds``, a call to an
+        instance whose agent has not registered yet waits for it (agents
+        reconnect within a few seconds of a restart) instead of failing.
+        """
+        self._expecting = (clock, clock.seconds() + seconds)
+
     def call(self, instance_uuid, command, **kwargs):
         link = self._links.get(instance_uuid)
         if link is None:
             name = self._names.get(instance_uuid, instance_uuid)
+            if self._expecting is not None and instance_uuid is not None:
+                clock, until = self._expecting
+                left = until - clock.seconds()
+                if left > 0:
+                    return self._call_once_registered(instance_uuid, left, clock, command, kwargs)
+                self._expecting = None
             return fail(InstanceUnavailable(f"instance {name} is not connected"))
 
         def lost(failure):
@@ -150,6 +167,19 @@ class AgentHub:
             raise LinkLostDuringCall(f"instance {name} disconnected before answering {command.__name__}")
 
         return link.callRemote(command, **kwargs).addErrback(lost)
+
+    def _call_once_registered(self, instance_uuid, left, clock, command, kwargs):
+        waiting = self.when_registered(instance_uuid)
+        waiting.addTimeout(left, clock)
+
+        def late(failure):
+            failure.trap(TimeoutError)
+            raise InstanceUnavailable(
+                f"instance {self._names.get(instance_uuid, instance_uuid)} is not connected: its agent has not "
+                "registered since the control plane started"
+            )
+
+        return waiting.addCallbacks(lambda _: self.call(instance_uuid, command, **kwargs), late)
 
     @inlineCallbacks
     def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):

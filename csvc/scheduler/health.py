@@ -26,10 +26,18 @@ class HeartbeatMonitor(Service):
         self._clock = clock
         self.interval = interval
         self.missed = missed
-        self.startup = max(missed * interval, 10.0) if startup is None else startup
+        self.startup = self.startup_for(interval, missed) if startup is None else startup
         self._started_at = None
         self._loop = LoopingCall(self.check)
         self._loop.clock = clock
+
+    @staticmethod
+    def startup_for(interval, missed=3):
+        """
+        How long after a start agents are given to come back: ``missed``
+        heartbeat intervals, at least 10 s.
+        """
+        return max(missed * interval, 10.0)
 
     def startService(self):
         Service.startService(self)
