@@ -65,16 +65,21 @@ frames_strategy = st.lists(
 )
 
 
-@given(frames=frames_strategy, data=st.data())
-def test_roundtrip_arbitrary_splits(frames, data):
+def split_stream(frames, data):
+    """
+    The frames encoded, and the encoding cut at arbitrary places.
+    """
     stream = b"".join(encode_frame(s, p) for s, p in frames)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=30)))
+    return [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+
+
+@given(frames=frames_strategy, data=st.data())
+def test_roundtrip_arbitrary_splits(frames, data):
     parser = FrameParser()
     got = []
-    previous = 0
-    for cut in cuts + [len(stream)]:
-        got.extend(parser.feed(stream[previous:cut]))
-        previous = cut
+    for piece in split_stream(frames, data):
+        got.extend(parser.feed(piece))
     assert got == frames
     assert parser.pending == 0
 
@@ -91,16 +96,12 @@ def test_roundtrip_byte_at_a_time(frames):
 
 @given(frames=frames_strategy, data=st.data())
 def test_pieces_carry_every_payload_byte_in_order_under_arbitrary_splits(frames, data):
-    stream = b"".join(encode_frame(s, p) for s, p in frames)
-    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=30)))
     parser = FrameParser()
     got = []
-    previous = 0
-    for cut in cuts + [len(stream)]:
-        for s, piece in parser.pieces(stream[previous:cut]):
+    for read in split_stream(frames, data):
+        for s, piece in parser.pieces(read):
             assert len(piece) > 0
             got.append((s, bytes(piece)))
-        previous = cut
     # Consecutive pieces of one stream, merged, are the frames' payloads merged.
     def merged(items):
         out = []
