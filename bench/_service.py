@@ -91,6 +91,12 @@ def process_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_faults(pid):
+    """Minor page faults a live process has taken (every thread)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def machine_busy_s():
     """CPU seconds the whole machine has spent working (all CPUs; idle,
     I/O wait and time stolen by the hypervisor left out), from /proc/stat."""

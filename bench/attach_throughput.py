@@ -5,7 +5,7 @@ Attach throughput: MB/s of a container writing N bytes of zeros to stdout
 WebSocket attach relay, against a direct ``docker attach`` of an equivalent
 container on the same engine with the same log driver (``local``).
 
-    .venv/bin/python bench/attach_throughput.py [--bytes N] [--runs R]
+    .venv/bin/python bench/attach_throughput.py [--bytes N] [--runs R] [--malloc-default]
 
 Relay: ``POST /v1/containers`` (not run), a WebSocket client (raw-socket
 client in a subprocess, bench/_wsclient.py) attaches with subprotocol
@@ -30,6 +30,7 @@ fill, MB/s is inversely proportional to the total, so ``cpu_bound_ratio``
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import struct
@@ -41,7 +42,7 @@ import docker
 
 from _service import (
     IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, child_pids, children_cpu_s, docker_hijack,
-    machine_busy_s, make_progress, process_cpu_s, self_cpu_s,
+    machine_busy_s, make_progress, process_cpu_s, process_faults, self_cpu_s,
 )
 
 progress = make_progress("attach_throughput")
@@ -105,9 +106,11 @@ def relay_once(service, nbytes):
     try:
         client = ClientProcess(service, [service.attach_path(uuid, stdout=True, stderr=True)])
         marks = machine_busy_s(), process_cpu_s(service.pid), process_cpu_s(agent), children_cpu_s()
+        faults = process_faults(service.pid), process_faults(agent)
         t0 = time.monotonic()
         service.start_container(uuid)
         result = client.result()
+        plane_faults, agent_faults = process_faults(service.pid) - faults[0], process_faults(agent) - faults[1]
         # The client has exited (and been reaped): its CPU is the children's.
         busy, plane, agent_cpu, client_cpu = (
             now - then
@@ -128,14 +131,20 @@ def relay_once(service, nbytes):
         "engine_and_rest": busy - plane - agent_cpu - client_cpu,
         "total": busy,
     }
-    return result["end"][0] - t0, result["first"][0] - t0, result["end"][0] - result["last"][0], cpu
+    mib = nbytes / (1 << 20)
+    faults = {"control_plane": plane_faults / mib, "agent": agent_faults / mib}
+    return result["end"][0] - t0, result["first"][0] - t0, result["end"][0] - result["last"][0], cpu, faults
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", type=int, default=256 * 1024 * 1024, help="bytes written [256 MiB]")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each kind [3]")
+    parser.add_argument("--malloc-default", action="store_true",
+                        help="run the service with glibc's own allocator settings (CSVC_MALLOC=default)")
     args = parser.parse_args(argv)
+    if args.malloc_default:
+        os.environ["CSVC_MALLOC"] = "default"  # inherited by the service and its agent
 
     data_dir = tempfile.mkdtemp(prefix="csvc-bench-attach-")
     client = docker.from_env()
@@ -143,7 +152,7 @@ def main(argv=None):
     service = Service(data_dir, progress)
     failed = True
     relay_times, first_bytes, status_lags, direct_times = [], [], [], []
-    relay_cpus, direct_cpus = [], []
+    relay_cpus, direct_cpus, relay_faults = [], [], []
     try:
         service.start()
         # Warm-up (small): code paths, image, SQLite file.
@@ -152,10 +161,11 @@ def main(argv=None):
         for i in range(args.runs):
             if i % 2 == 0:
                 direct = direct_once(client, args.bytes)
-                t, f, lag, cpu = relay_once(service, args.bytes)
+                t, f, lag, cpu, faults = relay_once(service, args.bytes)
             else:
-                t, f, lag, cpu = relay_once(service, args.bytes)
+                t, f, lag, cpu, faults = relay_once(service, args.bytes)
                 direct = direct_once(client, args.bytes)
+            relay_faults.append(faults)
             direct_times.append(direct[0])
             direct_cpus.append(direct[1])
             relay_cpus.append(cpu)
@@ -203,6 +213,12 @@ def main(argv=None):
         # 1 / total, so direct total / relay total is the ratio's ceiling.
         "relay_cpu_s_per_GiB": relay_cpu,
         "cpu_bound_ratio": round(direct_cpu["total"] / relay_cpu["total"], 3),
+        # Minor page faults per MiB relayed (medians); --malloc-default runs
+        # the service with glibc's own allocator settings.
+        "relay_page_faults_per_MiB": {
+            key: round(statistics.median(run[key] for run in relay_faults), 1) for key in relay_faults[0]
+        },
+        "malloc": "default" if args.malloc_default else "csvc (csvc/process.py)",
         "baseline": {
             "direct_docker_attach_MBps": round(direct, 1),
             "direct_MBps_runs": [round(mb / t, 1) for t in direct_times],

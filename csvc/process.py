@@ -6,6 +6,7 @@ reactor thread while other threads compute.
 
 import ctypes
 import gc
+import os
 import sys
 
 #: Seconds a thread may hold the GIL while another waits for it (Python's
@@ -33,13 +34,19 @@ TRIM_THRESHOLD = 64 * 1024 * 1024
 def tune_allocator():
     """
     Keep the C allocator from mapping and unmapping memory for each large
-    buffer.  Relaying a container's output (bench/attach_throughput.py's
-    container), page faults per MiB went from 141 to 0.4 in the control
-    plane and from 85 to 0 in the agent, and CPU per GiB relayed down by
-    7-10% in each (docs/benchmarks.md, "allocator").  The cost: up to
+    buffer.  Relaying a container's output, the control plane took 42-77
+    page faults per MiB with glibc's settings and 3 with these
+    (``bench/attach_throughput.py`` with and without ``--malloc-default``,
+    docs/benchmarks.md, fifth session); measured when it went in, before
+    the agent's frame parser stopped copying, the agent's went from 85 to
+    0, and CPU per GiB relayed fell 7-10% in each.  The cost: up to
     ``TRIM_THRESHOLD`` of freed memory stays with the process.  True when
-    applied (glibc); other C libraries are left as they are.
+    applied (glibc); other C libraries are left as they are, and so is
+    glibc when ``$CSVC_MALLOC`` is ``default`` (what the benches compare
+    against).
     """
+    if os.environ.get("CSVC_MALLOC") == "default":
+        return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):

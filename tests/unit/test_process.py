@@ -37,3 +37,8 @@ def test_the_allocator_takes_the_settings():
     # Debian's glibc has mallopt and accepts both values (it answers 0 for a
     # parameter or value it refuses).
     assert process.tune_allocator() is True
+
+
+def test_the_allocator_is_left_alone_when_asked(monkeypatch):
+    monkeypatch.setenv("CSVC_MALLOC", "default")
+    assert process.tune_allocator() is False
