@@ -83,12 +83,16 @@ def subscription_view(row):
     }
 
 
-def instance_view(row):
+def instance_view(row, connected):
     return {
         "uuid": row["uuid"],
         "name": row["name"],
         "provider": row["provider"],
         "status": row["status"],
+        # Whether its agent is connected to this control plane now (status
+        # says what the store last knew: after a restart, "active" before
+        # the agent has registered again).
+        "connected": connected,
         # Its size: containers, memory (MiB) and cores (null: not known, not
         # limited); and what its containers use of it (memory and cpu: the
         # live ones', a container without limits counting 0).
@@ -562,7 +566,8 @@ class NativeAPI:
     def list_instances(self, request, identity):
         enforce("instance:list", identity)
         rows = yield self._store.list_instances()
-        return 200, {"instances": [instance_view(r) for r in rows]}
+        connected = self._containers.connected_instances()
+        return 200, {"instances": [instance_view(r, r["uuid"] in connected) for r in rows]}
 
     def _instance_map(self):
         if self.instances is None:
@@ -579,7 +584,10 @@ class NativeAPI:
         enforce("instance:get", identity)
         row = yield self._instance_map().get(ident)
         placed = yield self._store.list_containers(instance_uuid=row["uuid"])
-        view = instance_view(dict(row, containers=len(placed), usage=usage_of(placed)))
+        view = instance_view(
+            dict(row, containers=len(placed), usage=usage_of(placed)),
+            row["uuid"] in self._containers.connected_instances(),
+        )
         view["container_list"] = [
             {k: container_view(c)[k] for k in ("uuid", "name", "project_id", "status", "status_reason")}
             for c in placed
@@ -602,7 +610,7 @@ class NativeAPI:
             )
         except ValueError as exc:
             raise InstanceConflict(str(exc)) from None
-        return 201, dict(instance_view(row), enroll_token=token)
+        return 201, dict(instance_view(row, False), enroll_token=token)
 
     @_app.route("/v1/instances/<ident>", methods=["DELETE"])
     @endpoint()

@@ -165,14 +165,19 @@ SCHEMAS = {
         "type": "object",
         "additionalProperties": False,
         "required": [
-            "uuid", "name", "provider", "status", "capacity", "memory", "cpus", "usage", "containers", "hostname",
-            "engine", "shared", "created_at", "last_seen_at",
+            "uuid", "name", "provider", "status", "connected", "capacity", "memory", "cpus", "usage", "containers",
+            "hostname", "engine", "shared", "created_at", "last_seen_at",
         ],
         "properties": {
             "uuid": {"type": "string"},
             "name": {"type": "string"},
             "provider": {"type": "string"},
             "status": {"type": "string"},
+            "connected": {
+                "type": "boolean",
+                "description": "its agent is connected now (status is what the store last knew: after a restart "
+                               "an instance is active before its agent registers again)",
+            },
             "capacity": {"type": "integer", "description": "containers it may hold"},
             "memory": {"type": ["integer", "null"], "description": "its memory in MiB (null: not known, not limited)"},
             "cpus": {"type": ["number", "null"], "description": "its cores (null: not known, not limited)"},

@@ -114,6 +114,12 @@ class ContainerService:
         policy.enforce("container:get", identity, row["project_id"])
         return row
 
+    def connected_instances(self):
+        """
+        The uuids of the instances whose agents are connected now.
+        """
+        return self._hub.connected_instances()
+
     def list(self, identity, all_projects=False):
         project = None if (identity.is_admin and all_projects) else identity.project_id
         return self._store.list_containers(project_id=project)

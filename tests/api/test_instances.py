@@ -304,3 +304,21 @@ def test_register_show_and_delete_an_instance(env):
     env.admin.get(f"/v1/instances/{env.instance}").error(404)
     assert env.admin.delete(f"/v1/instances/{body['uuid']}").code == 204
     assert body["uuid"] not in instances(env)
+
+
+def test_an_instance_shows_whether_its_agent_is_connected(env):
+    # The store says active (as after a restart); no agent has registered.
+    assert instances(env)[env.instance]["status"] == "active"
+    assert instances(env)[env.instance]["connected"] is False
+    with_provider(env)
+    assert env.admin.get(f"/v1/instances/{env.instance}").json()["connected"] is False
+
+    class Link:
+        def peer(self):
+            return "test"
+
+    token = result_of(env.store.set_enroll_token(env.instance))
+    result_of(env.hub.register(Link(), token, "docker", 10, "local-1", []))
+    assert instances(env)[env.instance]["connected"] is True
+    assert env.admin.get(f"/v1/instances/{env.instance}").json()["connected"] is True
+    assert env.admin.post("/v1/instances", {"name": "host-11"}).json()["connected"] is False
