@@ -174,8 +174,10 @@ class ContainerService:
             raise ImageNotFound(f"image '{values['image']}' is not available on the instance") from None
         except LinkLostDuringCall as exc:
             # The engine may hold the container: it goes when the agent
-            # registers again, as a delete made while it was away.
+            # registers again, as a delete made while it was away (whose
+            # delete.end follows this delete.start).
             self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, _reason(exc))
+            self._notifier.container(notices.CONTAINER_DELETE_START, row, force=True)
             yield self._mark_deleting(row, f"the create was interrupted: {exc}")
             raise
         except Exception as exc:
@@ -314,9 +316,11 @@ class ContainerService:
         self._notifier.container(notices.CONTAINER_DELETE_START, row, force=bool(force))
         try:
             yield self._remove_from_engine(row)
-        except InstanceUnavailable:
+        except InstanceUnavailable as exc:
             instance = None if instance_going else (yield self._instance_that_may_return(row["instance_uuid"]))
             if instance is not None:
+                if getattr(exc, "waited", False):
+                    return (yield self._mark_deleting(row, f"instance {instance['name']} is not connected"))
                 return (yield self._remove_when_connected(row, instance["name"], force))
         yield self._forget(row, force=bool(force))
         return None

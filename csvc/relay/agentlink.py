@@ -174,10 +174,13 @@ class AgentHub:
 
         def late(failure):
             failure.trap(TimeoutError)
-            raise InstanceUnavailable(
+            error = InstanceUnavailable(
                 f"instance {self._names.get(instance_uuid, instance_uuid)} is not connected: its agent has not "
                 "registered since the control plane started"
             )
+            # Whoever would wait for the agent now has waited already.
+            error.waited = True
+            raise error
 
         return waiting.addCallbacks(lambda _: self.call(instance_uuid, command, **kwargs), late)
 

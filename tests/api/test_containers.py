@@ -515,13 +515,32 @@ def test_a_create_whose_link_breaks_is_removed_when_the_agent_returns(env):
     (row,) = env.all_rows()
     assert row["status"] == "deleting"
     assert row["status_reason"].startswith("deleting: the create was interrupted")
-    assert "compute.container.create.error" in env.notices.event_types()
+    assert env.notices.event_types()[-2:] == ["compute.container.create.error", "compute.container.delete.start"]
 
     del env.hub._links[env.instance]
     env.hub.call = fake_call
     _agent_returns(env, [])
     assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": row["uuid"], "force": True}
     assert env.all_rows() == []
+    assert env.notices.event_types()[-1] == "compute.container.delete.end"
+
+
+def test_a_delete_after_the_start_window_waited_does_not_wait_again(env):
+    """
+    The hub already waited for the agent through the control plane's start
+    window: the delete leaves the container deleting at once.
+    """
+    env.alice.create(name="late")
+    env.hub.connected.discard(env.instance)
+    env.hub.expect_agents(env.clock, 10)
+    env.hub.call = lambda instance, command, **kwargs: AgentHub.call(env.hub, instance, command, **kwargs)
+    d = env.alice.start("DELETE", "/v1/containers/late")
+    env.advance(9.9)
+    assert pending(d)
+    env.advance(0.1)
+    reply = env.alice.finish(d)
+    assert reply.code == 202, reply.body
+    assert "instance local-1 is not connected" in reply.json()["status_reason"]
 
 
 def test_a_call_whose_link_breaks_is_503_naming_the_instance(env):

@@ -56,6 +56,7 @@ def test_a_call_to_an_agent_that_does_not_come_back_fails_at_the_end_of_the_wind
     clock.advance(0.1)
     assert seen[0].check(InstanceUnavailable)
     assert "has not registered since the control plane started" in str(seen[0].value)
+    assert seen[0].value.waited is True
     # The wait was cancelled: a registration later wakes nobody.
     assert hub._registering.get("i-1", []) == []
 
