@@ -182,7 +182,15 @@ class AgentHub:
             error.waited = True
             raise error
 
-        return waiting.addCallbacks(lambda _: self.call(instance_uuid, command, **kwargs), late)
+        def registered(_):
+            # Registration wakes its waiters before its answer is sent; the
+            # agent acts on calls (its output above all) only once it has
+            # that answer: call on the reactor's next turn, after it.
+            after = Deferred()
+            clock.callLater(0, after.callback, None)
+            return after.addCallback(lambda _: self.call(instance_uuid, command, **kwargs))
+
+        return waiting.addCallbacks(registered, late)
 
     @inlineCallbacks
     def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):

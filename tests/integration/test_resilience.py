@@ -160,3 +160,25 @@ def test_a_container_removed_behind_our_back_is_error_with_a_reason(control_plan
     assert shown["exit_code"] == 137
     # What it wrote is kept.
     assert alpha.logs(view["uuid"]) == b"up\n"
+
+
+def test_a_start_asked_before_the_agent_is_back_waits_for_it_and_keeps_all_output(own_plane):
+    """
+    Right after a restart the API answers before the agent has registered
+    again: the start waits for the agent instead of a 503, and the output
+    is all there.  (That the call goes only after the registration's answer
+    is tests/unit/test_agenthub_wait.py's: here the agent's own I/O hides
+    the order.)
+    """
+    client = own_plane.client("epsilon")
+    container = client.create(command=["sh", "-c", "echo one; echo two >&2; echo three"])
+    uuid = container["uuid"]
+    own_plane.stop()
+    own_plane.start()
+    _wait_for_api(client)
+    started = client.post(f"/v1/containers/{uuid}/start")
+    assert started.status_code == 202, started.text
+    assert client.post(f"/v1/containers/{uuid}/wait").json()["exit_code"] == 0
+    assert client.logs(uuid, stderr="false") == b"one\nthree\n"
+    assert client.logs(uuid, stdout="false") == b"two\n"
+    assert client.delete(f"/v1/containers/{uuid}").status_code == 204

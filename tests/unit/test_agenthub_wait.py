@@ -43,6 +43,9 @@ def test_a_call_waits_for_an_agent_that_registers_in_time():
     link = Link()
     hub._links["i-1"] = link
     hub.notify_registered("i-1")
+    # Not within the registration itself: its answer goes to the agent first.
+    assert seen == [] and link.calls == []
+    clock.advance(0)
     assert seen == [{"ok": True}]
     assert link.calls == [(commands.RemoveContainer, {"uuid": "c", "force": True})]
 
