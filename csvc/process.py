@@ -37,9 +37,8 @@ def tune_allocator():
     buffer.  Relaying a container's output, the control plane took 42-77
     page faults per MiB with glibc's settings and 3 with these
     (``bench/attach_throughput.py`` with and without ``--malloc-default``,
-    docs/benchmarks.md, fifth session); measured when it went in, before
-    the agent's frame parser stopped copying, the agent's went from 85 to
-    0, and CPU per GiB relayed fell 7-10% in each.  The cost: up to
+    docs/benchmarks.md, fifth session, with the CPU per GiB beside it).
+    The cost: up to
     ``TRIM_THRESHOLD`` of freed memory stays with the process.  True when
     applied (glibc); other C libraries are left as they are, and so is
     glibc when ``$CSVC_MALLOC`` is ``default`` (what the benches compare
