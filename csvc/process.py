@@ -38,11 +38,10 @@ def tune_allocator():
     page faults per MiB with glibc's settings and 3 with these
     (``bench/attach_throughput.py`` with and without ``--malloc-default``,
     docs/benchmarks.md, fifth session, with the CPU per GiB beside it).
-    The cost: up to
-    ``TRIM_THRESHOLD`` of freed memory stays with the process.  True when
-    applied (glibc); other C libraries are left as they are, and so is
-    glibc when ``$CSVC_MALLOC`` is ``default`` (what the benches compare
-    against).
+    The cost: up to ``TRIM_THRESHOLD`` of freed memory stays with the
+    process.  True when applied (glibc); other C libraries are left as they
+    are, and so is glibc when ``$CSVC_MALLOC`` is ``default`` (what the
+    benches compare against).
     """
     if os.environ.get("CSVC_MALLOC") == "default":
         return False
