@@ -587,6 +587,9 @@ class DockerAPI:
         elif status in ("exited", "dead") and row["finished_at"] is not None:
             text = f"Exited ({row['exit_code'] if row['exit_code'] is not None else -1}) " \
                    f"{_ago(now - _unix(row['finished_at']))} ago"
+        elif status == "removing":
+            # Left for its agent to remove (csvc.compute.service.delete).
+            text = "Removal In Progress"
         else:
             text = "Created"
         command = " ".join((row.get("entrypoint") or []) + (row["command"] or []))
