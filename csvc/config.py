@@ -16,6 +16,10 @@ DEFAULTS = {
     # <data-dir>/output, positions in the database) or "db" (rows in the
     # database, for control planes that share no disk)
     "output-store": "files",
+    # MiB of each container's newest output left in the page cache once
+    # written to its file (older pages are dropped); -1 = leave it all to
+    # the kernel
+    "output-cache": 32,
     "api": "tcp:8780:interface=127.0.0.1",
     "agents": "tcp:8781:interface=127.0.0.1",
     # a csvc-manage tls directory: the agent port speaks TLS, agents present
@@ -95,7 +99,7 @@ QUOTAS = {
     "quota-attach-sessions": "attach_sessions",
 }
 
-INTEGERS = {"instances", "instance-capacity", *QUOTAS}
+INTEGERS = {"instances", "instance-capacity", "output-cache", *QUOTAS}
 FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wait", "agent-restart-delay",
           "nova-timeout"}
 AUTH_MODES = ("token", "keystone")
@@ -167,6 +171,8 @@ def resolve(command_line, config_path=None):
         raise ConfigError(
             f"output-store must be one of {', '.join(OUTPUT_STORES)}, not {settings['output-store']!r}"
         )
+    if settings["output-cache"] < -1:
+        raise ConfigError(f"output-cache must be MiB (0 or more) or -1 (no limit), not {settings['output-cache']}")
     if settings["provider"] not in PROVIDERS:
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
     if settings["provider"] == "nova":

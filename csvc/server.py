@@ -50,6 +50,8 @@ class Options(usage.Options):
         ["data-dir", None, None, "Data directory [default: ./var]."],
         ["database", None, None, "Database URL [default: SQLite in the data dir]."],
         ["output-store", None, None, "Container output in 'files' under the data dir or 'db' rows [default: files]."],
+        ["output-cache", None, None,
+         "MiB of each container's newest output left in the page cache; -1 = no limit [default: 32]."],
         ["api", None, None, "API endpoint [default: tcp:8780:interface=127.0.0.1]."],
         ["agents", None, None, "Agent endpoint [default: tcp:8781:interface=127.0.0.1]."],
         ["agents-tls-dir", None, None,
@@ -194,7 +196,9 @@ def makeService(options, reactor=None):
     output_dir = None
     if settings["output-store"] == "files":
         output_dir = os.path.join(os.path.abspath(settings["data-dir"]), "output")
-    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings), output_dir=output_dir)
+    cache = settings["output-cache"]
+    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings), output_dir=output_dir,
+                  output_cache=None if cache < 0 else cache * 1024 * 1024)
     # Before any agent can connect: blocking, like the migration above.
     store.prepare_output()
     journal = Journal(store)

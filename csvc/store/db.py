@@ -27,7 +27,7 @@ from twisted.python.threadpool import ThreadPool
 from csvc.store import capacity, models, quotas as quota_units, subscriptions as subscription_units
 from csvc.store.capacity import ContainerTooLarge, NoRoom
 from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
-from csvc.store.outputfiles import OutputFiles
+from csvc.store.outputfiles import CACHE_BYTES, OutputFiles
 from csvc.store.quotas import QuotaExceeded
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,12 +99,14 @@ class Store(Service):
     #: waits for one: an exit to record, an agent registering).
     positions_interval = 0.1
 
-    def __init__(self, engine, clock, quota_defaults=None, output_dir=None):
+    def __init__(self, engine, clock, quota_defaults=None, output_dir=None, output_cache=CACHE_BYTES):
         self.engine = engine
         self._clock = clock
         #: Where output bytes go: files under ``output_dir`` (see
-        #: csvc/store/outputfiles.py), or rows of ``output_chunks`` when None.
-        self.output = OutputFiles(output_dir, clock) if output_dir else None
+        #: csvc/store/outputfiles.py), or rows of ``output_chunks`` when None;
+        #: ``output_cache``: bytes of each one's newest output left in the
+        #: page cache (None: no limit).
+        self.output = OutputFiles(output_dir, clock, output_cache) if output_dir else None
         # Output positions written to files and waiting for their commit:
         # uuid -> (seq, cursor); one commit in flight at a time.
         self._positions = {}

@@ -25,6 +25,18 @@ catching up never waits behind a write.  "Persisted" means what SQLite's
 ``synchronous=NORMAL`` means for the rest of the store: written to the
 kernel, so a crash of the service loses nothing; a power loss may lose the
 newest writes, which the agent then replays from the engine's log.
+
+The page cache: the writer asks the kernel (``posix_fadvise``
+``DONTNEED``) to drop a container's bytes once they are more than
+``cache_bytes`` behind the end of its file.  The output is written once and
+read back rarely (a replay, a viewer far behind): that keeps what a
+container's output holds of the page cache bounded, and the writes reuse the
+pages just dropped instead of taking new ones.  In a virtual machine whose
+host backs memory on first touch that is most of a write's cost: 1.3-2.0
+system s/GiB into pages nobody used before, 0.45-0.55 with the dropping,
+0.3 into pages just freed (bench/page_cache.py).  The first call on a range
+also starts its writeback; pages still dirty or under writeback stay, and the
+next calls (which cover the range once more) drop them.
 """
 
 import os
@@ -40,6 +52,12 @@ ENTRY = struct.Struct("<QIBB2xd136s")
 #: closed past this.
 MAX_OPEN = 128
 
+#: Bytes of a container's newest output kept in the page cache by default.
+CACHE_BYTES = 32 * 1024 * 1024
+
+#: The writer drops pages once this many more bytes fell behind the cache.
+TRIM_STEP = 8 * 1024 * 1024
+
 
 class OutputCorrupt(Exception):
     """
@@ -48,13 +66,15 @@ class OutputCorrupt(Exception):
 
 
 class _Handle:
-    __slots__ = ("out", "idx", "last_seq", "end")
+    __slots__ = ("out", "idx", "last_seq", "end", "trimmed")
 
     def __init__(self, out, idx, last_seq, end):
         self.out = out
         self.idx = idx
         self.last_seq = last_seq
         self.end = end
+        # Where the last drop of pages from the cache ended.
+        self.trimmed = 0
 
     def close(self):
         os.close(self.out)
@@ -81,9 +101,14 @@ class OutputFiles:
     The output of every container, in files under ``root``.
     """
 
-    def __init__(self, root, clock):
+    def __init__(self, root, clock, cache_bytes=CACHE_BYTES):
+        """
+        ``cache_bytes``: how much of each container's newest output to leave
+        in the page cache; None leaves it all to the kernel.
+        """
         self.root = root
         self._clock = clock
+        self.cache_bytes = cache_bytes
         os.makedirs(root, exist_ok=True)
         self._writer = ThreadPool(minthreads=1, maxthreads=1, name="csvc-output-writer")
         self._readers = ThreadPool(minthreads=1, maxthreads=2, name="csvc-output-reader")
@@ -155,6 +180,7 @@ class OutputFiles:
         os.ftruncate(handle.idx, seq * ENTRY.size)
         os.ftruncate(handle.out, end)
         handle.last_seq, handle.end = seq, end
+        handle.trimmed = min(handle.trimmed, end)
 
     def _thd_append(self, chunks, at):
         return self.write_now([chunk + (at,) for chunk in chunks])
@@ -189,7 +215,23 @@ class OutputFiles:
             os.pwrite(handle.idx, b"".join(entries), (first - 1) * ENTRY.size)
             handle.last_seq, handle.end = run[-1][1], offset
             last[u] = handle.last_seq
+            if self.cache_bytes is not None:
+                self._trim(handle)
         return last
+
+    def _trim(self, handle):
+        """
+        Drop the pages of ``handle``'s bytes that are more than
+        ``cache_bytes`` behind its end, every ``TRIM_STEP`` bytes.  Each
+        call covers the previous call's range again: pages that were still
+        dirty or being written then are dropped now.
+        """
+        keep_from = handle.end - self.cache_bytes
+        if keep_from - handle.trimmed < TRIM_STEP:
+            return
+        start = max(0, handle.trimmed - max(self.cache_bytes, TRIM_STEP))
+        os.posix_fadvise(handle.out, start, keep_from - start, os.POSIX_FADV_DONTNEED)
+        handle.trimmed = keep_from
 
     def delete(self, container_uuid):
         """

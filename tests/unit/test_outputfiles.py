@@ -4,6 +4,8 @@ read back exactly, replays replace, holes are refused, and the start lines the
 files and the database up whichever of them is ahead.
 """
 
+import ctypes
+import mmap
 import os
 
 import pytest
@@ -87,6 +89,73 @@ def test_many_containers_past_the_open_files_limit(files, monkeypatch):
     assert len(files._handles) <= 3
     for u in uuids:
         assert [c[2] for c in read(files, u, 0)] == [f"{u}-{r}".encode() for r in range(3)]
+
+
+def resident(path):
+    """
+    For each page of the file at ``path``: is it in the page cache now
+    (``mincore`` of a mapping of it)?
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        mapped = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
+    try:
+        start = ctypes.c_char.from_buffer(mapped)
+        vec = (ctypes.c_ubyte * ((size + mmap.PAGESIZE - 1) // mmap.PAGESIZE))()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+        assert libc.mincore(ctypes.addressof(start), size, vec) == 0, os.strerror(ctypes.get_errno())
+        del start
+        return [v & 1 for v in vec]
+    finally:
+        mapped.close()
+
+
+def write_synced(files, u, datas):
+    """
+    Write ``datas`` one chunk at a time, each on disk before the next.
+    """
+    path = os.path.join(files.root, u + ".out")
+    for seq, data in enumerate(datas, 1):
+        write(files, u, seq, [data])
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path
+
+
+def test_pages_behind_the_cache_size_are_dropped_from_the_page_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputfiles, "TRIM_STEP", 64 * 1024)
+    files = OutputFiles(str(tmp_path / "output"), Clock(), cache_bytes=64 * 1024)
+    datas = [os.urandom(64 * 1024) for _ in range(4)]
+    path = write_synced(files, U, datas)
+    pages = resident(path)
+    per_chunk = 64 * 1024 // mmap.PAGESIZE
+    # The newest 64 KiB stay; the written-back pages before them are gone
+    # (each drop covers the range of the one before again, so a page that
+    # was not yet on disk at one drop goes at the next).
+    assert pages == [0] * 3 * per_chunk + [1] * per_chunk
+    # Dropped from the cache, not from the file.
+    assert [c[2] for c in read(files, U, 0)] == datas
+
+
+def test_without_a_cache_size_the_page_cache_is_left_alone(tmp_path):
+    files = OutputFiles(str(tmp_path / "output"), Clock(), cache_bytes=None)
+    path = write_synced(files, U, [os.urandom(64 * 1024) for _ in range(4)])
+    assert resident(path) == [1] * (4 * 64 * 1024 // mmap.PAGESIZE)
+
+
+def test_a_rewind_brings_the_drops_back_with_the_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputfiles, "TRIM_STEP", 64 * 1024)
+    files = OutputFiles(str(tmp_path / "output"), Clock(), cache_bytes=64 * 1024)
+    write_synced(files, U, [os.urandom(64 * 1024) for _ in range(4)])
+    assert files._handles[U].trimmed == 3 * 64 * 1024
+    # A replay from seq 2 cuts the file back to one chunk.
+    write(files, U, 2, [b"x"])
+    assert files._handles[U].trimmed == 64 * 1024
+    assert [c[2] for c in read(files, U, 1)] == [b"x"]
 
 
 def test_readers_stop_at_what_this_process_wrote(files):
