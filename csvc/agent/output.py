@@ -20,18 +20,27 @@ class OutputFollower(Protocol):
     Chunks parsed from the stream are numbered from ``seq + 1`` and handed to
     ``send(seq, stream, data, cursor)``, which returns a Deferred that fires
     once the chunk is persisted.  At most ``window`` chunks are unacknowledged;
-    while chunks wait for room the engine stream is paused, so memory stays at
-    most a window plus one read.
+    once a chunk's worth waits for room the engine stream is paused, so
+    memory stays at most a window, a chunk and one read.
 
-    Chunks that waited (the window was full) are merged when they are sent,
-    consecutive ones of one stream up to ``chunk_size``: the further behind
-    the control plane, the fewer and larger the boxes.
+    Chunks that waited are merged when they are sent, consecutive ones of
+    one stream up to ``chunk_size``: the further behind the control plane,
+    the fewer and larger the boxes.  While fewer than ``eager`` chunks are
+    unacknowledged a chunk goes as soon as it is read, however small (a
+    keystroke's echo waits for nothing); from ``eager`` on, what was read
+    waits until a chunk's worth is ready, an acknowledgement brings the
+    count below ``eager`` again, or the stream ends (Nagle's rule, with a
+    pipeline): a container writing fast gets its output carried in full
+    chunks, not one box per read.
 
     ``done`` fires with the last seq once the stream has ended and every chunk
     is acknowledged; it fails if a send fails (the link is gone).
     """
 
     log = Logger()
+
+    #: Chunks in flight below which a partial chunk is sent at once.
+    eager = 2
 
     def __init__(self, send, reader, seq, window=OUTPUT_WINDOW, chunk_size=CHUNK_SIZE):
         self._send = send
@@ -40,6 +49,7 @@ class OutputFollower(Protocol):
         self.seq = seq
         self._window = window
         self._ready = deque()
+        self._ready_bytes = 0
         self._outstanding = 0
         self._paused = False
         self._ended = False
@@ -54,15 +64,21 @@ class OutputFollower(Protocol):
         if self._failed:
             return
         try:
-            self._ready.extend(self._reader.feed(data))
+            chunks = self._reader.feed(data)
         except Exception:
             self.log.failure("unreadable engine output stream")
             self._fail_with_stop()
             return
+        self._ready.extend(chunks)
+        self._ready_bytes += sum(len(chunk[1]) for chunk in chunks)
         self._pump()
 
     def _pump(self):
         while self._ready and self._outstanding < self._window and not self._failed:
+            if (self._outstanding >= self.eager and self._ready_bytes < self._chunk_size
+                    and not self._ended):
+                # Less than a chunk, and enough in flight: wait for more.
+                break
             stream, data, cursor = self._ready.popleft()
             if self._ready and self._ready[0][0] == stream:
                 parts, size = [data], len(data)
@@ -75,15 +91,17 @@ class OutputFollower(Protocol):
                     size += len(next_data)
                     cursor = next_cursor
                 data = b"".join(parts)
+            self._ready_bytes -= len(data)
             self.seq += 1
             self._outstanding += 1
             d = self._send(self.seq, stream, data, cursor)
             d.addCallbacks(self._acked, self._send_failed)
         if self.transport is not None and not self._ended:
-            if self._ready and not self._paused:
+            full = self._ready_bytes >= self._chunk_size
+            if full and not self._paused:
                 self._paused = True
                 self.transport.pauseProducing()
-            elif not self._ready and self._paused:
+            elif not full and self._paused:
                 self._paused = False
                 self.transport.resumeProducing()
         self._check_done()
@@ -97,6 +115,7 @@ class OutputFollower(Protocol):
         if not self._failed:
             self._failed = True
             self._ready.clear()
+            self._ready_bytes = 0
             self.stop()
             if not self.done.called:
                 self.done.errback(failure)
@@ -108,7 +127,8 @@ class OutputFollower(Protocol):
 
     def connectionLost(self, reason):
         self._ended = True
-        self._check_done()
+        # A partial chunk held back for more goes now.
+        self._pump()
 
     def _check_done(self):
         if self._ended and not self._ready and self._outstanding == 0 and not self._failed:
