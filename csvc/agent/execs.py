@@ -4,8 +4,8 @@ its output on one hijacked engine stream (``POST /exec/{id}/start``).
 
 The output goes to the control plane as ExecOutput boxes through an
 ``OutputFollower`` (the same bounded window and pause as a container's
-output: while the window is full the engine stream is not read, so the
-process's own pipe blocks), and once the stream has ended and every chunk is
+output: once a chunk's worth waits for the window the engine stream is not
+read, so the process's own pipe blocks), and once the stream has ended and every chunk is
 answered, ExecExited carries the exit code the engine reports.
 """
 

@@ -5,8 +5,9 @@ control plane that do not fit one AMP value.
 A *download* (export, archive get, changes, streamed stats) is the engine's
 response body read by an ``OutputFollower``: chunks of at most
 ``CHUNK_SIZE`` go out as DownloadChunk boxes, at most ``TRANSFER_WINDOW``
-unanswered, and while the window is full the engine's stream is paused (so a
-client that stops reading stops this agent reading the engine).  DownloadEnd
+unanswered, and once a chunk's worth waits for the window the engine's
+stream is paused (so a client that stops reading stops this agent reading
+the engine).  DownloadEnd
 follows once every chunk is answered.
 
 An *upload* (archive put) is the body of a request to the engine, produced

@@ -198,15 +198,19 @@ def test_exec_stream_demultiplexes_windows_and_half_closes():
         answers.append(d)
         return d
 
-    follower = OutputFollower(send, OutputReader(False), 0, window=1)
+    follower = OutputFollower(send, OutputReader(False), 0, window=1, chunk_size=6)
     stream = ExecStream(follower)
     transport = HalfCloseTransport()
     stream.makeConnection(transport)
     stream.dataReceived(encode_frame(1, b"out") + encode_frame(2, b"err"))
     assert sent == [(1, 1, b"out")]
-    assert transport.producerState == "paused"  # the window is full
+    # The window is full, but less than a chunk waits: still read.
+    assert transport.producerState == "producing"
+    stream.dataReceived(encode_frame(2, b"ERR"))
+    assert transport.producerState == "paused"  # a chunk's worth waits
     answers[0].callback(None)
-    assert sent[-1] == (2, 2, b"err")
+    assert sent[-1] == (2, 2, b"errERR")
+    assert transport.producerState == "producing"
     assert stream.write(b"in").called
     assert transport.value() == b"in"
     stream.close_input()

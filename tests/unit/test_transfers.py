@@ -92,14 +92,16 @@ def test_a_full_window_pauses_the_engine_stream_until_answers_come():
     # The third went out: nothing waits, the stream is read again...
     assert len(call.of(commands.DownloadChunk)) == 3
     assert transport.producerState == "producing"
-    # ... until what it brings finds the window full: at most a window and
-    # one read are held.
+    # ... until a chunk's worth finds the window full: at most a window, a
+    # chunk and one read are held.
     protocol.dataReceived(b"b")
+    assert transport.producerState == "producing"
+    protocol.dataReceived(b"c" * (commands.CHUNK_SIZE - 1))
     assert transport.producerState == "paused"
     for _kwargs, d in call.of(commands.DownloadChunk)[1:]:
         d.callback({})
     chunks = call.of(commands.DownloadChunk)
-    assert len(chunks) == 4 and chunks[3][0]["data"] == b"b"
+    assert len(chunks) == 4 and chunks[3][0]["data"] == b"b" + b"c" * (commands.CHUNK_SIZE - 1)
     assert transport.producerState == "producing"
     chunks[3][1].callback({})
     protocol.connectionLost(Failure(ResponseDone()))
