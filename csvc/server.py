@@ -202,9 +202,9 @@ def makeService(options, reactor=None):
     # Before any agent can connect: blocking, like the migration above.
     store.prepare_output()
     journal = Journal(store)
-    hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"])
+    hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"], clock=reactor)
     # As long as the heartbeat monitor waits for agents after a start.
-    hub.expect_agents(reactor, HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
+    hub.expect_agents(HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
     notifier, subscriptions = _notifications(settings, store, reactor)
     containers = ContainerService(store, journal, hub, reactor, notifier=notifier)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])

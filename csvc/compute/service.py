@@ -314,21 +314,26 @@ class ContainerService:
         if not (instance_going and row["status"] == "deleting"):
             states.check("force_delete" if force else "delete", row["status"])
         self._notifier.container(notices.CONTAINER_DELETE_START, row, force=bool(force))
+        patience = 0
+        if not instance_going and not self._hub.is_connected(row["instance_uuid"]):
+            # An agent that may come back is worth a short wait.
+            if (yield self._instance_that_may_return(row["instance_uuid"])) is not None:
+                patience = self.reconnect_wait
         try:
-            yield self._remove_from_engine(row)
-        except InstanceUnavailable as exc:
+            yield self._remove_from_engine(row, patience)
+        except InstanceUnavailable:
             instance = None if instance_going else (yield self._instance_that_may_return(row["instance_uuid"]))
             if instance is not None:
-                if getattr(exc, "waited", False):
-                    return (yield self._mark_deleting(row, f"instance {instance['name']} is not connected"))
-                return (yield self._remove_when_connected(row, instance["name"], force))
+                return (yield self._mark_deleting(row, f"instance {instance['name']} is not connected"))
         yield self._forget(row, force=bool(force))
         return None
 
     @inlineCallbacks
-    def _remove_from_engine(self, row):
+    def _remove_from_engine(self, row, patience=0):
         try:
-            yield self._hub.call(row["instance_uuid"], commands.RemoveContainer, uuid=row["uuid"], force=True)
+            yield self._hub.call_waiting(
+                row["instance_uuid"], patience, commands.RemoveContainer, uuid=row["uuid"], force=True
+            )
         except commands.NoSuchContainer:
             pass
 
@@ -344,26 +349,6 @@ class ContainerService:
         if instance is None or instance["status"] in ("deleted", "revoked"):
             return None
         return instance
-
-    @inlineCallbacks
-    def _remove_when_connected(self, row, name, force):
-        """
-        The instance's agent is not connected: wait a little for it, else
-        mark the row ``deleting`` for its registration to finish.  Fires
-        with None once the container is gone, else with its ``deleting``
-        row.
-        """
-        waiting = self._hub.when_registered(row["instance_uuid"])
-        waiting.addTimeout(self.reconnect_wait, self._clock)
-        try:
-            yield waiting
-            yield self._remove_from_engine(row)
-        except (TimeoutError, InstanceUnavailable):
-            pass
-        else:
-            yield self._forget(row, force=bool(force))
-            return None
-        return (yield self._mark_deleting(row, f"instance {name} is not connected"))
 
     @inlineCallbacks
     def _mark_deleting(self, row, why):

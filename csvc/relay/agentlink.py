@@ -71,9 +71,12 @@ class AgentHub:
 
     log = Logger()
 
-    def __init__(self, store, journal, heartbeat_interval=5.0):
+    def __init__(self, store, journal, heartbeat_interval=5.0, clock=None):
+        if clock is None:
+            from twisted.internet import reactor as clock
         self._store = store
         self._journal = journal
+        self._clock = clock
         self.heartbeat_interval = heartbeat_interval
         self._links = {}
         self._owner = {}
@@ -89,8 +92,8 @@ class AgentHub:
         self._addresses = {}
         #: instance uuid -> the hostname its agent registered with
         self._hostnames = {}
-        #: (clock, until): calls to an instance not connected yet wait for
-        #: its agent until then (``expect_agents``)
+        #: calls to an instance not connected yet wait for its agent until
+        #: then (``expect_agents``); None = no start window
         self._expecting = None
 
     def connected_instances(self):
@@ -141,25 +144,26 @@ class AgentHub:
     def unassign(self, container_uuid):
         self._owner.pop(container_uuid, None)
 
-    def expect_agents(self, clock, seconds):
+    def expect_agents(self, seconds):
         """
         The control plane has just started: for ``seconds``, a call to an
         instance whose agent has not registered yet waits for it (agents
         reconnect within a few seconds of a restart) instead of failing.
         """
-        self._expecting = (clock, clock.seconds() + seconds)
+        self._expecting = self._clock.seconds() + seconds
+
+    def is_connected(self, instance_uuid):
+        return instance_uuid in self._links
 
     def call(self, instance_uuid, command, **kwargs):
+        """
+        Call ``command`` on the instance's agent.  When it is not connected:
+        within the start window (``expect_agents``) wait for it, else fail
+        with InstanceUnavailable at once.
+        """
         link = self._links.get(instance_uuid)
         if link is None:
-            name = self._names.get(instance_uuid, instance_uuid)
-            if self._expecting is not None and instance_uuid is not None:
-                clock, until = self._expecting
-                left = until - clock.seconds()
-                if left > 0:
-                    return self._call_once_registered(instance_uuid, left, clock, command, kwargs)
-                self._expecting = None
-            return fail(InstanceUnavailable(f"instance {name} is not connected"))
+            return self._call_once_registered(instance_uuid, 0, command, kwargs)
 
         def lost(failure):
             failure.trap(ConnectionLost, ConnectionDone)
@@ -168,26 +172,44 @@ class AgentHub:
 
         return link.callRemote(command, **kwargs).addErrback(lost)
 
-    def _call_once_registered(self, instance_uuid, left, clock, command, kwargs):
+    def call_waiting(self, instance_uuid, patience, command, **kwargs):
+        """
+        As ``call``, but an agent that is not connected is waited for up to
+        ``patience`` seconds (or to the end of the start window, if that is
+        later): for a call that must reach the engine in the end, such as a
+        delete, rather than fail while an agent reconnects.
+        """
+        if self.is_connected(instance_uuid):
+            return self.call(instance_uuid, command, **kwargs)
+        return self._call_once_registered(instance_uuid, patience, command, kwargs)
+
+    def _call_once_registered(self, instance_uuid, patience, command, kwargs):
+        name = self._names.get(instance_uuid, instance_uuid)
+        window = 0
+        if self._expecting is not None:
+            window = self._expecting - self._clock.seconds()
+            if window <= 0:
+                self._expecting = None
+        wait = max(patience, window)
+        if wait <= 0 or instance_uuid is None:
+            return fail(InstanceUnavailable(f"instance {name} is not connected"))
         waiting = self.when_registered(instance_uuid)
-        waiting.addTimeout(left, clock)
+        waiting.addTimeout(wait, self._clock)
 
         def late(failure):
             failure.trap(TimeoutError)
-            error = InstanceUnavailable(
-                f"instance {self._names.get(instance_uuid, instance_uuid)} is not connected: its agent has not "
-                "registered since the control plane started"
-            )
-            # Whoever would wait for the agent now has waited already.
-            error.waited = True
-            raise error
+            if window >= patience:
+                why = "its agent has not registered since the control plane started"
+            else:
+                why = f"its agent did not register within {patience:g} s"
+            raise InstanceUnavailable(f"instance {self._names.get(instance_uuid, instance_uuid)} is not connected: {why}")
 
         def registered(_):
             # Registration wakes its waiters before its answer is sent; the
             # agent acts on calls (its output above all) only once it has
             # that answer: call on the reactor's next turn, after it.
             after = Deferred()
-            clock.callLater(0, after.callback, None)
+            self._clock.callLater(0, after.callback, None)
             return after.addCallback(lambda _: self.call(instance_uuid, command, **kwargs))
 
         return waiting.addCallbacks(registered, late)

@@ -64,8 +64,7 @@ class FakeAgentHub(AgentHub):
     EXIT_CODES = {commands.StopContainer: 0, commands.KillContainer: 137}
 
     def __init__(self, store, journal, clock):
-        super().__init__(store, journal)
-        self._clock = clock
+        super().__init__(store, journal, clock=clock)
         self.calls = []
         self.connected = set()
         self.exit_delay = 0
@@ -75,6 +74,9 @@ class FakeAgentHub(AgentHub):
 
     def calls_of(self, command):
         return [kwargs for _instance, c, kwargs in self.calls if c is command]
+
+    def is_connected(self, instance_uuid):
+        return instance_uuid in self.connected
 
     def call(self, instance_uuid, command, **kwargs):
         self.calls.append((instance_uuid, command, kwargs))
