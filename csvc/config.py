@@ -41,6 +41,9 @@ DEFAULTS = {
     # seconds before the local provider restarts an agent that died
     "agent-restart-delay": 1.0,
     "heartbeat-interval": 5.0,
+    # engine containers made for an instance that the store has no row of,
+    # found when its agent registers: "log" them, or "remove" them
+    "orphan-action": "log",
     # attach relay: bytes per second, None = off
     "relay-rate": None,
     "session-rate": None,
@@ -105,6 +108,7 @@ FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wa
 AUTH_MODES = ("token", "keystone")
 KEYSTONE_REQUIRED = ("keystone-url", "keystone-username", "keystone-password", "keystone-project")
 OUTPUT_STORES = ("files", "db")
+ORPHAN_ACTIONS = ("log", "remove")
 PROVIDERS = ("local", "static", "nova")
 NOVA_AUTH = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
 NOVA_REQUIRED = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
@@ -173,6 +177,10 @@ def resolve(command_line, config_path=None):
         )
     if settings["output-cache"] < -1:
         raise ConfigError(f"output-cache must be MiB (0 or more) or -1 (no limit), not {settings['output-cache']}")
+    if settings["orphan-action"] not in ORPHAN_ACTIONS:
+        raise ConfigError(
+            f"orphan-action must be one of {', '.join(ORPHAN_ACTIONS)}, not {settings['orphan-action']!r}"
+        )
     if settings["provider"] not in PROVIDERS:
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
     if settings["provider"] == "nova":

@@ -67,6 +67,8 @@ class Options(usage.Options):
         ["instance-wait", None, None, "Seconds a create waits for a new instance's agent [default: 60]."],
         ["agent-restart-delay", None, None, "Seconds before a dead local agent is restarted [default: 1]."],
         ["heartbeat-interval", None, None, "Seconds between agent heartbeats [default: 5]."],
+        ["orphan-action", None, None,
+         "Engine containers made for an instance that csvc has no record of: 'log' or 'remove' [default: log]."],
         ["relay-rate", None, None, "Bytes per second for all attach sessions together [default: off]."],
         ["session-rate", None, None, "Bytes per second for each attach session [default: off]."],
         ["allowed-origins", None, None, "Comma-separated browser origins allowed besides the API's own."],
@@ -202,7 +204,8 @@ def makeService(options, reactor=None):
     # Before any agent can connect: blocking, like the migration above.
     store.prepare_output()
     journal = Journal(store)
-    hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"], clock=reactor)
+    hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"], clock=reactor,
+                   orphan_action=settings["orphan-action"])
     # As long as the heartbeat monitor waits for agents after a start.
     hub.expect_agents(HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
     notifier, subscriptions = _notifications(settings, store, reactor)

@@ -32,6 +32,10 @@ from csvc.agent.hijack import HijackedStream
 
 LABEL_UUID = "csvc.uuid"
 LABEL_PROJECT = "csvc.project"
+#: The instance whose control plane made the container: how a registration
+#: tells its own engine containers from those of other instances (and
+#: control planes) sharing the engine.
+LABEL_INSTANCE = "csvc.instance"
 LABEL_AUTO_REMOVE = "csvc.auto_remove"
 
 #: Docker's durable log driver that keeps full speed (DESIGN.md).
@@ -458,6 +462,9 @@ def _create(client, spec):
     labels = dict(spec.get("labels") or {})
     labels[LABEL_UUID] = spec["uuid"]
     labels[LABEL_PROJECT] = spec["project_id"]
+    labels.pop(LABEL_INSTANCE, None)
+    if spec.get("instance_uuid"):
+        labels[LABEL_INSTANCE] = spec["instance_uuid"]
     if spec.get("auto_remove"):
         labels[LABEL_AUTO_REMOVE] = "1"
     host = {
@@ -508,6 +515,7 @@ def _summary(attrs):
     labels = config.get("Labels") or {}
     return {
         "uuid": labels.get(LABEL_UUID),
+        "instance": labels.get(LABEL_INSTANCE),
         "engine_id": attrs.get("Id"),
         "state": state.get("Status"),
         "running": bool(state.get("Running")),

@@ -128,6 +128,7 @@ class LxcContainers:
             f.write("\n".join(lines) + "\n")
         meta = {
             "uuid": spec["uuid"],
+            "instance": spec.get("instance_uuid"),
             "project": spec.get("project_id"),
             "image": spec.get("image"),
             "command": list(spec.get("command") or []),
@@ -236,6 +237,7 @@ class LxcContainers:
                 state, exit_code, finished_at = "exited", LOST_EXIT_CODE, None
         return {
             "uuid": meta["uuid"],
+            "instance": meta.get("instance"),
             "engine_id": engine_name(uuid),
             "state": state,
             "running": running,

@@ -71,9 +71,13 @@ class AgentHub:
 
     log = Logger()
 
-    def __init__(self, store, journal, heartbeat_interval=5.0, clock=None):
+    def __init__(self, store, journal, heartbeat_interval=5.0, clock=None, orphan_action="log"):
         if clock is None:
             from twisted.internet import reactor as clock
+        #: What a registration does with engine containers made for the
+        #: instance that the store has no row of: "log" or "remove"
+        #: (``orphan-action``, csvc/config.py).
+        self.orphan_action = orphan_action
         self._store = store
         self._journal = journal
         self._clock = clock
@@ -284,12 +288,56 @@ class AgentHub:
             n=len(containers),
             r=len(resume),
         )
+        orphans = sorted(
+            c["uuid"] for c in containers
+            if c.get("uuid") and c.get("instance") == uuid and c["uuid"] not in {row["uuid"] for row in rows + deleting}
+        )
         self.notify_registered(uuid)
+        if orphans:
+            self._orphans_found(uuid, instance["name"], orphans)
         if deleting and self.containers is not None:
             # Deleted while this agent was away: its engine removes them now.
             d = self.containers.finish_deletions(deleting)
             d.addErrback(lambda f: self.log.failure("finishing the deletions on {name}", f, name=instance["name"]))
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
+
+    def _orphans_found(self, instance_uuid, name, orphans):
+        """
+        The instance's engine holds containers made for it that the store
+        has no row of: left behind by a deletion that lost track of them
+        (before 14011e5), or made after the backup the store was restored
+        from.  Nobody can reach them through the API.  Logged; with
+        ``orphan_action`` "remove", also removed from the engine (after the
+        registration's answer), their output with them.
+        """
+        if self.orphan_action != "remove":
+            self.log.warn(
+                "instance {name}: its engine holds {n} container(s) made for it that csvc has no record of: "
+                "{uuids} (left there: orphan-action is log)",
+                name=name, n=len(orphans), uuids=", ".join(orphans),
+            )
+            return
+        self.log.warn(
+            "instance {name}: removing {n} container(s) made for it that csvc has no record of: {uuids}",
+            name=name, n=len(orphans), uuids=", ".join(orphans),
+        )
+
+        def removed(_, orphan):
+            self.log.info("instance {name}: orphan container {uuid} removed", name=name, uuid=orphan)
+
+        def refused(failure, orphan):
+            if failure.check(commands.NoSuchContainer):
+                return
+            self.log.warn("instance {name}: removing orphan container {uuid} failed: {why}",
+                          name=name, uuid=orphan, why=failure.getErrorMessage())
+
+        def remove_all():
+            for orphan in orphans:
+                d = self.call(instance_uuid, commands.RemoveContainer, uuid=orphan, force=True)
+                d.addCallbacks(removed, refused, callbackArgs=(orphan,), errbackArgs=(orphan,))
+
+        # On the reactor's next turn: after the agent has its answer.
+        self._clock.callLater(0, remove_all)
 
     def address_of(self, instance_uuid):
         """

@@ -8,6 +8,7 @@ import pytest
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
@@ -554,6 +555,59 @@ def test_a_call_whose_link_breaks_is_503_naming_the_instance(env):
     env.hub._links[env.instance] = BrokenLink()
     error = env.alice.post(f"/v1/containers/{view['uuid']}/start").error(503)
     assert error["message"] == f"instance {env.instance} disconnected before answering StartContainer"
+
+
+@pytest.fixture
+def warnings():
+    texts = []
+
+    def observe(event):
+        if event.get("log_level") in (LogLevel.warn, LogLevel.error):
+            texts.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield texts
+    globalLogPublisher.removeObserver(observe)
+
+
+def _inventory(env, known_uuid):
+    """
+    What the instance's engine reports: a container csvc knows, one made for
+    this instance that the store has no row of, one made for another
+    instance sharing the engine, and one from before containers carried
+    their instance.
+    """
+    return [
+        {"uuid": known_uuid, "instance": env.instance, "state": "created"},
+        {"uuid": "0rphan00-0000-4000-8000-000000000001", "instance": env.instance, "state": "exited"},
+        {"uuid": "e1sewhere-000-4000-8000-000000000002", "instance": "another-instance", "state": "running"},
+        {"uuid": "unlabel1-0000-4000-8000-000000000003", "state": "exited"},
+    ]
+
+
+def test_a_registration_reports_engine_containers_csvc_has_no_record_of(env, warnings):
+    view = env.alice.create(name="known")
+    env.hub.connected.discard(env.instance)
+    _agent_returns(env, _inventory(env, view["uuid"]))
+    # orphan-action "log" (the default): named, left alone.
+    assert env.hub.calls_of(commands.RemoveContainer) == []
+    (warning,) = [w for w in warnings if "no record of" in w]
+    assert "its engine holds 1 container(s) made for it" in warning
+    assert "0rphan00-0000-4000-8000-000000000001" in warning and "left there" in warning
+    assert env.row(view["uuid"])["status"] == "created"
+
+
+def test_a_registration_removes_orphans_when_told_to(env, warnings):
+    view = env.alice.create(name="known")
+    env.hub.orphan_action = "remove"
+    env.hub.connected.discard(env.instance)
+    _agent_returns(env, _inventory(env, view["uuid"]))
+    # Only the one made for this instance and unknown to the store.
+    assert env.hub.calls_of(commands.RemoveContainer) == [
+        {"uuid": "0rphan00-0000-4000-8000-000000000001", "force": True}
+    ]
+    assert any("removing 1 container(s) made for it" in w for w in warnings)
+    assert env.row(view["uuid"])["status"] == "created"
 
 
 def test_delete_on_a_removed_instance_lets_the_row_go(env):

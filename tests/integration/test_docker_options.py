@@ -144,10 +144,10 @@ def test_cpuset_dns_options_and_oom_kill_disable(sdk, engine):
         container.remove(force=True)
 
 
-def test_config_options_are_reflected_in_inspect(sdk, engine):
+def test_config_options_are_reflected_in_inspect(sdk, engine, alpha):
     container = sdk.containers.create(
         IMAGE, ["sleep", "30"], entrypoint=["/bin/sh", "-c", 'exec "$@"', "entry"], domainname="example.test",
-        stop_signal="SIGUSR1", labels={"tier": "web", "csvc.uuid": "forged"},
+        stop_signal="SIGUSR1", labels={"tier": "web", "csvc.uuid": "forged", "csvc.instance": "forged"},
         healthcheck={"test": ["CMD", "true"], "interval": 1_000_000_000}, ports={"8080/tcp": None},
         restart_policy={"Name": "on-failure", "MaximumRetryCount": 2}, dns_search=["example.test"],
         volumes={"opt-data": {"bind": "/data", "mode": "rw"}},
@@ -164,8 +164,10 @@ def test_config_options_are_reflected_in_inspect(sdk, engine):
         assert host["DnsSearch"] == ["example.test"]
         assert {m["Name"] for m in container.attrs["Mounts"]} == {"opt-data", "opt-cache"}
         engine_attrs = engine.containers.get(container.id).attrs
-        # csvc's own label wins; the project's volumes are its own on the engine.
+        # csvc's own labels win; the project's volumes are its own on the engine.
         assert engine_attrs["Config"]["Labels"]["csvc.uuid"] != "forged"
+        row = alpha.get(f"/v1/containers/{engine_attrs['Config']['Labels']['csvc.uuid']}").json()
+        assert engine_attrs["Config"]["Labels"]["csvc.instance"] == row["instance"]
         assert engine_attrs["Config"]["StopSignal"] == "SIGUSR1"
         assert engine_attrs["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
         assert "csvc-alpha-opt-data:/data:rw" in engine_attrs["HostConfig"]["Binds"]

@@ -3,6 +3,7 @@ The core container behaviours through the service, on an agent driving LXC
 (``csvc-agent --engine lxc``): the same checks as ``test_containers.py``.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import time
 
 import pytest
 
+from csvc.agent import lxc_runner
 from tests.integration.conftest import BIN, ROOT, ControlPlane
 from tests.integration import test_attach as attach_suite
 from tests.integration.test_attach import collect, connect
@@ -127,11 +129,14 @@ def test_delete(tenant, lxc_plane):
     container = tenant.create(command=["sleep", "300"], run=True)
     uuid = container["uuid"]
     tenant.wait_status(uuid, {"running"})
+    lxc_path = os.path.join(str(lxc_plane.data_dir), "lxc")
+    # The engine's record names the instance it was made for (orphans).
+    with open(os.path.join(lxc_path, f"csvc-{uuid}", lxc_runner.META)) as f:
+        assert json.load(f)["instance"] == container["instance"]
     refused = tenant.delete(f"/v1/containers/{uuid}")
     assert refused.status_code == 409
     assert tenant.delete(f"/v1/containers/{uuid}", params={"force": "true"}).status_code == 204
     assert tenant.get(f"/v1/containers/{uuid}").status_code == 404
-    lxc_path = os.path.join(str(lxc_plane.data_dir), "lxc")
     assert not os.path.exists(os.path.join(lxc_path, f"csvc-{uuid}"))
 
 

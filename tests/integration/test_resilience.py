@@ -182,3 +182,43 @@ def test_a_start_asked_before_the_agent_is_back_waits_for_it_and_keeps_all_outpu
     assert client.logs(uuid, stderr="false") == b"one\nthree\n"
     assert client.logs(uuid, stdout="false") == b"two\n"
     assert client.delete(f"/v1/containers/{uuid}").status_code == 204
+
+
+def test_an_orphan_on_the_engine_is_removed_when_its_agent_registers(tmp_path):
+    """
+    With ``orphan-action = remove``, an engine container made for the
+    instance whose row is gone (here deleted behind the service's back while
+    it was stopped, as a restored backup would) is removed at the agent's
+    registration; one the store knows stays.
+    """
+    import sqlite3
+
+    import docker
+
+    plane = ControlPlane(tmp_path, extra_args=["--orphan-action", "remove"])
+    plane.admin = plane.client("admin-project", admin=True)
+    plane.start()
+    try:
+        plane.wait_active(plane.admin)
+        client = plane.client("gamma")
+        orphan = client.create(command=["true"])["uuid"]
+        kept = client.create(command=["true"])["uuid"]
+        plane.stop()
+        db = sqlite3.connect(os.path.join(plane.data_dir, "csvc.sqlite"))
+        with db:
+            assert db.execute("DELETE FROM containers WHERE uuid = ?", (orphan,)).rowcount == 1
+        db.close()
+        plane.start()
+        plane.wait_active(plane.admin)
+        engine = docker.from_env()
+        deadline = time.monotonic() + 20
+        while engine.containers.list(all=True, filters={"label": f"csvc.uuid={orphan}"}):
+            assert time.monotonic() < deadline, "the orphan was not removed"
+            time.sleep(0.1)
+        assert len(engine.containers.list(all=True, filters={"label": f"csvc.uuid={kept}"})) == 1
+        assert client.get(f"/v1/containers/{kept}").json()["status"] == "created"
+        with open(plane.log_path) as f:
+            assert f"removing 1 container(s) made for it that csvc has no record of: {orphan}" in f.read()
+        assert client.delete(f"/v1/containers/{kept}").status_code == 204
+    finally:
+        plane.close()

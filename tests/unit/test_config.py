@@ -50,6 +50,7 @@ def test_config_file_may_use_a_csvc_table(tmp_path):
         ("instances = 'many'\n", "instances must be an integer"),
         ("provider = 'nova9'\n", "provider must be one of"),
         ("instance-capacity = 0\n", "instance-capacity must be at least 1"),
+        ("orphan-action = 'delete'\n", "orphan-action must be one of log, remove, not 'delete'"),
         ("output-cache = -2\n", "output-cache must be MiB (0 or more) or -1 (no limit), not -2"),
         ("output-cache = '1G'\n", "output-cache must be an integer, not '1G'"),
         ("api = \n", "not valid TOML"),

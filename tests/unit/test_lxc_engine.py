@@ -66,9 +66,10 @@ def test_states_read_from_the_container_directory(tmp_path):
     containers = LxcContainers(str(tmp_path))
     with pytest.raises(NoSuchContainer):
         containers.summary("nope")
-    directory = _container(tmp_path, run=0, auto_remove=True)
+    directory = _container(tmp_path, run=0, auto_remove=True, instance="i-1")
     summary = containers.summary("u1")
     assert (summary["state"], summary["running"], summary["auto_remove"]) == ("created", False, True)
+    assert summary["instance"] == "i-1"
     assert summary["engine_id"] == "csvc-u1"
     meta = containers.meta("u1")
     meta["run"] = 1
