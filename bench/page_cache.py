@@ -10,7 +10,8 @@ chunks of CHUNK_SIZE (256 KiB), batches of 16 chunks, as the journal does.
 
 Each round writes ``--gib`` GiB of one container's output into a new
 output directory on the data disk (next to where the service keeps output),
-then deletes it.  Rounds alternate between the two ways: ``kept`` (the
+kept until the end, as the service keeps a container's output until it is
+deleted.  Rounds alternate between the two ways: ``kept`` (the
 kernel keeps every page, ``output-cache = -1``) and ``dropped`` (the
 default: pages more than 32 MiB behind the end are dropped as writing goes
 on).  In a virtual machine whose host backs guest memory on first touch and
@@ -69,10 +70,9 @@ def main(argv=None):
             root = os.path.join(work, f"round-{i}")
             cost = write_round(root, nbytes, None if way == "kept" else CACHE_BYTES)
             costs[way].append(round(cost / args.gib, 2))
-            shutil.rmtree(root)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    kept, dropped = statistics.median(costs["kept"]), statistics.median(costs["dropped"])
+    kept, dropped = (round(statistics.median(costs[way]), 2) for way in ("kept", "dropped"))
     print(json.dumps({
         "bench": "page_cache",
         "gib_per_round": args.gib,
