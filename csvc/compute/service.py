@@ -7,7 +7,7 @@ may ask; this checks what the state allows (``states.py``).
 import uuid as uuidlib
 from datetime import datetime, timezone
 
-from twisted.internet.defer import Deferred, TimeoutError, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.agent import commands

@@ -3,6 +3,7 @@ A real control plane (``twistd csvc``) with its local agent, against the real
 Docker engine, on free loopback ports in a temporary data dir.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -249,15 +250,14 @@ def remove_project_containers(project):
         c.remove(force=True)
 
 
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory):
-    if not engine_available():
-        pytest.fail("no Docker engine answers on /var/run/docker.sock: run `make bootstrap` first")
-    # Webhook receivers of the tests listen on loopback, which the service
-    # refuses to notify unless told otherwise.
-    plane = ControlPlane(
-        tmp_path_factory.mktemp("csvc"), capacity=50, extra_args=["--webhook-allow-internal", "127.0.0.0/8"]
-    )
+@contextlib.contextmanager
+def running_plane(tmp, **kwargs):
+    """
+    A control plane of its own (``ControlPlane(tmp, **kwargs)``), started
+    and with its local instance active, closed afterwards; ``admin`` is an
+    admin client of it.
+    """
+    plane = ControlPlane(tmp, **kwargs)
     plane.admin = plane.client("admin-project", admin=True)
     plane.start()
     try:
@@ -265,6 +265,18 @@ def control_plane(tmp_path_factory):
         yield plane
     finally:
         plane.close()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory):
+    if not engine_available():
+        pytest.fail("no Docker engine answers on /var/run/docker.sock: run `make bootstrap` first")
+    # Webhook receivers of the tests listen on loopback, which the service
+    # refuses to notify unless told otherwise.
+    with running_plane(
+        tmp_path_factory.mktemp("csvc"), capacity=50, extra_args=["--webhook-allow-internal", "127.0.0.0/8"]
+    ) as plane:
+        yield plane
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import BIN, ROOT, ControlPlane, engine_available
+from tests.integration.conftest import BIN, ROOT, ControlPlane, engine_available, running_plane
 
 
 class HandAgent:
@@ -112,14 +112,8 @@ def agents(tmp_path):
 def plane(tmp_path_factory):
     if not engine_available():
         pytest.fail("no Docker engine answers on /var/run/docker.sock: run `make bootstrap` first")
-    plane = ControlPlane(tmp_path_factory.mktemp("csvc-agents"), instances=1, capacity=10)
-    plane.admin = plane.client("admin-project", admin=True)
-    plane.start()
-    try:
-        plane.wait_active(plane.admin)
+    with running_plane(tmp_path_factory.mktemp("csvc-agents"), instances=1, capacity=10) as plane:
         yield plane
-    finally:
-        plane.close()
 
 
 def test_a_bad_enrollment_token_cannot_register_or_send_output(plane, agents):

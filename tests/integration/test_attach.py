@@ -255,13 +255,9 @@ def test_a_client_that_stops_reading_slows_neither_the_container_nor_other_clien
 
 
 def test_an_idle_session_is_closed(tmp_path):
-    from tests.integration.conftest import ControlPlane
+    from tests.integration.conftest import running_plane
 
-    plane = ControlPlane(tmp_path, extra_args=["--attach-idle-timeout", "1"])
-    plane.admin = plane.client("admin-project", admin=True)
-    plane.start()
-    try:
-        plane.wait_active(plane.admin)
+    with running_plane(tmp_path, extra_args=["--attach-idle-timeout", "1"]) as plane:
         client = plane.client("idle")
         container = client.create(command=["sleep", "30"], run=True)
         ws = connect(client, container["uuid"])
@@ -272,5 +268,3 @@ def test_an_idle_session_is_closed(tmp_path):
         assert time.monotonic() - started < 10
         assert client.show(container["uuid"])["status"] == "running"
         client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
-    finally:
-        plane.close()

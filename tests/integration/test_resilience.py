@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import ControlPlane
+from tests.integration.conftest import running_plane
 
 LINES = 3000
 # Numbered lines on stdout and stderr, for about three seconds.
@@ -57,14 +57,8 @@ def test_agent_killed_mid_output_loses_and_duplicates_nothing(control_plane, alp
 
 @pytest.fixture
 def own_plane(tmp_path):
-    plane = ControlPlane(tmp_path)
-    plane.admin = plane.client("admin-project", admin=True)
-    plane.start()
-    try:
-        plane.wait_active(plane.admin)
+    with running_plane(tmp_path) as plane:
         yield plane
-    finally:
-        plane.close()
 
 
 def test_service_restart_mid_output_loses_and_duplicates_nothing(own_plane):
@@ -195,11 +189,7 @@ def test_an_orphan_on_the_engine_is_removed_when_its_agent_registers(tmp_path):
 
     import docker
 
-    plane = ControlPlane(tmp_path, extra_args=["--orphan-action", "remove"])
-    plane.admin = plane.client("admin-project", admin=True)
-    plane.start()
-    try:
-        plane.wait_active(plane.admin)
+    with running_plane(tmp_path, extra_args=["--orphan-action", "remove"]) as plane:
         client = plane.client("gamma")
         orphan = client.create(command=["true"])["uuid"]
         kept = client.create(command=["true"])["uuid"]
@@ -220,5 +210,4 @@ def test_an_orphan_on_the_engine_is_removed_when_its_agent_registers(tmp_path):
         with open(plane.log_path) as f:
             assert f"removing 1 container(s) made for it that csvc has no record of: {orphan}" in f.read()
         assert client.delete(f"/v1/containers/{kept}").status_code == 204
-    finally:
-        plane.close()
+

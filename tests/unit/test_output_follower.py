@@ -48,7 +48,7 @@ def test_chunks_that_waited_are_merged_per_stream():
     assert transport.producerState == "producing"
 
 
-def follower_with_window(window, chunk_size):
+def two_in_flight(window, chunk_size):
     sent = []
 
     def send(seq, stream, data, cursor):
@@ -59,13 +59,15 @@ def follower_with_window(window, chunk_size):
     follower = OutputFollower(send, OutputReader(True), 0, window=window, chunk_size=chunk_size)
     transport = StringTransport()
     follower.makeConnection(transport)
+    # Two reads, each sent at once: two chunks in flight (``eager``).
+    follower.dataReceived(b"a")
+    follower.dataReceived(b"b")
+    assert [s[2] for s in sent] == [b"a", b"b"]
     return follower, transport, sent
 
 
 def test_a_partial_chunk_goes_at_once_while_little_is_in_flight():
-    follower, _transport, sent = follower_with_window(8, 10)
-    follower.dataReceived(b"a")
-    follower.dataReceived(b"b")
+    follower, _transport, sent = two_in_flight(8, 10)
     # Two in flight (eager): the third read waits for more.
     follower.dataReceived(b"c")
     follower.dataReceived(b"dd")
@@ -76,9 +78,7 @@ def test_a_partial_chunk_goes_at_once_while_little_is_in_flight():
 
 
 def test_a_full_chunk_goes_while_the_window_has_room():
-    follower, transport, sent = follower_with_window(8, 10)
-    follower.dataReceived(b"a")
-    follower.dataReceived(b"b")
+    follower, transport, sent = two_in_flight(8, 10)
     follower.dataReceived(b"0123")
     assert transport.producerState == "producing"
     follower.dataReceived(b"456789")
@@ -96,9 +96,7 @@ def test_a_full_chunk_goes_while_the_window_has_room():
 
 
 def test_the_stream_is_paused_once_a_full_chunk_waits_for_the_window():
-    follower, transport, sent = follower_with_window(2, 10)
-    follower.dataReceived(b"a")
-    follower.dataReceived(b"b")
+    follower, transport, sent = two_in_flight(2, 10)
     # The window is full; less than a chunk waits: reading goes on.
     follower.dataReceived(b"012345")
     assert transport.producerState == "producing"
