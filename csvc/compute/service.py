@@ -314,15 +314,17 @@ class ContainerService:
         if not (instance_going and row["status"] == "deleting"):
             states.check("force_delete" if force else "delete", row["status"])
         self._notifier.container(notices.CONTAINER_DELETE_START, row, force=bool(force))
-        patience = 0
-        if not instance_going and not self._hub.is_connected(row["instance_uuid"]):
+        connected = self._hub.is_connected(row["instance_uuid"])
+        instance = None
+        if not (instance_going or connected):
             # An agent that may come back is worth a short wait.
-            if (yield self._instance_that_may_return(row["instance_uuid"])) is not None:
-                patience = self.reconnect_wait
+            instance = yield self._instance_that_may_return(row["instance_uuid"])
         try:
-            yield self._remove_from_engine(row, patience)
+            yield self._remove_from_engine(row, self.reconnect_wait if instance is not None else 0)
         except InstanceUnavailable:
-            instance = None if instance_going else (yield self._instance_that_may_return(row["instance_uuid"]))
+            if connected and not instance_going:
+                # The link broke during the call.
+                instance = yield self._instance_that_may_return(row["instance_uuid"])
             if instance is not None:
                 return (yield self._mark_deleting(row, f"instance {instance['name']} is not connected"))
         yield self._forget(row, force=bool(force))

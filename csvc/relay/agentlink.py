@@ -288,9 +288,9 @@ class AgentHub:
             n=len(containers),
             r=len(resume),
         )
+        known = {row["uuid"] for row in rows + deleting}
         orphans = sorted(
-            c["uuid"] for c in containers
-            if c.get("uuid") and c.get("instance") == uuid and c["uuid"] not in {row["uuid"] for row in rows + deleting}
+            c["uuid"] for c in containers if c.get("uuid") and c.get("instance") == uuid and c["uuid"] not in known
         )
         self.notify_registered(uuid)
         if orphans:

@@ -557,6 +557,26 @@ def test_a_call_whose_link_breaks_is_503_naming_the_instance(env):
     assert error["message"] == f"instance {env.instance} disconnected before answering StartContainer"
 
 
+def test_a_delete_whose_link_breaks_leaves_the_container_deleting_at_once(env):
+    """
+    The agent was connected, and RemoveContainer was sent: no wait for it
+    to come back, the row is left deleting for its next registration.
+    """
+    env.alice.create(name="cut-delete")
+
+    class BrokenLink:
+        def callRemote(self, command, **kwargs):
+            return fail(ConnectionLost("the agent went away"))
+
+    env.hub.call = lambda instance, command, **kwargs: AgentHub.call(env.hub, instance, command, **kwargs)
+    env.hub._links[env.instance] = BrokenLink()
+    reply = env.alice.delete("/v1/containers/cut-delete")
+    assert reply.code == 202, reply.body
+    assert reply.json()["status"] == "deleting"
+    assert "instance local-1 is not connected" in reply.json()["status_reason"]
+    assert env.clock.getDelayedCalls() == []
+
+
 @pytest.fixture
 def warnings():
     texts = []
