@@ -32,11 +32,13 @@ The page cache: the writer asks the kernel (``posix_fadvise``
 read back rarely (a replay, a viewer far behind): that keeps what a
 container's output holds of the page cache bounded, and the writes reuse the
 pages just dropped instead of taking new ones.  In a virtual machine whose
-host backs memory on first touch that is most of a write's cost: 1.3-2.0
-system s/GiB into pages nobody used before, 0.45-0.55 with the dropping,
-0.3 into pages just freed (bench/page_cache.py).  The first call on a range
-also starts its writeback; pages still dirty or under writeback stay, and the
-next calls (which cover the range once more) drop them.
+host backs memory on first touch and takes freed memory back, that is most
+of a write's cost: bench/page_cache.py measured 0.3-1.9 system s/GiB with
+every page kept (by where the pages came from) and 0.46-0.72 (one round
+of eight: 1.18) with the dropping (docs/benchmarks.md, sixth session).
+The first call on a range also starts its writeback; pages still dirty or
+under writeback stay, and the next calls (which cover the range once more)
+drop them.
 """
 
 import os
