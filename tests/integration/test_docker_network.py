@@ -17,7 +17,9 @@ from tests.integration.conftest import docker_sdk as _client
 from tests.integration.test_docker_more import IMAGE, _running
 
 #: The namespaces a process is in.
-NAMESPACES = "readlink /proc/self/ns/net /proc/self/ns/pid /proc/self/ns/ipc"
+#: The namespaces a process is in, one line each (busybox's readlink takes
+#: one file at a time).
+NAMESPACES = "for n in net pid ipc; do readlink /proc/{pid}/ns/$n; done"
 
 
 def _tenant(control_plane, prefix):
@@ -124,8 +126,9 @@ def test_publish_all_ports(sdk):
 def test_joining_namespaces_of_a_container_of_the_project(sdk, engine):
     target = _running(sdk.containers.run(IMAGE, ["sleep", "300"], detach=True, ipc_mode="shareable",
                                          name=f"target-{uuid.uuid4().hex[:6]}"))
-    shared = target.exec_run(["sh", "-c", "readlink /proc/1/ns/net /proc/1/ns/pid /proc/1/ns/ipc"]).output
-    joiner = sdk.containers.run(IMAGE, ["sh", "-c", NAMESPACES + "; ps -o args"], detach=True,
+    shared = target.exec_run(["sh", "-c", NAMESPACES.format(pid=1)]).output
+    assert shared.count(b"\n") == 3 and b"net:[" in shared, shared
+    joiner = sdk.containers.run(IMAGE, ["sh", "-c", NAMESPACES.format(pid="self") + "; ps -o args"], detach=True,
                                 network_mode=f"container:{target.name}", pid_mode=f"container:{target.id[:12]}",
                                 ipc_mode=f"container:{target.name}")
     assert joiner.wait()["StatusCode"] == 0
