@@ -296,9 +296,13 @@ class AgentHub:
         if orphans:
             self._orphans_found(uuid, instance["name"], orphans)
         if deleting and self.containers is not None:
-            # Deleted while this agent was away: its engine removes them now.
-            d = self.containers.finish_deletions(deleting)
-            d.addErrback(lambda f: self.log.failure("finishing the deletions on {name}", f, name=instance["name"]))
+            # Deleted while this agent was away: its engine removes them,
+            # on the reactor's next turn (after the agent has its answer).
+            def finish():
+                d = self.containers.finish_deletions(deleting)
+                d.addErrback(lambda f: self.log.failure("finishing the deletions on {name}", f, name=instance["name"]))
+
+            self._clock.callLater(0, finish)
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
 
     def _orphans_found(self, instance_uuid, name, orphans):

@@ -455,6 +455,25 @@ def test_delete_while_the_agent_is_away_finishes_when_it_registers(env):
     assert env.notices.event_types().count("compute.container.delete.end") == 1
 
 
+def test_a_deletion_left_for_the_agent_goes_after_its_registration_answer(env):
+    view = env.alice.create(name="later")
+    env.hub.connected.discard(env.instance)
+    d = env.alice.start("DELETE", "/v1/containers/later")
+    env.advance(ContainerService.reconnect_wait)
+    assert env.alice.finish(d).code == 202
+    removes = len(env.hub.calls_of(commands.RemoveContainer))
+    env.hub.connected.add(env.instance)
+    token = result_of(env.store.set_enroll_token(env.instance))
+    answer = result_of(env.hub.register(_Link(), token, "docker", 10, "local-1", [{"uuid": view["uuid"]}]))
+    # The registration answered without sending the removal first...
+    assert answer["instance_uuid"] == env.instance
+    assert len(env.hub.calls_of(commands.RemoveContainer)) == removes
+    # ... which goes on the reactor's next turn.
+    env.advance(0)
+    assert env.hub.calls_of(commands.RemoveContainer)[removes:] == [{"uuid": view["uuid"], "force": True}]
+    assert env.all_rows() == []
+
+
 def test_a_deletion_the_engine_refuses_waits_for_the_next_registration(env):
     view = env.alice.create(name="stuck")
     env.hub.connected.discard(env.instance)
