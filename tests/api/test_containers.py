@@ -403,17 +403,40 @@ class _Link:
         return "test"
 
 
-def _agent_returns(env, inventory):
+def _agent_registers(env, inventory):
     """
     The instance's agent connects again and registers with ``inventory``:
-    its link.
+    its link and the registration's answer, before anything the
+    registration left for the reactor's next turn has run.
     """
     link = _Link()
     env.hub.connected.add(env.instance)
     token = result_of(env.store.set_enroll_token(env.instance))
-    result_of(env.hub.register(link, token, "docker", 10, "local-1", inventory))
+    return link, result_of(env.hub.register(link, token, "docker", 10, "local-1", inventory))
+
+
+def _agent_returns(env, inventory):
+    """
+    As ``_agent_registers``, and all that follows settled: its link.
+    """
+    link, _answer = _agent_registers(env, inventory)
     env.settle()
     return link
+
+
+def _left_deleting(env, name):
+    """
+    A container ``name`` deleted while its instance's agent is away, past
+    the delete's wait: left ``deleting``.  Its view as created.
+    """
+    view = env.alice.create(name=name)
+    env.hub.connected.discard(env.instance)
+    d = env.alice.start("DELETE", f"/v1/containers/{name}")
+    env.advance(ContainerService.reconnect_wait)
+    reply = env.alice.finish(d)
+    assert reply.code == 202, reply.body
+    assert reply.json()["status"] == "deleting"
+    return view
 
 
 def test_delete_waits_for_an_agent_that_comes_back(env):
@@ -456,15 +479,9 @@ def test_delete_while_the_agent_is_away_finishes_when_it_registers(env):
 
 
 def test_a_deletion_left_for_the_agent_goes_after_its_registration_answer(env):
-    view = env.alice.create(name="later")
-    env.hub.connected.discard(env.instance)
-    d = env.alice.start("DELETE", "/v1/containers/later")
-    env.advance(ContainerService.reconnect_wait)
-    assert env.alice.finish(d).code == 202
+    view = _left_deleting(env, "later")
     removes = len(env.hub.calls_of(commands.RemoveContainer))
-    env.hub.connected.add(env.instance)
-    token = result_of(env.store.set_enroll_token(env.instance))
-    answer = result_of(env.hub.register(_Link(), token, "docker", 10, "local-1", [{"uuid": view["uuid"]}]))
+    _link, answer = _agent_registers(env, [{"uuid": view["uuid"]}])
     # The registration answered without sending the removal first...
     assert answer["instance_uuid"] == env.instance
     assert len(env.hub.calls_of(commands.RemoveContainer)) == removes
@@ -475,11 +492,7 @@ def test_a_deletion_left_for_the_agent_goes_after_its_registration_answer(env):
 
 
 def test_a_deletion_the_engine_refuses_waits_for_the_next_registration(env):
-    view = env.alice.create(name="stuck")
-    env.hub.connected.discard(env.instance)
-    d = env.alice.start("DELETE", "/v1/containers/stuck")
-    env.advance(ContainerService.reconnect_wait)
-    assert env.alice.finish(d).code == 202
+    view = _left_deleting(env, "stuck")
     real_call = env.hub.call
 
     def refusing(instance, command, **kwargs):
@@ -661,11 +674,7 @@ def test_delete_on_a_removed_instance_lets_the_row_go(env):
 
 
 def test_removing_an_instance_drops_its_deleting_containers(env):
-    env.alice.create(name="pending-removal")
-    env.hub.connected.discard(env.instance)
-    d = env.alice.start("DELETE", "/v1/containers/pending-removal")
-    env.advance(ContainerService.reconnect_wait)
-    assert env.alice.finish(d).code == 202
+    _left_deleting(env, "pending-removal")
     env.api.instances = InstanceMap(env.store, env.hub, env.containers, {})
     reply = env.admin.delete(f"/v1/instances/{env.instance}?force=true")
     assert reply.code == 204, reply.body
