@@ -5,6 +5,7 @@ agent is, calls to it, and the boxes agents send (output, starts, exits).
 
 from twisted.internet.defer import Deferred, TimeoutError, fail, gatherResults, inlineCallbacks, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols import amp
 
@@ -211,12 +212,18 @@ class AgentHub:
         def registered(_):
             # Registration wakes its waiters before its answer is sent; the
             # agent acts on calls (its output above all) only once it has
-            # that answer: call on the reactor's next turn, after it.
-            after = Deferred()
-            self._clock.callLater(0, after.callback, None)
-            return after.addCallback(lambda _: self.call(instance_uuid, command, **kwargs))
+            # that answer.
+            return self._after_answer(self.call, instance_uuid, command, **kwargs)
 
         return waiting.addCallbacks(registered, late)
+
+    def _after_answer(self, f, *args, **kwargs):
+        """
+        ``f(*args, **kwargs)`` on the reactor's next turn: after the answer
+        of the registration now running has gone to the agent.  Fires with
+        its result.
+        """
+        return deferLater(self._clock, 0, f, *args, **kwargs)
 
     @inlineCallbacks
     def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):
@@ -296,13 +303,9 @@ class AgentHub:
         if orphans:
             self._orphans_found(uuid, instance["name"], orphans)
         if deleting and self.containers is not None:
-            # Deleted while this agent was away: its engine removes them,
-            # on the reactor's next turn (after the agent has its answer).
-            def finish():
-                d = self.containers.finish_deletions(deleting)
-                d.addErrback(lambda f: self.log.failure("finishing the deletions on {name}", f, name=instance["name"]))
-
-            self._clock.callLater(0, finish)
+            # Deleted while this agent was away: its engine removes them.
+            d = self._after_answer(self.containers.finish_deletions, deleting)
+            d.addErrback(lambda f: self.log.failure("finishing the deletions on {name}", f, name=instance["name"]))
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
 
     def _orphans_found(self, instance_uuid, name, orphans):
@@ -335,13 +338,9 @@ class AgentHub:
             self.log.warn("instance {name}: removing orphan container {uuid} failed: {why}",
                           name=name, uuid=orphan, why=failure.getErrorMessage())
 
-        def remove_all():
-            for orphan in orphans:
-                d = self.call(instance_uuid, commands.RemoveContainer, uuid=orphan, force=True)
-                d.addCallbacks(removed, refused, callbackArgs=(orphan,), errbackArgs=(orphan,))
-
-        # On the reactor's next turn: after the agent has its answer.
-        self._clock.callLater(0, remove_all)
+        for orphan in orphans:
+            d = self._after_answer(self.call, instance_uuid, commands.RemoveContainer, uuid=orphan, force=True)
+            d.addCallbacks(removed, refused, callbackArgs=(orphan,), errbackArgs=(orphan,))
 
     def address_of(self, instance_uuid):
         """

@@ -225,8 +225,9 @@ class OutputFiles:
         """
         Drop the pages of ``handle``'s bytes that are more than
         ``cache_bytes`` behind its end, every ``TRIM_STEP`` bytes.  Each
-        call covers the previous call's range again: pages that were still
-        dirty or being written then are dropped now.
+        call covers again the last ``cache_bytes`` (at least ``TRIM_STEP``)
+        before where the previous one ended: pages that were still dirty or
+        being written then are dropped now.
         """
         keep_from = handle.end - self.cache_bytes
         if keep_from - handle.trimmed < TRIM_STEP:
