@@ -26,6 +26,10 @@ spent: the control plane, its agent and the WebSocket client (each from
 container) plus anything else that ran.  On a machine whose CPUs the runs
 fill, MB/s is inversely proportional to the total, so ``cpu_bound_ratio``
 (direct total / relay total) is what the ratio can reach here.
+
+``relay_chunks_runs``: how many output boxes the agent sent in each run
+(entries of the container's output index, read before it is deleted), and
+``relay_chunk_KiB_mean`` their mean size.
 """
 
 import argparse
@@ -39,6 +43,8 @@ import tempfile
 import time
 
 import docker
+
+from csvc.store.outputfiles import ENTRY
 
 from _service import (
     IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, child_pids, children_cpu_s, docker_hijack,
@@ -118,6 +124,9 @@ def relay_once(service, nbytes):
                 (machine_busy_s(), process_cpu_s(service.pid), process_cpu_s(agent), children_cpu_s()), marks
             )
         )
+        # The output file's index has an entry per chunk the agent sent.
+        index = os.path.join(service.data_dir, "output", uuid + ".idx")
+        chunks = os.path.getsize(index) // ENTRY.size
     finally:
         service.delete(uuid)
     got = result["bytes"][0]
@@ -133,7 +142,7 @@ def relay_once(service, nbytes):
     }
     mib = nbytes / (1 << 20)
     faults = {"control_plane": plane_faults / mib, "agent": agent_faults / mib}
-    return result["end"][0] - t0, result["first"][0] - t0, result["end"][0] - result["last"][0], cpu, faults
+    return result["end"][0] - t0, result["first"][0] - t0, result["end"][0] - result["last"][0], cpu, faults, chunks
 
 
 def main(argv=None):
@@ -152,7 +161,7 @@ def main(argv=None):
     service = Service(data_dir, progress)
     failed = True
     relay_times, first_bytes, status_lags, direct_times = [], [], [], []
-    relay_cpus, direct_cpus, relay_faults = [], [], []
+    relay_cpus, direct_cpus, relay_faults, relay_chunks = [], [], [], []
     try:
         service.start()
         # Warm-up (small): code paths, image, SQLite file.
@@ -161,11 +170,12 @@ def main(argv=None):
         for i in range(args.runs):
             if i % 2 == 0:
                 direct = direct_once(client, args.bytes)
-                t, f, lag, cpu, faults = relay_once(service, args.bytes)
+                t, f, lag, cpu, faults, chunks = relay_once(service, args.bytes)
             else:
-                t, f, lag, cpu, faults = relay_once(service, args.bytes)
+                t, f, lag, cpu, faults, chunks = relay_once(service, args.bytes)
                 direct = direct_once(client, args.bytes)
             relay_faults.append(faults)
+            relay_chunks.append(chunks)
             direct_times.append(direct[0])
             direct_cpus.append(direct[1])
             relay_cpus.append(cpu)
@@ -218,6 +228,10 @@ def main(argv=None):
         "relay_page_faults_per_MiB": {
             key: round(statistics.median(run[key] for run in relay_faults), 1) for key in relay_faults[0]
         },
+        # Output boxes the agent sent per run (entries of the output
+        # file's index), and their mean size: per-box costs go with these.
+        "relay_chunks_runs": relay_chunks,
+        "relay_chunk_KiB_mean": round(args.bytes / 1024 / statistics.median(relay_chunks), 1),
         "malloc": "default" if args.malloc_default else "csvc (csvc/process.py)",
         "baseline": {
             "direct_docker_attach_MBps": round(direct, 1),
