@@ -175,6 +175,13 @@ class AttachProtocol(WebSocketServerProtocol):
 
     # -- input -------------------------------------------------------------
 
+    def dataReceived(self, data):
+        # autobahn's version only adds a debug log line whose arguments it
+        # builds on every read, disabled or not (``hltype``/``hlval``: four
+        # ``click.style`` calls, a fifth of a keystroke's time in the control
+        # plane's main thread under cProfile).
+        self._dataReceived(data)
+
     def _dataReceived(self, data):
         """
         Keystrokes are most of what clients send: small binary messages, one
