@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import struct
@@ -491,14 +492,15 @@ class WSClient:
 # -- the Docker engine directly ---------------------------------------------
 
 
-def docker_hijack(engine_id, stdin=False, stdout=True, stderr=True):
+def docker_hijack(engine_id, stdin=False, stdout=True, stderr=True, path=DOCKER_SOCK):
     """
     A raw attach socket on the engine (as the SDK's ``attach_socket``):
     ``POST /containers/ID/attach?stream=1&...`` upgraded; returns
-    ``(socket, bytes already read past the head)``.
+    ``(socket, bytes already read past the head)``.  ``path``: the engine's
+    API socket, or a ``SocatHops`` chain in front of it.
     """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(DOCKER_SOCK)
+    sock.connect(path)
     query = f"stream=1&stdin={int(stdin)}&stdout={int(stdout)}&stderr={int(stderr)}"
     sock.sendall(
         (f"POST /containers/{engine_id}/attach?{query} HTTP/1.1\r\nHost: docker\r\n"
@@ -514,6 +516,50 @@ def docker_hijack(engine_id, stdin=False, stdout=True, stderr=True):
     if b" 101 " not in head.split(b"\r\n", 1)[0] + b" " and b" 200 " not in head.split(b"\r\n", 1)[0] + b" ":
         raise BenchError(f"engine refused the attach: {head[:1000]!r}")
     return sock, head[end + 4:]
+
+
+class SocatHops:
+    """
+    ``count`` socat processes in a chain in front of the engine's API socket
+    (``with SocatHops(2, tmp) as hops: docker_hijack(..., path=hops.path)``):
+    a relay of as many processes as csvc's (agent, control plane) that does
+    nothing but copy, in C, with the relay's 256 KiB buffers.  What the
+    engine's attach costs through it is the floor any such relay meets on
+    this machine.  socat comes from scripts/bootstrap.sh.
+    """
+
+    BUFFER = 256 * 1024
+
+    def __init__(self, count, directory):
+        if shutil.which("socat") is None:
+            raise BenchError("socat is not installed (scripts/bootstrap.sh installs it)")
+        self.count = count
+        self.directory = directory
+        self.path = DOCKER_SOCK
+        self.procs = []
+
+    def __enter__(self):
+        for i in range(self.count):
+            listen = os.path.join(self.directory, f"socat-chain{self.count}-{i + 1}.sock")
+            self.procs.append(subprocess.Popen(
+                ["socat", "-b", str(self.BUFFER), f"UNIX-LISTEN:{listen},fork", f"UNIX-CONNECT:{self.path}"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+            deadline = time.monotonic() + 10
+            while not os.path.exists(listen):
+                if time.monotonic() > deadline or self.procs[-1].poll() is not None:
+                    self.__exit__(None, None, None)
+                    raise BenchError(f"socat did not listen on {listen}")
+                time.sleep(0.01)
+            self.path = listen
+        return self
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(10)
+        self.procs = []
 
 
 # -- the client subprocess ---------------------------------------------------

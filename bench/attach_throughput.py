@@ -5,7 +5,7 @@ Attach throughput: MB/s of a container writing N bytes of zeros to stdout
 WebSocket attach relay, against a direct ``docker attach`` of an equivalent
 container on the same engine with the same log driver (``local``).
 
-    .venv/bin/python bench/attach_throughput.py [--bytes N] [--runs R] [--malloc-default]
+    .venv/bin/python bench/attach_throughput.py [--bytes N] [--runs R] [--floor] [--malloc-default]
 
 Relay: ``POST /v1/containers`` (not run), a WebSocket client (raw-socket
 client in a subprocess, bench/_wsclient.py) attaches with subprotocol
@@ -27,6 +27,12 @@ container) plus anything else that ran.  On a machine whose CPUs the runs
 fill, MB/s is inversely proportional to the total, so ``cpu_bound_ratio``
 (direct total / relay total) is what the ratio can reach here.
 
+``--floor`` adds, in turn with the others, the direct attach through one
+and through two socat processes chained in front of the engine's socket
+(``floor``): a relay of as many processes as csvc's that only copies, in
+C, no persistence, no WebSocket.  Its ``ratio_to_direct`` is what any
+relay of two processes can reach on this machine.
+
 ``relay_chunks_runs``: how many output boxes the agent sent in each run
 (entries of the container's output index, read before it is deleted), and
 ``relay_chunk_KiB_mean`` their mean size.
@@ -47,21 +53,21 @@ import docker
 from csvc.store.outputfiles import ENTRY
 
 from _service import (
-    IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, child_pids, children_cpu_s, docker_hijack,
-    machine_busy_s, make_progress, process_cpu_s, process_faults, self_cpu_s,
+    DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, SocatHops, child_pids, children_cpu_s,
+    docker_hijack, machine_busy_s, make_progress, process_cpu_s, process_faults, self_cpu_s,
 )
 
 progress = make_progress("attach_throughput")
 
 
-def direct_once(client, nbytes):
+def direct_once(client, nbytes, path=DOCKER_SOCK):
     api = client.api
     host_config = api.create_host_config(log_config=LOG_CONFIG)
     cid = api.create_container(
         IMAGE, command=["sh", "-c", f"head -c {nbytes} /dev/zero"], host_config=host_config
     )["Id"]
     try:
-        sock, rest = docker_hijack(cid, stdout=True, stderr=True)
+        sock, rest = docker_hijack(cid, stdout=True, stderr=True, path=path)
         buf = bytearray(1 << 20)
         view = memoryview(buf)
         payload = 0
@@ -149,6 +155,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", type=int, default=256 * 1024 * 1024, help="bytes written [256 MiB]")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each kind [3]")
+    parser.add_argument("--floor", action="store_true",
+                        help="also the direct attach through one and two socat processes (floor)")
     parser.add_argument("--malloc-default", action="store_true",
                         help="run the service with glibc's own allocator settings (CSVC_MALLOC=default)")
     args = parser.parse_args(argv)
@@ -162,7 +170,11 @@ def main(argv=None):
     failed = True
     relay_times, first_bytes, status_lags, direct_times = [], [], [], []
     relay_cpus, direct_cpus, relay_faults, relay_chunks = [], [], [], []
+    floor = {1: [], 2: []} if args.floor else {}
+    hops = {count: SocatHops(count, data_dir) for count in floor}
     try:
+        for chain in hops.values():
+            chain.__enter__()
         service.start()
         # Warm-up (small): code paths, image, SQLite file.
         relay_once(service, 1 << 20)
@@ -174,6 +186,8 @@ def main(argv=None):
             else:
                 t, f, lag, cpu, faults, chunks = relay_once(service, args.bytes)
                 direct = direct_once(client, args.bytes)
+            for count in (sorted(floor) if i % 2 == 0 else sorted(floor, reverse=True)):
+                floor[count].append(direct_once(client, args.bytes, hops[count].path))
             relay_faults.append(faults)
             relay_chunks.append(chunks)
             direct_times.append(direct[0])
@@ -183,7 +197,8 @@ def main(argv=None):
             first_bytes.append(f)
             status_lags.append(lag)
             mb = args.bytes / 1e6
-            progress(f"run {i + 1}/{args.runs}: relay {mb / t:.1f} MB/s, direct {mb / direct_times[-1]:.1f} MB/s")
+            progress(f"run {i + 1}/{args.runs}: relay {mb / t:.1f} MB/s, direct {mb / direct_times[-1]:.1f} MB/s"
+                     + "".join(f", {n} socat {mb / runs[-1][0]:.1f}" for n, runs in floor.items()))
         failed = False
     except BaseException as exc:
         progress(f"FAILED: {exc!r}")
@@ -191,6 +206,8 @@ def main(argv=None):
         raise
     finally:
         service.stop()
+        for chain in hops.values():
+            chain.__exit__(None, None, None)
         client.close()
         if failed:
             progress(f"temp dir kept: {data_dir}")
@@ -241,6 +258,20 @@ def main(argv=None):
         },
         "ratio": round(relay / direct, 3),
     }
+    if floor:
+        # The same direct attach through socat processes in a chain
+        # (bench/_service.py SocatHops): a relay that only copies.
+        # ratio_to_direct for two is what a two-process relay doing no
+        # work of its own reaches here.
+        result["floor"] = {
+            f"socat_{count}_hop{'s' if count > 1 else ''}": {
+                "MBps": round(mb / statistics.median(t for t, _ in runs), 1),
+                "MBps_runs": [round(mb / t, 1) for t, _ in runs],
+                "cpu_s_per_GiB": per_gib([cpu for _, cpu in runs]),
+                "ratio_to_direct": round(mb / statistics.median(t for t, _ in runs) / direct, 3),
+            }
+            for count, runs in floor.items()
+        }
     print(json.dumps(result), flush=True)
     return 0
 

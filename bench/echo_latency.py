@@ -4,7 +4,7 @@ Echo latency: p50/p99 of a one-byte keystroke echoed by a TTY container
 running ``cat`` (the terminal's echo), through csvc's WebSocket attach
 relay against directly through a Docker engine attach socket, same engine.
 
-    .venv/bin/python bench/echo_latency.py [--keys N] [--warmup W]
+    .venv/bin/python bench/echo_latency.py [--keys N] [--warmup W] [--floor]
 
 Relay: ``POST /v1/containers`` ``{"command": ["cat"], "tty": true,
 "interactive": true, "run": true}``, attach with ``stdin=true`` and
@@ -19,6 +19,11 @@ ways taking turns key by key (both attached all along), so that both see
 the same spells of a busy machine.  N is 2,000 by default: the p99 of 300
 was the third-worst keystroke, and moved by a millisecond between runs.
 ratio = relay p99 / direct p99; ``added_p99_ms`` = relay p99 - direct p99.
+
+``--floor`` adds two more ``cat`` containers reached the direct way through
+one and through two socat processes chained in front of the engine's socket
+(bench/_service.py ``SocatHops``), their keys taking turns with the others:
+what hops that only copy add (``floor``).
 """
 
 import argparse
@@ -33,7 +38,8 @@ import time
 import docker
 
 from _service import (
-    IMAGE, LOG_CONFIG, BenchError, Service, WSClient, docker_hijack, make_progress, percentile,
+    DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, Service, SocatHops, WSClient, docker_hijack, make_progress,
+    percentile,
 )
 
 progress = make_progress("echo_latency")
@@ -98,6 +104,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=2000, help="timed keystrokes each way [2000]")
     parser.add_argument("--warmup", type=int, default=30, help="warm-up keystrokes [30]")
+    parser.add_argument("--floor", action="store_true",
+                        help="also keystrokes through one and two socat processes (floor)")
     args = parser.parse_args(argv)
     if args.warmup + args.keys > MAX_KEYS:
         parser.error(f"--warmup plus --keys must be at most {MAX_KEYS} (one terminal line)")
@@ -107,20 +115,32 @@ def main(argv=None):
     dclient.images.get(IMAGE)
     service = Service(data_dir, progress)
     failed = True
-    cid = None
+    cids = []
     uuid = None
-    try:
-        service.start()
-        # Direct.
-        api = dclient.api
+    hops = [SocatHops(count, data_dir) for count in ((1, 2) if args.floor else ())]
+    api = dclient.api
+
+    def direct_socket(path):
+        # A container of its own: every attach sees all of its output.
         cid = api.create_container(
             IMAGE, command=["cat"], tty=True, stdin_open=True,
             host_config=api.create_host_config(log_config=LOG_CONFIG),
         )["Id"]
+        cids.append(cid)
         api.start(cid)
-        sock, _rest = docker_hijack(cid, stdin=True, stdout=True, stderr=True)
+        sock, _rest = docker_hijack(cid, stdin=True, stdout=True, stderr=True, path=path)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         direct_keys(sock, args.warmup)
+        return sock
+
+    try:
+        service.start()
+        # Direct.
+        sock = direct_socket(DOCKER_SOCK)
+        floor_socks = {}
+        for chain in hops:
+            chain.__enter__()
+            floor_socks[chain.count] = direct_socket(chain.path)
         # Relay.
         uuid = service.create({"command": ["cat"], "tty": True, "interactive": True, "run": True})
         service.wait_status(uuid, ("running",))
@@ -128,10 +148,15 @@ def main(argv=None):
         time.sleep(0.5)
         relay_keys(ws, args.warmup)
         direct, relay = [], []
+        floor = {count: [] for count in floor_socks}
         for i in range(args.warmup, args.warmup + args.keys):
             direct += direct_keys(sock, 1, i)
             relay += relay_keys(ws, 1, i)
+            for count, floor_sock in floor_socks.items():
+                floor[count] += direct_keys(floor_sock, 1, i)
         sock.close()
+        for floor_sock in floor_socks.values():
+            floor_sock.close()
         ws.close()
         progress(f"direct: {summary(direct)}")
         progress(f"relay: {summary(relay)}")
@@ -146,8 +171,10 @@ def main(argv=None):
                 service.delete(uuid)
             except Exception:
                 pass
-        if cid is not None:
-            dclient.api.remove_container(cid, force=True)
+        for cid in cids:
+            api.remove_container(cid, force=True)
+        for chain in hops:
+            chain.__exit__(None, None, None)
         service.stop()
         dclient.close()
         if failed:
@@ -165,6 +192,13 @@ def main(argv=None):
         "baseline": {"direct_docker_attach": d},
         "ratio": round(r["p99_ms"] / d["p99_ms"], 3),
     }
+    if floor:
+        result["floor"] = {}
+        for count, times in floor.items():
+            f = summary(times)
+            result["floor"][f"socat_{count}_hop{'s' if count > 1 else ''}"] = dict(
+                f, added_p50_ms=round(f["p50_ms"] - d["p50_ms"], 3), added_p99_ms=round(f["p99_ms"] - d["p99_ms"], 3)
+            )
     print(json.dumps(result), flush=True)
     return 0
 
