@@ -343,3 +343,35 @@ def other(control_plane, beta):
     client = docker_sdk(control_plane, beta)
     yield client
     client.close()
+
+
+# -- PostgreSQL ---------------------------------------------------------------
+
+#: The bootstrap's PostgreSQL (scripts/bootstrap.sh); CSVC_TEST_POSTGRES
+#: overrides it.
+POSTGRES_ADMIN_URL = os.environ.get("CSVC_TEST_POSTGRES", "postgresql://csvc:csvc@127.0.0.1:55432/csvc")
+
+
+@pytest.fixture
+def database():
+    """
+    The URL of a new, empty PostgreSQL database, dropped afterwards.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = "csvc_test_" + uuid.uuid4().hex[:12]
+    try:
+        admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable (run `make bootstrap`): {exc}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,6 +1,7 @@
 """
 The same control plane on PostgreSQL (the scale-out store), started by the
-bootstrap on 127.0.0.1:55432 (CSVC_TEST_POSTGRES overrides the URL).
+bootstrap on 127.0.0.1:55432 (CSVC_TEST_POSTGRES overrides the URL; the
+``database`` fixture is in conftest.py).
 """
 
 import os
@@ -21,27 +22,6 @@ def head_revision():
     config = Config()
     config.set_main_option("script_location", folder)
     return ScriptDirectory.from_config(config).get_current_head()
-
-
-ADMIN_URL = os.environ.get("CSVC_TEST_POSTGRES", "postgresql://csvc:csvc@127.0.0.1:55432/csvc")
-
-
-@pytest.fixture
-def database():
-    name = "csvc_test_" + uuid.uuid4().hex[:12]
-    try:
-        admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {ADMIN_URL} is not reachable (run `make bootstrap`): {exc}")
-    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_containers_on_postgresql(tmp_path, database):

@@ -10,7 +10,6 @@ import threading
 import requests
 
 from tests.integration.conftest import IMAGE, ControlPlane, remove_project_containers
-from tests.integration.test_postgres import database  # noqa: F401 (a fixture)
 
 CREATES = 20
 QUOTA = 10
@@ -81,7 +80,7 @@ def test_concurrent_creates_respect_the_quota_on_sqlite(control_plane, alpha):
         assert restored.status_code == 204, restored.text
 
 
-def test_concurrent_creates_respect_the_quota_on_postgresql(tmp_path, database):  # noqa: F811
+def test_concurrent_creates_respect_the_quota_on_postgresql(tmp_path, database):
     plane = ControlPlane(tmp_path, capacity=50, database=database)
     plane.admin = plane.client("admin-project", admin=True)
     project = "pg-quota"
