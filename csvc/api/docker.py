@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from functools import wraps
 
 from klein import Klein
-from twisted.internet.defer import CancelledError, inlineCallbacks
+from twisted.internet.defer import CancelledError, DeferredSemaphore, gatherResults, inlineCallbacks
 from twisted.logger import Logger
 from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
@@ -115,6 +115,15 @@ DOCKER_STATUS = {
     "error": "dead",
     "deleting": "removing",
 }
+
+
+#: What ``docker container prune`` removes (csvc's statuses).
+PRUNABLE = frozenset({"created", "exited", "error"})
+#: The label Docker gives the volumes it makes for a container's anonymous
+#: mounts (what a volume prune removes without ``all``).
+ANONYMOUS_VOLUME = "com.docker.volume.anonymous"
+#: Removals a prune runs at once.
+PRUNE_AT_ONCE = 8
 
 
 class DockerError(Exception):
@@ -406,6 +415,35 @@ class DockerAPI:
         if found is None:
             raise DockerError(404, f"No such image: {name}")
         return 200, found
+
+    @_app.route("/images/prune", methods=["POST"])
+    @docker_endpoint()
+    def image_prune(self, request, identity):
+        """
+        Images are the instances', shared between projects: a tenant's prune
+        removes none (``docker system prune`` asks for this).
+        """
+        _prune_filters_any(qstr(request, "filters"))
+        return 200, {"ImagesDeleted": [], "SpaceReclaimed": 0}
+
+    @_app.route("/build/prune", methods=["POST"])
+    @docker_endpoint()
+    def build_prune(self, request, identity):
+        """
+        csvc builds no images, so it keeps no build cache.
+        """
+        _prune_filters_any(qstr(request, "filters"))
+        return 200, {"CachesDeleted": [], "SpaceReclaimed": 0}
+
+    @_app.route("/networks/prune", methods=["POST"])
+    @docker_endpoint()
+    def network_prune(self, request, identity):
+        """
+        csvc makes no networks for projects (containers are on their
+        instance's default one): none to remove.
+        """
+        _prune_filters_any(qstr(request, "filters"))
+        return 200, {"NetworksDeleted": []}
 
     @_app.route("/images/create", methods=["POST"])
     @docker_endpoint()
@@ -754,6 +792,45 @@ class DockerAPI:
         yield self._containers.restart(row, max(0, timeout))
         return 204, None
 
+    @_app.route("/containers/prune", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def prune(self, request, identity):
+        """
+        ``docker container prune``: remove the project's containers that
+        are not running (created, exited, dead; a paused one is running),
+        those created before ``until`` and matching ``label`` / ``label!``
+        when given.  A container that cannot be removed now (started
+        meanwhile, its agent away) is left and not listed.
+        """
+        until, labels, not_labels = _prune_filters(qstr(request, "filters"))
+        rows = yield self._containers.list(identity)
+        rows = [
+            row for row in rows
+            if row["status"] in PRUNABLE
+            and (until is None or _unix(row["created_at"]) <= until)
+            and _labels_match(row["labels"] or {}, labels, not_labels)
+        ]
+        removing = DeferredSemaphore(PRUNE_AT_ONCE)
+        removed = yield gatherResults([removing.run(self._prune_one, identity, row) for row in rows])
+        return 200, {"ContainersDeleted": [ident for ident in removed if ident], "SpaceReclaimed": 0}
+
+    @inlineCallbacks
+    def _prune_one(self, identity, row):
+        """
+        The container's id once removed; None when it was not.
+        """
+        policy.enforce("container:delete", identity, row["project_id"])
+        try:
+            left = yield self._containers.delete(row)
+        except (InvalidState, NotFound, InstanceUnavailable, EngineError, Conflict) as exc:
+            log.info("prune left container {uuid}: {why}", uuid=row["uuid"], why=str(exc))
+            return None
+        if left is not None:
+            # Marked deleting: its agent removes it when it connects again.
+            return None
+        return row["engine_id"] or row["uuid"]
+
     @_app.route("/containers/<ident>", methods=["DELETE"])
     @docker_endpoint()
     @inlineCallbacks
@@ -1033,6 +1110,36 @@ class DockerAPI:
             raise BadRequest("Labels: must be an object of strings")
         volume = yield self._volumes.create(identity.project_id, self._volume_name(name), labels)
         return 201, volume
+
+    @_app.route("/volumes/prune", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def volume_prune(self, request, identity):
+        """
+        ``docker volume prune``: remove the project's volumes no container
+        uses.  From API 1.42 on, as Docker, only anonymous ones unless the
+        filter ``all`` is true (csvc's volumes all have names, so ``-a`` is
+        what removes them); ``label`` / ``label!`` as for containers.
+        """
+        policy.enforce("volume:delete", identity)
+        every, labels, not_labels = _volume_prune_filters(qstr(request, "filters"))
+        if version_tuple(self._version(request)) < (1, 42):
+            every = True
+        listed = yield self._volumes.list(identity.project_id)
+        deleted = []
+        for volume in listed:
+            volume_labels = volume.get("Labels") or {}
+            if not every and ANONYMOUS_VOLUME not in volume_labels:
+                continue
+            if not _labels_match(volume_labels, labels, not_labels):
+                continue
+            try:
+                yield self._volumes.remove(identity.project_id, volume["Name"])
+            except (Conflict, NoSuchVolume):
+                # In use (or gone meanwhile): Docker leaves it too.
+                continue
+            deleted.append(volume["Name"])
+        return 200, {"VolumesDeleted": deleted, "SpaceReclaimed": 0}
 
     @_app.route("/volumes/<name>", methods=["GET"])
     @docker_endpoint()
@@ -1452,22 +1559,146 @@ def _full_image(image):
     return image + ":latest"
 
 
+def _filter_values(key, wanted):
+    """
+    A filter's values as a list (the Docker API sends ``{"v": true}``;
+    old clients a list).
+    """
+    if isinstance(wanted, dict):
+        wanted = [k for k, v in wanted.items() if v]
+    if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+        raise BadRequest(f"filter {key}: must be a list of strings")
+    return wanted
+
+
+def _prune_filters(text):
+    """
+    ``(until, labels, not_labels)`` of a prune's ``filters``: ``until`` a
+    Unix time (None: no limit), the others lists of ``key`` or
+    ``key=value``.
+    """
+    if not text:
+        return None, [], []
+    try:
+        filters = json.loads(text)
+    except ValueError:
+        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
+    if not isinstance(filters, dict):
+        raise BadRequest("filters must be a JSON object")
+    until, labels, not_labels = None, [], []
+    for key, wanted in filters.items():
+        wanted = _filter_values(key, wanted)
+        if key == "until":
+            if len(wanted) > 1:
+                raise BadRequest("filter until: only one value is allowed")
+            if wanted:
+                until = _until(wanted[0])
+        elif key == "label":
+            labels = wanted
+        elif key == "label!":
+            not_labels = wanted
+        else:
+            raise BadRequest(f"invalid filter '{key}' (prune takes until, label, label!)")
+    return until, labels, not_labels
+
+
+def _volume_prune_filters(text):
+    """
+    ``(all, labels, not_labels)`` of a volume prune's ``filters``.
+    """
+    if not text:
+        return False, [], []
+    try:
+        filters = json.loads(text)
+    except ValueError:
+        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
+    if not isinstance(filters, dict):
+        raise BadRequest("filters must be a JSON object")
+    every, labels, not_labels = False, [], []
+    for key, wanted in filters.items():
+        wanted = _filter_values(key, wanted)
+        if key == "all":
+            if any(w not in ("true", "1", "false", "0") for w in wanted):
+                raise BadRequest(f"filter all: {wanted!r} is not true or false")
+            every = any(w in ("true", "1") for w in wanted)
+        elif key == "label":
+            labels = wanted
+        elif key == "label!":
+            not_labels = wanted
+        else:
+            raise BadRequest(f"invalid filter '{key}' (volume prune takes all, label, label!)")
+    return every, labels, not_labels
+
+
+def _prune_filters_any(text):
+    """
+    The filters of a prune that removes nothing, read all the same so that
+    a malformed one is still a 400 naming it.
+    """
+    if not text:
+        return
+    try:
+        filters = json.loads(text)
+    except ValueError:
+        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
+    if not isinstance(filters, dict):
+        raise BadRequest("filters must be a JSON object")
+    for key, wanted in filters.items():
+        for value in _filter_values(key, wanted):
+            if key == "until":
+                _until(value)
+
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _until(value, now=None):
+    """
+    Docker's ``until``: a Unix time (``1700000000``, fractions allowed),
+    an RFC 3339 time or date (UTC when it names no offset), or a Go
+    duration before now (``10m``, ``1h30m``).
+    """
+    now = datetime.now(timezone.utc).timestamp() if now is None else now
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    if re.fullmatch(r"(?:\d+(?:\.\d*)?(?:ns|us|µs|ms|s|m|h))+", value):
+        return now - sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_DURATION.findall(value))
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(
+            f"filter until: {value!r} is neither a Unix time, an RFC 3339 time nor a duration such as 10m"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def _label_matches(labels, item):
+    name, sep, value = item.partition("=")
+    return name in labels and (not sep or labels[name] == value)
+
+
+def _labels_match(labels, wanted, unwanted):
+    """
+    Docker's rule: every ``label`` matches, and not every ``label!`` does.
+    """
+    if not all(_label_matches(labels, item) for item in wanted):
+        return False
+    return not (unwanted and all(_label_matches(labels, item) for item in unwanted))
+
+
 def _matches(row, filters):
     if not isinstance(filters, dict):
         raise BadRequest("filters must be a JSON object")
     for key, wanted in filters.items():
-        if isinstance(wanted, dict):
-            wanted = [k for k, v in wanted.items() if v]
-        if not isinstance(wanted, list):
-            raise BadRequest(f"filter {key}: must be a list")
+        wanted = _filter_values(key, wanted)
         if not wanted:
             continue
         if key == "label":
-            labels = row["labels"] or {}
-            for item in wanted:
-                name, sep, value = item.partition("=")
-                if name not in labels or (sep and labels[name] != value):
-                    return False
+            if not _labels_match(row["labels"] or {}, wanted, ()):
+                return False
         elif key == "status":
             if DOCKER_STATUS.get(row["status"], row["status"]) not in wanted:
                 return False

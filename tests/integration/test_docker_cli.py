@@ -192,3 +192,30 @@ def test_stats_no_stream_and_streamed(cli):
             child.terminate(force=True)
     finally:
         cli("rm", "-f", "stats-cli")
+
+
+def test_container_prune_removes_what_is_not_running(cli, alpha):
+    exited = cli("run", "-d", "--name", "prune-exited", "csvc/busybox", "true").stdout.decode().strip()
+    assert cli("wait", "prune-exited").stdout == b"0\n"
+    created = cli("create", "--name", "prune-created", "csvc/busybox", "true").stdout.decode().strip()
+    running = cli("run", "-d", "--name", "prune-running", "csvc/busybox", "sleep", "300")
+    assert running.returncode == 0, running.stderr
+    kept = cli("create", "--label", "keep=yes", "--name", "prune-kept", "csvc/busybox", "true")
+    assert kept.returncode == 0, kept.stderr
+    pruned = cli("container", "prune", "-f", "--filter", "label!=keep")
+    assert pruned.returncode == 0, pruned.stderr
+    out = pruned.stdout.decode()
+    assert "Deleted Containers:" in out
+    assert sorted(line for line in out.split() if len(line) == 64) == sorted([exited, created])
+    assert sorted(cli("ps", "-a", "--format", "{{.Names}}").stdout.decode().split()) == [
+        "prune-kept", "prune-running"
+    ]
+    refused = cli("container", "prune", "-f", "--filter", "until=yesterday")
+    assert refused.returncode != 0
+    assert b"filter until: 'yesterday'" in refused.stderr
+    # `docker system prune` also asks for networks, images, build cache and
+    # (--volumes) volumes: csvc has none of the project's to remove.
+    assert cli("stop", "-t", "0", "prune-running").returncode == 0
+    everything = cli("system", "prune", "-f", "--volumes")
+    assert everything.returncode == 0, everything.stderr
+    assert "prune-running" not in cli("ps", "-a", "--format", "{{.Names}}").stdout.decode()

@@ -1,6 +1,7 @@
 """
-The docker SDK on csvc: pause and unpause, rename, top and stats, and a
-project's named volumes; each only on the caller's project's own.
+The docker SDK on csvc: pause and unpause, rename, top and stats, a
+project's named volumes, and pruning stopped containers; each only on the
+caller's project's own.
 """
 
 import json
@@ -11,6 +12,7 @@ import docker
 import pytest
 
 from csvc.agent.docker_config import engine_volume
+from tests.integration.conftest import docker_sdk
 
 IMAGE = "csvc/busybox"
 
@@ -158,3 +160,78 @@ def test_volumes_of_the_project(sdk, other, alpha, beta):
             engine.volumes.get(engine_volume("alpha", name)).remove(force=True)
         except docker.errors.NotFound:
             pass
+
+
+def test_prune_removes_the_projects_containers_that_are_not_running(control_plane):
+    suffix = uuid.uuid4().hex[:8]
+    mine = docker_sdk(control_plane, control_plane.client(f"prune-{suffix}"))
+    theirs = docker_sdk(control_plane, control_plane.client(f"prune-other-{suffix}"))
+    try:
+        exited = mine.containers.run(IMAGE, ["true"], detach=True)
+        assert exited.wait()["StatusCode"] == 0
+        created = mine.containers.create(IMAGE, ["true"])
+        running = _running(mine.containers.run(IMAGE, ["sleep", "300"], detach=True))
+        paused = _running(mine.containers.run(IMAGE, ["sleep", "300"], detach=True))
+        paused.pause()
+        labelled = mine.containers.create(IMAGE, ["true"], labels={"keep": "yes"})
+        other = theirs.containers.create(IMAGE, ["true"])
+        # Created before 2000: none.
+        assert mine.containers.prune(filters={"until": "2000-01-01T00:00:00Z"})["ContainersDeleted"] == []
+        # Only what carries the label.
+        report = mine.containers.prune(filters={"label": ["keep=yes"], "until": "1m"})
+        assert report["ContainersDeleted"] == [], "created less than a minute ago"
+        report = mine.containers.prune(filters={"label": ["keep=yes"]})
+        assert report == {"ContainersDeleted": [labelled.id], "SpaceReclaimed": 0}
+        report = mine.containers.prune()
+        assert sorted(report["ContainersDeleted"]) == sorted([exited.id, created.id])
+        assert {c.id for c in mine.containers.list(all=True)} == {running.id, paused.id}
+        # Another project's stopped container is not touched.
+        assert theirs.containers.get(other.id).status == "created"
+        with pytest.raises(docker.errors.APIError) as bad:
+            mine.containers.prune(filters={"status": ["exited"]})
+        assert bad.value.status_code == 400
+        assert "invalid filter 'status'" in str(bad.value)
+    finally:
+        for client in (mine, theirs):
+            for container in client.containers.list(all=True):
+                container.remove(force=True)
+            client.close()
+
+
+def test_volume_prune_removes_unused_volumes_of_the_project(control_plane):
+    suffix = uuid.uuid4().hex[:8]
+    mine = docker_sdk(control_plane, control_plane.client(f"vprune-{suffix}"))
+    theirs = docker_sdk(control_plane, control_plane.client(f"vprune-other-{suffix}"))
+    try:
+        used = mine.volumes.create(name="used")
+        mine.volumes.create(name="free")
+        mine.volumes.create(name="labelled", labels={"keep": "yes"})
+        theirs.volumes.create(name="free")
+        holder = mine.containers.create(IMAGE, ["true"], volumes={used.name: {"bind": "/d", "mode": "rw"}})
+        # API 1.42 on: without `all`, only anonymous volumes go; csvc's are named.
+        assert mine.volumes.prune() == {"VolumesDeleted": [], "SpaceReclaimed": 0}
+        report = mine.volumes.prune(filters={"all": "true", "label!": "keep"})
+        assert report["VolumesDeleted"] == ["free"]
+        assert sorted(v.name for v in mine.volumes.list()) == ["labelled", "used"]
+        # Another project's volume of the same name stays.
+        assert [v.name for v in theirs.volumes.list()] == ["free"]
+        holder.remove()
+        assert sorted(mine.volumes.prune(filters={"all": "true"})["VolumesDeleted"]) == ["labelled", "used"]
+        with pytest.raises(docker.errors.APIError) as bad:
+            mine.volumes.prune(filters={"all": "maybe"})
+        assert bad.value.status_code == 400
+        # Nothing of a project's to prune among images, networks, build cache.
+        assert mine.images.prune() == {"ImagesDeleted": [], "SpaceReclaimed": 0}
+        assert mine.networks.prune() == {"NetworksDeleted": []}
+        engine = docker.from_env()
+        try:
+            assert engine.images.get(IMAGE).tags
+        finally:
+            engine.close()
+    finally:
+        for client in (mine, theirs):
+            for container in client.containers.list(all=True):
+                container.remove(force=True)
+            for volume in client.volumes.list():
+                volume.remove(force=True)
+            client.close()
