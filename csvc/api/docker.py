@@ -126,6 +126,39 @@ ANONYMOUS_VOLUME = "com.docker.volume.anonymous"
 PRUNE_AT_ONCE = 8
 
 
+#: Parts of the Docker Engine API csvc does not serve, and why: a client
+#: that asks gets a 501 saying so instead of "page not found".
+#: (pattern on the path without its version, what, why)
+UNSERVED = [
+    (re.compile(r"/networks(/.*)?"), "networks",
+     "a container is on its instance's default network; NetworkMode container:<id> joins another's"),
+    # (Only paths no route took get here: listing, inspecting, pulling and
+    # pruning are served.)
+    (re.compile(r"/images/.+"), "image management besides listing, inspecting and pulling",
+     "images are the instances', shared between projects"),
+    (re.compile(r"/build(/.*)?|/session|/grpc"), "image builds", "csvc builds no images"),
+    (re.compile(r"/commit"), "commits", "images are the instances', shared between projects"),
+    (re.compile(r"/(swarm|services|nodes|tasks|secrets|configs)(/.*)?"), "swarm mode",
+     "csvc places containers on its instances itself"),
+    (re.compile(r"/plugins(/.*)?"), "plugins", "the engines' plugins are their operator's"),
+    (re.compile(r"/system/df"), "disk usage", "the engines' disks are their operator's"),
+    (re.compile(r"/distribution/.*"), "registry lookups", "pulls go through the instances' engines"),
+    (re.compile(r"/auth"), "registry logins", "csvc keeps no registry credentials"),
+]
+
+
+def _unserved(method, path):
+    """
+    The message for a request to a part of the Docker API that csvc does
+    not serve; None for any other unknown path.
+    """
+    bare = re.sub(r"^/v\d+(\.\d+)?(?=/)", "", path)
+    for pattern, what, why in UNSERVED:
+        if pattern.fullmatch(bare):
+            return f"csvc does not serve Docker {what} ({method} {path}): {why}"
+    return None
+
+
 class DockerError(Exception):
     def __init__(self, status, message):
         super().__init__(message)
@@ -286,6 +319,10 @@ class DockerAPI:
         if code in (301, 302, 307, 308):
             code = 404
         path = request.path.decode("utf-8", "replace")
+        if code in (404, 405):
+            unserved = _unserved(request.method.decode("ascii", "replace"), path)
+            if unserved is not None:
+                return send(request, 501, {"message": unserved})
         message = {404: f"page not found: {path}", 405: f"method not allowed on {path}"}.get(code, exc.name)
         return send(request, code, {"message": message})
 

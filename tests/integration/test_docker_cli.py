@@ -219,3 +219,12 @@ def test_container_prune_removes_what_is_not_running(cli, alpha):
     everything = cli("system", "prune", "-f", "--volumes")
     assert everything.returncode == 0, everything.stderr
     assert "prune-running" not in cli("ps", "-a", "--format", "{{.Names}}").stdout.decode()
+
+
+def test_unserved_parts_of_the_api_say_so(cli):
+    networks = cli("network", "ls")
+    assert networks.returncode != 0
+    assert b"csvc does not serve Docker networks (GET /v1." in networks.stderr
+    tagged = cli("tag", "csvc/busybox", "csvc/busybox:other")
+    assert tagged.returncode != 0
+    assert b"csvc does not serve Docker image management" in tagged.stderr
