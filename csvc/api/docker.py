@@ -617,13 +617,7 @@ class DockerAPI:
     def list(self, request, identity):
         show_all = qbool(request, "all")
         limit = qint(request, "limit", -1)
-        filters = {}
-        text = qstr(request, "filters")
-        if text:
-            try:
-                filters = json.loads(text)
-            except ValueError:
-                raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
+        filters = _filters_object(qstr(request, "filters"))
         rows = yield self._containers.list(identity)
         rows = [r for r in rows if show_all or r["status"] == "running" or (limit and limit > 0)]
         rows = [r for r in rows if _matches(r, filters)]
@@ -841,6 +835,7 @@ class DockerAPI:
         meanwhile, its agent away) is left and not listed.
         """
         until, labels, not_labels = _prune_filters(qstr(request, "filters"))
+        policy.enforce("container:delete", identity, identity.project_id)
         rows = yield self._containers.list(identity)
         rows = [
             row for row in rows
@@ -849,15 +844,14 @@ class DockerAPI:
             and _labels_match(row["labels"] or {}, labels, not_labels)
         ]
         removing = DeferredSemaphore(PRUNE_AT_ONCE)
-        removed = yield gatherResults([removing.run(self._prune_one, identity, row) for row in rows])
+        removed = yield gatherResults([removing.run(self._prune_one, row) for row in rows], consumeErrors=True)
         return 200, {"ContainersDeleted": [ident for ident in removed if ident], "SpaceReclaimed": 0}
 
     @inlineCallbacks
-    def _prune_one(self, identity, row):
+    def _prune_one(self, row):
         """
         The container's id once removed; None when it was not.
         """
-        policy.enforce("container:delete", identity, row["project_id"])
         try:
             left = yield self._containers.delete(row)
         except (InvalidState, NotFound, InstanceUnavailable, EngineError, Conflict) as exc:
@@ -1596,6 +1590,21 @@ def _full_image(image):
     return image + ":latest"
 
 
+def _filters_object(text):
+    """
+    The ``filters`` query parameter: a JSON object ({} when absent).
+    """
+    if not text:
+        return {}
+    try:
+        filters = json.loads(text)
+    except ValueError:
+        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
+    if not isinstance(filters, dict):
+        raise BadRequest("filters must be a JSON object")
+    return filters
+
+
 def _filter_values(key, wanted):
     """
     A filter's values as a list (the Docker API sends ``{"v": true}``;
@@ -1614,14 +1623,7 @@ def _prune_filters(text):
     Unix time (None: no limit), the others lists of ``key`` or
     ``key=value``.
     """
-    if not text:
-        return None, [], []
-    try:
-        filters = json.loads(text)
-    except ValueError:
-        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
-    if not isinstance(filters, dict):
-        raise BadRequest("filters must be a JSON object")
+    filters = _filters_object(text)
     until, labels, not_labels = None, [], []
     for key, wanted in filters.items():
         wanted = _filter_values(key, wanted)
@@ -1643,14 +1645,7 @@ def _volume_prune_filters(text):
     """
     ``(all, labels, not_labels)`` of a volume prune's ``filters``.
     """
-    if not text:
-        return False, [], []
-    try:
-        filters = json.loads(text)
-    except ValueError:
-        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
-    if not isinstance(filters, dict):
-        raise BadRequest("filters must be a JSON object")
+    filters = _filters_object(text)
     every, labels, not_labels = False, [], []
     for key, wanted in filters.items():
         wanted = _filter_values(key, wanted)
@@ -1672,14 +1667,7 @@ def _prune_filters_any(text):
     The filters of a prune that removes nothing, read all the same so that
     a malformed one is still a 400 naming it.
     """
-    if not text:
-        return
-    try:
-        filters = json.loads(text)
-    except ValueError:
-        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
-    if not isinstance(filters, dict):
-        raise BadRequest("filters must be a JSON object")
+    filters = _filters_object(text)
     for key, wanted in filters.items():
         for value in _filter_values(key, wanted):
             if key == "until":
@@ -1727,8 +1715,6 @@ def _labels_match(labels, wanted, unwanted):
 
 
 def _matches(row, filters):
-    if not isinstance(filters, dict):
-        raise BadRequest("filters must be a JSON object")
     for key, wanted in filters.items():
         wanted = _filter_values(key, wanted)
         if not wanted:
