@@ -617,7 +617,7 @@ class DockerAPI:
     def list(self, request, identity):
         show_all = qbool(request, "all")
         limit = qint(request, "limit", -1)
-        filters = _filters_object(qstr(request, "filters"))
+        filters = docker_events.parse_filters(qstr(request, "filters"), LIST_FILTERS, "container lists")
         rows = yield self._containers.list(identity)
         rows = [r for r in rows if show_all or r["status"] == "running" or (limit and limit > 0)]
         rows = [r for r in rows if _matches(r, filters)]
@@ -1590,76 +1590,28 @@ def _full_image(image):
     return image + ":latest"
 
 
-def _filters_object(text):
-    """
-    The ``filters`` query parameter: a JSON object ({} when absent).
-    """
-    if not text:
-        return {}
-    try:
-        filters = json.loads(text)
-    except ValueError:
-        raise BadRequest(f"invalid filters: {text!r} is not JSON") from None
-    if not isinstance(filters, dict):
-        raise BadRequest("filters must be a JSON object")
-    return filters
-
-
-def _filter_values(key, wanted):
-    """
-    A filter's values as a list (the Docker API sends ``{"v": true}``;
-    old clients a list).
-    """
-    if isinstance(wanted, dict):
-        wanted = [k for k, v in wanted.items() if v]
-    if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
-        raise BadRequest(f"filter {key}: must be a list of strings")
-    return wanted
-
-
 def _prune_filters(text):
     """
     ``(until, labels, not_labels)`` of a prune's ``filters``: ``until`` a
     Unix time (None: no limit), the others lists of ``key`` or
     ``key=value``.
     """
-    filters = _filters_object(text)
-    until, labels, not_labels = None, [], []
-    for key, wanted in filters.items():
-        wanted = _filter_values(key, wanted)
-        if key == "until":
-            if len(wanted) > 1:
-                raise BadRequest("filter until: only one value is allowed")
-            if wanted:
-                until = _until(wanted[0])
-        elif key == "label":
-            labels = wanted
-        elif key == "label!":
-            not_labels = wanted
-        else:
-            raise BadRequest(f"invalid filter '{key}' (prune takes until, label, label!)")
-    return until, labels, not_labels
+    filters = docker_events.parse_filters(text, ("until", "label", "label!"), "container prunes")
+    until = filters.get("until", [])
+    if len(until) > 1:
+        raise BadRequest("filter until: only one value is allowed")
+    return (_until(until[0]) if until else None), filters.get("label", []), filters.get("label!", [])
 
 
 def _volume_prune_filters(text):
     """
     ``(all, labels, not_labels)`` of a volume prune's ``filters``.
     """
-    filters = _filters_object(text)
-    every, labels, not_labels = False, [], []
-    for key, wanted in filters.items():
-        wanted = _filter_values(key, wanted)
-        if key == "all":
-            if any(w not in ("true", "1", "false", "0") for w in wanted):
-                raise BadRequest(f"filter all: {wanted!r} is not true or false")
-            every = any(w in ("true", "1") for w in wanted)
-        elif key == "label":
-            labels = wanted
-        elif key == "label!":
-            not_labels = wanted
-        else:
-            raise BadRequest(f"invalid filter '{key}' (volume prune takes all, label, label!)")
-    return every, labels, not_labels
+    filters = docker_events.parse_filters(text, ("all", "label", "label!"), "volume prunes")
+    every = filters.get("all", [])
+    if any(w not in ("true", "1", "false", "0") for w in every):
+        raise BadRequest(f"filter all: {every!r} is not true or false")
+    return any(w in ("true", "1") for w in every), filters.get("label", []), filters.get("label!", [])
 
 
 def _prune_filters_any(text):
@@ -1667,11 +1619,8 @@ def _prune_filters_any(text):
     The filters of a prune that removes nothing, read all the same so that
     a malformed one is still a 400 naming it.
     """
-    filters = _filters_object(text)
-    for key, wanted in filters.items():
-        for value in _filter_values(key, wanted):
-            if key == "until":
-                _until(value)
+    for value in docker_events.parse_filters(text, None).get("until", []):
+        _until(value)
 
 
 _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
@@ -1714,11 +1663,15 @@ def _labels_match(labels, wanted, unwanted):
     return not (unwanted and all(_label_matches(labels, item) for item in unwanted))
 
 
+#: The filters ``GET /containers/json`` understands.
+LIST_FILTERS = ("label", "status", "name", "id", "ancestor")
+
+
 def _matches(row, filters):
+    """
+    ``filters`` from ``parse_filters`` with ``LIST_FILTERS``.
+    """
     for key, wanted in filters.items():
-        wanted = _filter_values(key, wanted)
-        if not wanted:
-            continue
         if key == "label":
             if not _labels_match(row["labels"] or {}, wanted, ()):
                 return False
@@ -1735,6 +1688,4 @@ def _matches(row, filters):
         elif key == "ancestor":
             if not any(_full_image(w) == row["image"] for w in wanted):
                 return False
-        else:
-            raise BadRequest(f"invalid filter '{key}'")
     return True

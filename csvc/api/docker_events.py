@@ -58,10 +58,12 @@ def docker_event(envelope, seconds):
     }
 
 
-def parse_filters(text):
+def parse_filters(text, allowed=FILTERS, who="events"):
     """
     ``{name: [values]}`` from the ``filters`` query parameter (values as a
-    list or as Docker's ``{value: true}``); a 400 naming what is wrong.
+    list or as Docker's ``{value: true}``; names with no value left out);
+    a 400 naming what is wrong.  ``allowed``: the names ``who`` takes
+    (None: any).
     """
     if not text:
         return {}
@@ -73,8 +75,8 @@ def parse_filters(text):
         raise BadRequest("filters must be a JSON object")
     out = {}
     for key, wanted in filters.items():
-        if key not in FILTERS:
-            raise BadRequest(f"invalid filter '{key}': csvc's events take {', '.join(FILTERS)}")
+        if allowed is not None and key not in allowed:
+            raise BadRequest(f"invalid filter '{key}' ({who} take {', '.join(allowed)})")
         if isinstance(wanted, dict):
             wanted = [k for k, v in wanted.items() if v]
         if not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):

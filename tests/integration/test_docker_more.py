@@ -167,6 +167,11 @@ def test_prune_removes_the_projects_containers_that_are_not_running(control_plan
     mine = docker_sdk(control_plane, control_plane.client(f"prune-{suffix}"))
     theirs = docker_sdk(control_plane, control_plane.client(f"prune-other-{suffix}"))
     try:
+        # A filter csvc does not know is refused even with nothing to list.
+        with pytest.raises(docker.errors.APIError) as unknown:
+            mine.containers.list(all=True, filters={"before": "x"})
+        assert unknown.value.status_code == 400
+        assert "invalid filter 'before'" in str(unknown.value)
         exited = mine.containers.run(IMAGE, ["true"], detach=True)
         assert exited.wait()["StatusCode"] == 0
         created = mine.containers.create(IMAGE, ["true"])
