@@ -10,7 +10,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.conftest import ControlPlane
+from tests.integration.conftest import running_plane
 
 def head_revision():
     from alembic.config import Config
@@ -25,11 +25,7 @@ def head_revision():
 
 
 def test_containers_on_postgresql(tmp_path, database):
-    plane = ControlPlane(tmp_path, database=database)
-    plane.admin = plane.client("admin-project", admin=True)
-    plane.start()
-    try:
-        plane.wait_active(plane.admin)
+    with running_plane(tmp_path, database=database) as plane:
         client = plane.client("pg")
         container, exit = client.run(
             ["sh", "-c", "echo $X; sleep 0.1; echo e >&2; exit 3"], environment={"X": "pg"}
@@ -39,8 +35,6 @@ def test_containers_on_postgresql(tmp_path, database):
         (instance,) = plane.admin.get("/v1/instances").json()["instances"]
         assert instance["containers"] == 1
         assert client.delete(f"/v1/containers/{container['uuid']}").status_code == 204
-    finally:
-        plane.close()
     # The rows are in PostgreSQL, not in an SQLite file of the data dir.
     assert not os.path.exists(os.path.join(str(tmp_path), "csvc.sqlite"))
     engine = sa.create_engine(database)

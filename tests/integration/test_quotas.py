@@ -9,7 +9,7 @@ import threading
 
 import requests
 
-from tests.integration.conftest import IMAGE, ControlPlane, remove_project_containers
+from tests.integration.conftest import IMAGE, remove_project_containers, running_plane
 
 CREATES = 20
 QUOTA = 10
@@ -81,18 +81,14 @@ def test_concurrent_creates_respect_the_quota_on_sqlite(control_plane, alpha):
 
 
 def test_concurrent_creates_respect_the_quota_on_postgresql(tmp_path, database):
-    plane = ControlPlane(tmp_path, capacity=50, database=database)
-    plane.admin = plane.client("admin-project", admin=True)
     project = "pg-quota"
-    plane.start()
     try:
-        plane.wait_active(plane.admin)
-        client = plane.client(project)
-        check_exactly_the_quota(client, plane.admin)
-        for container in client.get("/v1/containers").json()["containers"]:
-            client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
+        with running_plane(tmp_path, capacity=50, database=database) as plane:
+            client = plane.client(project)
+            check_exactly_the_quota(client, plane.admin)
+            for container in client.get("/v1/containers").json()["containers"]:
+                client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
     finally:
-        plane.close()
         remove_project_containers(project)
 
 
