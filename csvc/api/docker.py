@@ -831,8 +831,9 @@ class DockerAPI:
         ``docker container prune``: remove the project's containers that
         are not running (created, exited, dead; a paused one is running),
         those created before ``until`` and matching ``label`` / ``label!``
-        when given.  A container that cannot be removed now (started
-        meanwhile, its agent away) is left and not listed.
+        when given.  A container that cannot be removed now (its agent
+        away, or started meanwhile) is left and not listed: a prune does not
+        wait for agents as a delete does.
         """
         until, labels, not_labels = _prune_filters(qstr(request, "filters"))
         policy.enforce("container:delete", identity, identity.project_id)
@@ -840,6 +841,7 @@ class DockerAPI:
         rows = [
             row for row in rows
             if row["status"] in PRUNABLE
+            and (row["instance_uuid"] is None or self._hub.is_connected(row["instance_uuid"]))
             and (until is None or _unix(row["created_at"]) <= until)
             and _labels_match(row["labels"] or {}, labels, not_labels)
         ]
