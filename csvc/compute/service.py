@@ -68,6 +68,34 @@ def normalize_signal(signal):
     return "SIG" + text
 
 
+_WILDCARD_V4 = ("", "0.0.0.0")
+
+
+def at_address(bindings, address):
+    """
+    One container port's engine bindings as a client reaches them: the
+    wildcard host addresses replaced by the instance's ``address`` (None:
+    left as they are), duplicates dropped.  Docker binds a published port
+    on 0.0.0.0 and on :: and may give the two different host ports; at an
+    IPv4 address only the 0.0.0.0 one is the port to use (and at an IPv6
+    address the :: one), so the other family's wildcard goes when both are
+    there.
+    """
+    if address:
+        mine, other = (("::",), _WILDCARD_V4) if ":" in address else (_WILDCARD_V4, ("::",))
+        if any((b.get("HostIp") or "") in mine for b in bindings):
+            bindings = [b for b in bindings if (b.get("HostIp") or "") not in other]
+    seen = []
+    for binding in bindings:
+        host_ip = binding.get("HostIp") or ""
+        if host_ip in _WILDCARD_V4 + ("::",) and address:
+            host_ip = address
+        entry = {"HostIp": host_ip, "HostPort": str(binding.get("HostPort") or "")}
+        if entry not in seen:
+            seen.append(entry)
+    return seen
+
+
 class ContainerService:
     log = Logger()
 
@@ -523,18 +551,7 @@ class ContainerService:
         """
         result = yield self._hub.call(row["instance_uuid"], commands.ContainerPorts, uuid=row["uuid"])
         address = self._hub.address_of(row["instance_uuid"])
-        ports = {}
-        for port, bindings in result["ports"].items():
-            seen = []
-            for binding in bindings or []:
-                host_ip = binding.get("HostIp") or ""
-                if host_ip in ("", "0.0.0.0", "::") and address:
-                    host_ip = address
-                entry = {"HostIp": host_ip, "HostPort": str(binding.get("HostPort") or "")}
-                if entry not in seen:
-                    seen.append(entry)
-            ports[port] = seen
-        return ports
+        return {port: at_address(bindings or [], address) for port, bindings in result["ports"].items()}
 
     # -- transfers ---------------------------------------------------------
 
