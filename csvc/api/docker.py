@@ -1625,8 +1625,10 @@ def _prune_filters_any(text):
         _until(value)
 
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: One term of a Go duration (``1h30m`` has two).
+_GO_TERM = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_GO_DURATION = re.compile(f"(?:{_GO_TERM.pattern})+")
 
 
 def _until(value, now=None):
@@ -1638,8 +1640,8 @@ def _until(value, now=None):
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return float(value)
-    if re.fullmatch(r"(?:\d+(?:\.\d*)?(?:ns|us|µs|ms|s|m|h))+", value):
-        return now - sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_DURATION.findall(value))
+    if _GO_DURATION.fullmatch(value):
+        return now - sum(float(n) * _GO_UNITS[unit] for n, unit in _GO_TERM.findall(value))
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
