@@ -39,6 +39,7 @@ relay of two processes can reach on this machine.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -171,10 +172,9 @@ def main(argv=None):
     relay_times, first_bytes, status_lags, direct_times = [], [], [], []
     relay_cpus, direct_cpus, relay_faults, relay_chunks = [], [], [], []
     floor = {1: [], 2: []} if args.floor else {}
-    hops = {count: SocatHops(count, data_dir) for count in floor}
+    chains = contextlib.ExitStack()
     try:
-        for chain in hops.values():
-            chain.__enter__()
+        hops = {count: chains.enter_context(SocatHops(count, data_dir)) for count in floor}
         service.start()
         # Warm-up (small): code paths, image, SQLite file.
         relay_once(service, 1 << 20)
@@ -206,8 +206,7 @@ def main(argv=None):
         raise
     finally:
         service.stop()
-        for chain in hops.values():
-            chain.__exit__(None, None, None)
+        chains.close()
         client.close()
         if failed:
             progress(f"temp dir kept: {data_dir}")

@@ -27,6 +27,7 @@ what hops that only copy add (``floor``).
 """
 
 import argparse
+import contextlib
 import json
 import shutil
 import socket
@@ -117,7 +118,7 @@ def main(argv=None):
     failed = True
     cids = []
     uuid = None
-    hops = [SocatHops(count, data_dir) for count in ((1, 2) if args.floor else ())]
+    chains = contextlib.ExitStack()
     api = dclient.api
 
     def direct_socket(path):
@@ -138,9 +139,8 @@ def main(argv=None):
         # Direct.
         sock = direct_socket(DOCKER_SOCK)
         floor_socks = {}
-        for chain in hops:
-            chain.__enter__()
-            floor_socks[chain.count] = direct_socket(chain.path)
+        for count in (1, 2) if args.floor else ():
+            floor_socks[count] = direct_socket(chains.enter_context(SocatHops(count, data_dir)).path)
         # Relay.
         uuid = service.create({"command": ["cat"], "tty": True, "interactive": True, "run": True})
         service.wait_status(uuid, ("running",))
@@ -173,8 +173,7 @@ def main(argv=None):
                 pass
         for cid in cids:
             api.remove_container(cid, force=True)
-        for chain in hops:
-            chain.__exit__(None, None, None)
+        chains.close()
         service.stop()
         dclient.close()
         if failed:
