@@ -497,7 +497,7 @@ def docker_hijack(engine_id, stdin=False, stdout=True, stderr=True, path=DOCKER_
     A raw attach socket on the engine (as the SDK's ``attach_socket``):
     ``POST /containers/ID/attach?stream=1&...`` upgraded; returns
     ``(socket, bytes already read past the head)``.  ``path``: the engine's
-    API socket, or a ``SocatHops`` chain in front of it.
+    API socket, or a ``Hops`` chain in front of it.
     """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
@@ -518,38 +518,55 @@ def docker_hijack(engine_id, stdin=False, stdout=True, stderr=True, path=DOCKER_
     return sock, head[end + 4:]
 
 
-class SocatHops:
+class Hops:
     """
-    ``count`` socat processes in a chain in front of the engine's API socket
-    (``with SocatHops(2, tmp) as hops: docker_hijack(..., path=hops.path)``):
-    a relay of as many processes as csvc's (agent, control plane) that does
-    nothing but copy, in C, with the relay's 256 KiB buffers.  What the
-    engine's attach costs through it is the floor any such relay meets on
-    this machine.  socat comes from scripts/bootstrap.sh.
+    ``count`` copying processes in a chain in front of the engine's API
+    socket (``with Hops("socat", 2, tmp) as hops: docker_hijack(...,
+    path=hops.path)``): a relay of as many processes as csvc's (agent,
+    control plane) that does nothing but copy, with the relay's 256 KiB
+    reads.  ``kind`` "socat" copies in C (socat comes from
+    scripts/bootstrap.sh); "twisted" in Python on Twisted, plain
+    ``transport.write`` (bench/_twisted_hop.py): what the engine's attach
+    costs through them is the floor such a relay meets on this machine, in
+    C and on csvc's own stack.
     """
 
     BUFFER = 256 * 1024
+    KINDS = ("socat", "twisted")
 
-    def __init__(self, count, directory):
-        if shutil.which("socat") is None:
+    def __init__(self, kind, count, directory):
+        if kind not in self.KINDS:
+            raise ValueError(f"hops of kind {kind!r}: one of {', '.join(self.KINDS)}")
+        if kind == "socat" and shutil.which("socat") is None:
             raise BenchError("socat is not installed (scripts/bootstrap.sh installs it)")
+        self.kind = kind
         self.count = count
         self.directory = directory
         self.path = DOCKER_SOCK
         self.procs = []
 
+    @property
+    def name(self):
+        return f"{self.kind}_{self.count}_hop{'s' if self.count > 1 else ''}"
+
+    def _command(self, listen):
+        if self.kind == "socat":
+            return ["socat", "-b", str(self.BUFFER), f"UNIX-LISTEN:{listen},fork", f"UNIX-CONNECT:{self.path}"]
+        return [sys.executable, os.path.join(REPO_ROOT, "bench", "_twisted_hop.py"), listen, self.path,
+                "--buffer", str(self.BUFFER)]
+
     def __enter__(self):
         for i in range(self.count):
-            listen = os.path.join(self.directory, f"socat-chain{self.count}-{i + 1}.sock")
+            listen = os.path.join(self.directory, f"{self.kind}-chain{self.count}-{i + 1}.sock")
             self.procs.append(subprocess.Popen(
-                ["socat", "-b", str(self.BUFFER), f"UNIX-LISTEN:{listen},fork", f"UNIX-CONNECT:{self.path}"],
+                self._command(listen),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             ))
             deadline = time.monotonic() + 10
             while not os.path.exists(listen):
                 if time.monotonic() > deadline or self.procs[-1].poll() is not None:
                     self.__exit__(None, None, None)
-                    raise BenchError(f"socat did not listen on {listen}")
+                    raise BenchError(f"{self.kind} did not listen on {listen}")
                 time.sleep(0.01)
             self.path = listen
         return self

@@ -28,10 +28,12 @@ fill, MB/s is inversely proportional to the total, so ``cpu_bound_ratio``
 (direct total / relay total) is what the ratio can reach here.
 
 ``--floor`` adds, in turn with the others, the direct attach through one
-and through two socat processes chained in front of the engine's socket
-(``floor``): a relay of as many processes as csvc's that only copies, in
-C, no persistence, no WebSocket.  Its ``ratio_to_direct`` is what any
-relay of two processes can reach on this machine.
+and through two copying processes chained in front of the engine's socket
+(``floor``), socat (in C) and bench/_twisted_hop.py (Python on Twisted):
+relays of as many processes as csvc's that only copy, no persistence, no
+WebSocket.  socat's ``ratio_to_direct`` is what any relay of two processes
+can reach on this machine, Twisted's what one on csvc's stack can.  Their
+CPU is in ``engine_and_rest``.
 
 ``relay_chunks_runs``: how many output boxes the agent sent in each run
 (entries of the container's output index, read before it is deleted), and
@@ -54,7 +56,7 @@ import docker
 from csvc.store.outputfiles import ENTRY
 
 from _service import (
-    DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, ClientProcess, Service, SocatHops, child_pids, children_cpu_s,
+    DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, ClientProcess, Hops, Service, child_pids, children_cpu_s,
     docker_hijack, machine_busy_s, make_progress, process_cpu_s, process_faults, self_cpu_s,
 )
 
@@ -157,7 +159,7 @@ def main(argv=None):
     parser.add_argument("--bytes", type=int, default=256 * 1024 * 1024, help="bytes written [256 MiB]")
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each kind [3]")
     parser.add_argument("--floor", action="store_true",
-                        help="also the direct attach through one and two socat processes (floor)")
+                        help="also the direct attach through one and two socat and Twisted processes (floor)")
     parser.add_argument("--malloc-default", action="store_true",
                         help="run the service with glibc's own allocator settings (CSVC_MALLOC=default)")
     args = parser.parse_args(argv)
@@ -171,10 +173,14 @@ def main(argv=None):
     failed = True
     relay_times, first_bytes, status_lags, direct_times = [], [], [], []
     relay_cpus, direct_cpus, relay_faults, relay_chunks = [], [], [], []
-    floor = {1: [], 2: []} if args.floor else {}
     chains = contextlib.ExitStack()
+    floor, hops = {}, {}
     try:
-        hops = {count: chains.enter_context(SocatHops(count, data_dir)) for count in floor}
+        for kind in Hops.KINDS if args.floor else ():
+            for count in (1, 2):
+                chain = chains.enter_context(Hops(kind, count, data_dir))
+                hops[chain.name] = chain
+                floor[chain.name] = []
         service.start()
         # Warm-up (small): code paths, image, SQLite file.
         relay_once(service, 1 << 20)
@@ -186,8 +192,8 @@ def main(argv=None):
             else:
                 t, f, lag, cpu, faults, chunks = relay_once(service, args.bytes)
                 direct = direct_once(client, args.bytes)
-            for count in (sorted(floor) if i % 2 == 0 else sorted(floor, reverse=True)):
-                floor[count].append(direct_once(client, args.bytes, hops[count].path))
+            for name in (sorted(floor) if i % 2 == 0 else sorted(floor, reverse=True)):
+                floor[name].append(direct_once(client, args.bytes, hops[name].path))
             relay_faults.append(faults)
             relay_chunks.append(chunks)
             direct_times.append(direct[0])
@@ -198,7 +204,7 @@ def main(argv=None):
             status_lags.append(lag)
             mb = args.bytes / 1e6
             progress(f"run {i + 1}/{args.runs}: relay {mb / t:.1f} MB/s, direct {mb / direct_times[-1]:.1f} MB/s"
-                     + "".join(f", {n} socat {mb / runs[-1][0]:.1f}" for n, runs in floor.items()))
+                     + "".join(f", {name} {mb / runs[-1][0]:.1f}" for name, runs in floor.items()))
         failed = False
     except BaseException as exc:
         progress(f"FAILED: {exc!r}")
@@ -258,18 +264,18 @@ def main(argv=None):
         "ratio": round(relay / direct, 3),
     }
     if floor:
-        # The same direct attach through socat processes in a chain
-        # (bench/_service.py SocatHops): a relay that only copies.
-        # ratio_to_direct for two is what a two-process relay doing no
-        # work of its own reaches here.
+        # The same direct attach through copying processes in a chain
+        # (bench/_service.py Hops): relays that only copy.  ratio_to_direct
+        # for two is what a two-process relay doing no work of its own
+        # reaches here: in C (socat) and on csvc's stack (twisted).
         result["floor"] = {
-            f"socat_{count}_hop{'s' if count > 1 else ''}": {
+            name: {
                 "MBps": round(mb / statistics.median(t for t, _ in runs), 1),
                 "MBps_runs": [round(mb / t, 1) for t, _ in runs],
                 "cpu_s_per_GiB": per_gib([cpu for _, cpu in runs]),
                 "ratio_to_direct": round(mb / statistics.median(t for t, _ in runs) / direct, 3),
             }
-            for count, runs in floor.items()
+            for name, runs in floor.items()
         }
     print(json.dumps(result), flush=True)
     return 0

@@ -20,10 +20,12 @@ the same spells of a busy machine.  N is 2,000 by default: the p99 of 300
 was the third-worst keystroke, and moved by a millisecond between runs.
 ratio = relay p99 / direct p99; ``added_p99_ms`` = relay p99 - direct p99.
 
-``--floor`` adds two more ``cat`` containers reached the direct way through
-one and through two socat processes chained in front of the engine's socket
-(bench/_service.py ``SocatHops``), their keys taking turns with the others:
-what hops that only copy add (``floor``).
+``--floor`` adds four more ``cat`` containers reached the direct way through
+one and through two copying processes chained in front of the engine's
+socket, socat (C) and bench/_twisted_hop.py (Python on Twisted, plain
+``transport.write``) (bench/_service.py ``Hops``), their keys taking turns
+with the others: what hops that only copy add (``floor``), in C and on
+csvc's own stack.
 """
 
 import argparse
@@ -39,7 +41,7 @@ import time
 import docker
 
 from _service import (
-    DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, Service, SocatHops, WSClient, docker_hijack, make_progress,
+    DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, Hops, Service, WSClient, docker_hijack, make_progress,
     percentile,
 )
 
@@ -106,7 +108,7 @@ def main(argv=None):
     parser.add_argument("--keys", type=int, default=2000, help="timed keystrokes each way [2000]")
     parser.add_argument("--warmup", type=int, default=30, help="warm-up keystrokes [30]")
     parser.add_argument("--floor", action="store_true",
-                        help="also keystrokes through one and two socat processes (floor)")
+                        help="also keystrokes through one and two socat and Twisted processes (floor)")
     args = parser.parse_args(argv)
     if args.warmup + args.keys > MAX_KEYS:
         parser.error(f"--warmup plus --keys must be at most {MAX_KEYS} (one terminal line)")
@@ -139,8 +141,10 @@ def main(argv=None):
         # Direct.
         sock = direct_socket(DOCKER_SOCK)
         floor_socks = {}
-        for count in (1, 2) if args.floor else ():
-            floor_socks[count] = direct_socket(chains.enter_context(SocatHops(count, data_dir)).path)
+        for kind in Hops.KINDS if args.floor else ():
+            for count in (1, 2):
+                hops = chains.enter_context(Hops(kind, count, data_dir))
+                floor_socks[hops.name] = direct_socket(hops.path)
         # Relay.
         uuid = service.create({"command": ["cat"], "tty": True, "interactive": True, "run": True})
         service.wait_status(uuid, ("running",))
@@ -148,12 +152,12 @@ def main(argv=None):
         time.sleep(0.5)
         relay_keys(ws, args.warmup)
         direct, relay = [], []
-        floor = {count: [] for count in floor_socks}
+        floor = {name: [] for name in floor_socks}
         for i in range(args.warmup, args.warmup + args.keys):
             direct += direct_keys(sock, 1, i)
             relay += relay_keys(ws, 1, i)
-            for count, floor_sock in floor_socks.items():
-                floor[count] += direct_keys(floor_sock, 1, i)
+            for name, floor_sock in floor_socks.items():
+                floor[name] += direct_keys(floor_sock, 1, i)
         sock.close()
         for floor_sock in floor_socks.values():
             floor_sock.close()
@@ -193,9 +197,9 @@ def main(argv=None):
     }
     if floor:
         result["floor"] = {}
-        for count, times in floor.items():
+        for name, times in floor.items():
             f = summary(times)
-            result["floor"][f"socat_{count}_hop{'s' if count > 1 else ''}"] = dict(
+            result["floor"][name] = dict(
                 f, added_p50_ms=round(f["p50_ms"] - d["p50_ms"], 3), added_p99_ms=round(f["p99_ms"] - d["p99_ms"], 3)
             )
     print(json.dumps(result), flush=True)

@@ -1,0 +1,110 @@
+#!/usr/bin/env python
+"""
+One hop of a relay that only copies, in Python on Twisted: what the floors
+of bench/attach_throughput.py and bench/echo_latency.py chain in front of
+the engine's socket beside socat (bench/_service.py ``Hops``).
+
+    .venv/bin/python bench/_twisted_hop.py LISTEN_PATH CONNECT_PATH [--buffer N]
+
+Each connection to the UNIX socket LISTEN_PATH gets its own connection to
+CONNECT_PATH; bytes are copied both ways as they are read, each side the
+other's streaming producer (backpressure), reads of up to ``--buffer``
+bytes (the relay's 256 KiB), half-closes passed on.  Writes go out at once
+with ``csvc.sockwrite.write_now``, as the relay's do (Twisted's own
+``transport.write`` waits for the reactor's next turn).  Nothing else: no framing, no persistence, no WebSocket; the code
+a relay on csvc's stack cannot do with less.
+"""
+
+import argparse
+import os
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import UNIXClientEndpoint, UNIXServerEndpoint, connectProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
+
+from csvc.sockwrite import write_now
+
+
+def _write(transport, data):
+    write_now(transport, [data])
+
+
+@implementer(IHalfCloseableProtocol)
+class Side(Protocol):
+    """
+    One end of a copy; ``peer`` is the other end, once it is connected.
+    """
+
+    def __init__(self, buffer):
+        self.buffer = buffer
+        self.peer = None
+        self.early = []
+
+    def connectionMade(self):
+        self.transport.bufferSize = self.buffer
+
+    def pair(self, peer):
+        self.peer = peer
+        self.transport.registerProducer(peer.transport, True)
+        for data in self.early:
+            _write(peer.transport, data)
+        self.early = None
+
+    def dataReceived(self, data):
+        if self.peer is None:
+            # The upstream connection is still being made.
+            self.early.append(data)
+            self.transport.pauseProducing()
+        else:
+            _write(self.peer.transport, data)
+
+    def readConnectionLost(self):
+        if self.peer is not None:
+            self.peer.transport.loseWriteConnection()
+
+    def writeConnectionLost(self):
+        pass
+
+    def connectionLost(self, reason):
+        if self.peer is not None:
+            self.peer.transport.loseConnection()
+
+
+class Downstream(Side):
+    """
+    A connection to LISTEN_PATH: dials CONNECT_PATH and pairs the two.
+    """
+
+    def connectionMade(self):
+        super().connectionMade()
+        self.transport.pauseProducing()
+        upstream = Side(self.buffer)
+        d = connectProtocol(UNIXClientEndpoint(reactor, self.factory.connect), upstream)
+
+        def connected(_):
+            self.pair(upstream)
+            upstream.pair(self)
+            self.transport.resumeProducing()
+
+        d.addCallbacks(connected, lambda _: self.transport.loseConnection())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("listen")
+    parser.add_argument("connect")
+    parser.add_argument("--buffer", type=int, default=256 * 1024)
+    args = parser.parse_args()
+    if os.path.exists(args.listen):
+        os.unlink(args.listen)
+    factory = Factory.forProtocol(lambda: Downstream(args.buffer))
+    factory.connect = args.connect
+    factory.noisy = False
+    UNIXServerEndpoint(reactor, args.listen).listen(factory)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
