@@ -37,8 +37,16 @@ def machine_size():
 
 
 def agent_command(connect, capacity, extra=()):
+    """
+    The command that runs a local agent.  ``-P``: the agent imports csvc and
+    its plugins as installed, never from the directory the control plane
+    was started in (with ``-c``, Python would put that directory first on
+    ``sys.path``, and a ``csvc`` or ``twisted`` directory there would be
+    the agent's code).
+    """
     return [
         sys.executable,
+        "-P",
         "-c",
         _TWISTD,
         "--nodaemon",
