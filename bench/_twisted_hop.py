@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from csvc.process import tune
 from csvc.sockwrite import write_now
 
 
@@ -103,6 +104,9 @@ def main():
     factory.connect = args.connect
     factory.noisy = False
     UNIXServerEndpoint(reactor, args.listen).listen(factory)
+    # The services' own process settings (allocator, GIL switch interval,
+    # frozen start-up objects): the same stack in the same trim.
+    tune(reactor)
     reactor.run()
 
 
