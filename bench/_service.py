@@ -532,10 +532,10 @@ class Hops:
     path=hops.path)``): a relay of as many processes as csvc's (agent,
     control plane) that does nothing but copy, with the relay's 256 KiB
     reads.  ``kind`` "socat" copies in C (socat comes from
-    scripts/bootstrap.sh); "twisted" in Python on Twisted, plain
-    ``transport.write`` (bench/_twisted_hop.py): what the engine's attach
-    costs through them is the floor such a relay meets on this machine, in
-    C and on csvc's own stack.
+    scripts/bootstrap.sh); "twisted" in Python on Twisted, as the relay
+    writes and with its process settings (bench/_twisted_hop.py): what the
+    engine's attach costs through them is the floor such a relay meets on
+    this machine, in C and on csvc's own stack.
     """
 
     BUFFER = 256 * 1024

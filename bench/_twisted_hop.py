@@ -11,8 +11,10 @@ CONNECT_PATH; bytes are copied both ways as they are read, each side the
 other's streaming producer (backpressure), reads of up to ``--buffer``
 bytes (the relay's 256 KiB), half-closes passed on.  Writes go out at once
 with ``csvc.sockwrite.write_now``, as the relay's do (Twisted's own
-``transport.write`` waits for the reactor's next turn).  Nothing else: no framing, no persistence, no WebSocket; the code
-a relay on csvc's stack cannot do with less.
+``transport.write`` waits for the reactor's next turn), and the process is
+tuned as the services are (``csvc.process.tune``).  Nothing else: no
+framing, no persistence, no WebSocket; the code a relay on csvc's stack
+cannot do with less.
 """
 
 import argparse
@@ -26,10 +28,6 @@ from zope.interface import implementer
 
 from csvc.process import tune
 from csvc.sockwrite import write_now
-
-
-def _write(transport, data):
-    write_now(transport, [data])
 
 
 @implementer(IHalfCloseableProtocol)
@@ -48,10 +46,14 @@ class Side(Protocol):
 
     def pair(self, peer):
         self.peer = peer
+        # What the peer reads is written here: pause it while this side's
+        # buffer is full.
         self.transport.registerProducer(peer.transport, True)
-        for data in self.early:
-            _write(peer.transport, data)
-        self.early = None
+        early, self.early = self.early, None
+        for data in early:
+            write_now(peer.transport, [data])
+        if early:
+            self.transport.resumeProducing()
 
     def dataReceived(self, data):
         if self.peer is None:
@@ -59,7 +61,7 @@ class Side(Protocol):
             self.early.append(data)
             self.transport.pauseProducing()
         else:
-            _write(self.peer.transport, data)
+            write_now(self.peer.transport, [data])
 
     def readConnectionLost(self):
         if self.peer is not None:

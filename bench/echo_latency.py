@@ -22,10 +22,9 @@ ratio = relay p99 / direct p99; ``added_p99_ms`` = relay p99 - direct p99.
 
 ``--floor`` adds four more ``cat`` containers reached the direct way through
 one and through two copying processes chained in front of the engine's
-socket, socat (C) and bench/_twisted_hop.py (Python on Twisted, plain
-``transport.write``) (bench/_service.py ``Hops``), their keys taking turns
-with the others: what hops that only copy add (``floor``), in C and on
-csvc's own stack.
+socket, socat (C) and bench/_twisted_hop.py (Python on Twisted)
+(bench/_service.py ``Hops``), their keys taking turns with the others: what
+hops that only copy add (``floor``), in C and on csvc's own stack.
 """
 
 import argparse
