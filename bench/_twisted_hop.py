@@ -39,7 +39,6 @@ class Side(Protocol):
     def __init__(self, buffer):
         self.buffer = buffer
         self.peer = None
-        self.early = []
 
     def connectionMade(self):
         self.transport.bufferSize = self.buffer
@@ -49,19 +48,12 @@ class Side(Protocol):
         # What the peer reads is written here: pause it while this side's
         # buffer is full.
         self.transport.registerProducer(peer.transport, True)
-        early, self.early = self.early, None
-        for data in early:
-            write_now(peer.transport, [data])
-        if early:
-            self.transport.resumeProducing()
 
     def dataReceived(self, data):
-        if self.peer is None:
-            # The upstream connection is still being made.
-            self.early.append(data)
-            self.transport.pauseProducing()
-        else:
-            write_now(self.peer.transport, [data])
+        # Never before ``pair``: the downstream side reads nothing until its
+        # upstream is connected, and the upstream side is paired in the same
+        # call that connects it.
+        write_now(self.peer.transport, [data])
 
     def readConnectionLost(self):
         if self.peer is not None:
@@ -82,6 +74,7 @@ class Downstream(Side):
 
     def connectionMade(self):
         super().connectionMade()
+        # Nothing is read until there is somewhere to write it.
         self.transport.pauseProducing()
         upstream = Side(self.buffer)
         d = connectProtocol(UNIXClientEndpoint(reactor, self.factory.connect), upstream)
