@@ -6,7 +6,7 @@ reads the keystroke (or its echo) to the one that sends it on: the
 control plane's and the agent's own work per hop, against the same for two
 copy-only Twisted hops (bench/_twisted_hop.py) in front of the engine.
 
-    .venv/bin/python bench/echo_segments.py [--keys N]
+    .venv/bin/python bench/echo_segments.py [--keys N] [--against CHECKOUT]
 
 bench/echo_latency.py measures the whole echo, and its p99 moves by half a
 millisecond between runs on this machine; these segments are the part of
@@ -29,6 +29,13 @@ and ``agent_echo`` (engine read, Output out); ``baseline.twisted_2_hops``
 the same four for the hops (``hop1`` next to the client).  ``ratio`` = the
 relay's sum over the hops' sum.  Needs ``perf`` (Debian's linux-perf) and
 root.
+
+``--against CHECKOUT`` runs a second service from another checkout (a git
+worktree of the commit to compare with), its keys taking turns with this
+checkout's and the hops', and reports it as ``against``: an A/B in one run,
+both sides seeing the same machine.  The ways take turns in rotation, each
+in each place, none twice in a row; two services of one checkout (an A/A)
+came out within 3-4% of each other in total.
 """
 
 import argparse
@@ -47,6 +54,7 @@ import time
 
 import docker
 
+import _service
 from _service import (
     IMAGE, LOG_CONFIG, BenchError, Hops, Service, WSClient, child_pids, docker_hijack, make_progress,
 )
@@ -147,13 +155,129 @@ def threads_of(pid):
     return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
 
 
+class RelayWay:
+    """
+    One service's relay to a ``cat`` TTY container: keys, and the pids
+    whose segments count.
+    """
+
+    def __init__(self, label, service):
+        self.label = label
+        self.service = service
+        self.uuid = self.ws = None
+        self.sends, self.times = [], []
+
+    def open(self, warmup):
+        self.uuid = self.service.create({"command": ["cat"], "tty": True, "interactive": True, "run": True})
+        self.service.wait_status(self.uuid, ("running",))
+        self.ws = WSClient(self.service.api_port, self.service.attach_path(self.uuid, stdin=True),
+                           self.service.auth_headers())
+        time.sleep(0.5)
+        relay_keys(self.ws, warmup)
+        agents = child_pids(self.service.pid)
+        if len(agents) != 1:
+            raise BenchError(f"expected one local agent under the service, found {agents}")
+        self.pids = {"cp": self.service.pid, "agent": agents[0]}
+
+    def key(self, i):
+        self.sends.append(time.monotonic())
+        self.times += relay_keys(self.ws, 1, i)
+
+    def close(self):
+        if self.ws is not None:
+            self.ws.close()
+        if self.uuid is not None:
+            with contextlib.suppress(Exception):
+                self.service.delete(self.uuid)
+
+    def figures(self, by_tid, tasks, n):
+        cp_key, cp_echo = classify([by_tid[t] for t in tasks["cp"] if t in by_tid], self.sends, n)
+        agent_key, agent_echo = classify([by_tid[t] for t in tasks["agent"] if t in by_tid], self.sends, n)
+        segs = {"cp_key": figures(cp_key), "agent_key": figures(agent_key),
+                "agent_echo": figures(agent_echo), "cp_echo": figures(cp_echo)}
+        total = round(sum(f["p50_us"] for f in segs.values()), 1)
+        return dict(segs, total_p50_us=total, echo_p50_ms=round(statistics.median(self.times) * 1000, 3))
+
+
+class HopWay:
+    """
+    Two copy-only Twisted hops in front of the engine, to a ``cat`` TTY
+    container.
+    """
+
+    def __init__(self, api, hops):
+        self.api = api
+        self.hops = hops
+        self.cid = self.sock = None
+        self.sends, self.times = [], []
+
+    def open(self, warmup):
+        self.cid = self.api.create_container(
+            IMAGE, command=["cat"], tty=True, stdin_open=True,
+            host_config=self.api.create_host_config(log_config=LOG_CONFIG),
+        )["Id"]
+        self.api.start(self.cid)
+        self.sock, _rest = docker_hijack(self.cid, stdin=True, stdout=True, stderr=True, path=self.hops.path)
+        direct_keys(self.sock, warmup)
+        self.pids = {"hop1": self.hops.procs[1].pid, "hop2": self.hops.procs[0].pid}
+
+    def key(self, i):
+        self.sends.append(time.monotonic())
+        self.times += direct_keys(self.sock, 1, i)
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+        if self.cid is not None:
+            self.api.remove_container(self.cid, force=True)
+
+    def figures(self, by_tid, tasks, n):
+        hop1_key, hop1_echo = classify([by_tid[t] for t in tasks["hop1"] if t in by_tid], self.sends, n)
+        hop2_key, hop2_echo = classify([by_tid[t] for t in tasks["hop2"] if t in by_tid], self.sends, n)
+        segs = {"hop1_key": figures(hop1_key), "hop2_key": figures(hop2_key),
+                "hop2_echo": figures(hop2_echo), "hop1_echo": figures(hop1_echo)}
+        total = round(sum(f["p50_us"] for f in segs.values()), 1)
+        return dict(segs, total_p50_us=total, echo_p50_ms=round(statistics.median(self.times) * 1000, 3))
+
+
+def start_service(data_dir, tree):
+    """
+    A service run from the checkout ``tree`` (None: this one): its working
+    directory and PYTHONPATH, which its agents inherit.
+    """
+    if tree is None:
+        service = Service(data_dir, progress)
+        service.start()
+        return service
+    saved_root, saved_path = _service.REPO_ROOT, os.environ.get("PYTHONPATH")
+    _service.REPO_ROOT = tree
+    os.environ["PYTHONPATH"] = tree
+    try:
+        service = Service(data_dir, progress)
+        service.start()
+    finally:
+        _service.REPO_ROOT = saved_root
+        if saved_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved_path
+    return service
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=1000, help="timed keystrokes each way [1000]")
     parser.add_argument("--warmup", type=int, default=50, help="warm-up keystrokes [50]")
+    parser.add_argument("--against", metavar="CHECKOUT",
+                        help="also a service run from another checkout of csvc (a git worktree), keys taking "
+                             "turns with this one's: reported as 'against'")
     args = parser.parse_args(argv)
     if args.warmup + args.keys > MAX_KEYS:
         parser.error(f"--warmup plus --keys must be at most {MAX_KEYS} (one terminal line)")
+    if args.against is not None:
+        args.against = os.path.abspath(args.against)
+        if not os.path.isdir(os.path.join(args.against, "csvc")):
+            parser.error(f"--against {args.against}: not a checkout of csvc (no csvc/ there)")
     if shutil.which("perf") is None:
         progress("perf is not installed (Debian: apt-get install linux-perf)")
         raise BenchError("perf is not installed")
@@ -161,50 +285,43 @@ def main(argv=None):
     data_dir = tempfile.mkdtemp(prefix="csvc-bench-segments-")
     dclient = docker.from_env()
     dclient.images.get(IMAGE)
-    api = dclient.api
-    service = Service(data_dir, progress)
     perf_data = os.path.join(data_dir, "perf.data")
+    services, ways = [], []
     failed = True
-    cid = uuid = None
     with contextlib.ExitStack() as stack:
         try:
-            service.start()
-            hops = stack.enter_context(Hops("twisted", 2, data_dir))
-            cid = api.create_container(
-                IMAGE, command=["cat"], tty=True, stdin_open=True,
-                host_config=api.create_host_config(log_config=LOG_CONFIG),
-            )["Id"]
-            api.start(cid)
-            sock, _rest = docker_hijack(cid, stdin=True, stdout=True, stderr=True, path=hops.path)
-            direct_keys(sock, args.warmup)
-            uuid = service.create({"command": ["cat"], "tty": True, "interactive": True, "run": True})
-            service.wait_status(uuid, ("running",))
-            ws = WSClient(service.api_port, service.attach_path(uuid, stdin=True), service.auth_headers())
-            time.sleep(0.5)
-            relay_keys(ws, args.warmup)
-            agents = child_pids(service.pid)
-            if len(agents) != 1:
-                raise BenchError(f"expected one local agent under the service, found {agents}")
-            pids = {"cp": service.pid, "agent": agents[0], "hop1": hops.procs[1].pid, "hop2": hops.procs[0].pid}
+            for label, tree in [("relay", None)] + ([("against", args.against)] if args.against else []):
+                directory = os.path.join(data_dir, label)
+                os.makedirs(directory)
+                services.append(start_service(directory, tree))
+                ways.append(RelayWay(label, services[-1]))
+            hop_way = HopWay(dclient.api, stack.enter_context(Hops("twisted", 2, data_dir)))
+            ways.append(hop_way)
+            for way in ways:
+                way.open(args.warmup)
+            pids = [pid for way in ways for pid in way.pids.values()]
             perf = subprocess.Popen(
                 ["perf", "record", "-q", "-k", "mono", "-e", "raw_syscalls:sys_enter", "-e", "raw_syscalls:sys_exit",
-                 "-p", ",".join(str(p) for p in pids.values()), "-o", perf_data],
+                 "-p", ",".join(str(p) for p in pids), "-o", perf_data],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             time.sleep(1.5)
-            relay_sends, hop_sends, relay_times, hop_times = [], [], [], []
+            order = list(ways)
             for i in range(args.warmup, args.warmup + args.keys):
-                relay_sends.append(time.monotonic())
-                relay_times += relay_keys(ws, 1, i)
-                hop_sends.append(time.monotonic())
-                hop_times += direct_keys(sock, 1, i)
+                for way in order:
+                    way.key(i)
+                if len(order) > 2:
+                    # Each way in each place in turn, never twice in a row:
+                    # with the order reversed instead, the first and the last
+                    # ran twice in a row at every turn, warm, and showed
+                    # 10-15 us less per segment than the same code in the
+                    # middle (two services of one checkout).
+                    order.append(order.pop(0))
             perf.send_signal(signal.SIGINT)
             perf.wait(60)
             # Every thread of each process (the relay's segments are on the
             # reactor's thread; the others have none), read while they run.
-            tasks = {name: set(threads_of(pid)) for name, pid in pids.items()}
-            ws.close()
-            sock.close()
+            tasks = [{name: sorted(threads_of(pid)) for name, pid in way.pids.items()} for way in ways]
             script = subprocess.run(
                 ["perf", "script", "-i", perf_data, "-F", "tid,time,event,trace"],
                 capture_output=True, text=True, check=True,
@@ -212,44 +329,29 @@ def main(argv=None):
             failed = False
         except BaseException as exc:
             progress(f"FAILED: {exc!r}")
-            progress(f"service log ({service.log_path}), last lines:\n{service.log_tail()}")
+            for service in services:
+                progress(f"service log ({service.log_path}), last lines:\n{service.log_tail()}")
             raise
         finally:
-            if uuid is not None:
-                with contextlib.suppress(Exception):
-                    service.delete(uuid)
-            if cid is not None:
-                api.remove_container(cid, force=True)
+            for way in ways:
+                way.close()
             stack.close()
-            service.stop()
+            for service in services:
+                service.stop()
             dclient.close()
             if failed:
                 progress(f"temp dir kept: {data_dir}")
             else:
                 shutil.rmtree(data_dir, ignore_errors=True)
 
-    events = parse(script)
-    by_pid = {name: [events[tid] for tid in sorted(tids) if tid in events] for name, tids in tasks.items()}
-    n = args.keys
-    cp_key, cp_echo = classify(by_pid["cp"], relay_sends, n)
-    agent_key, agent_echo = classify(by_pid["agent"], relay_sends, n)
-    hop1_key, hop1_echo = classify(by_pid["hop1"], hop_sends, n)
-    hop2_key, hop2_echo = classify(by_pid["hop2"], hop_sends, n)
-    relay = {"cp_key": figures(cp_key), "agent_key": figures(agent_key),
-             "agent_echo": figures(agent_echo), "cp_echo": figures(cp_echo)}
-    hops_fig = {"hop1_key": figures(hop1_key), "hop2_key": figures(hop2_key),
-                "hop2_echo": figures(hop2_echo), "hop1_echo": figures(hop1_echo)}
-    relay_total = sum(f["p50_us"] for f in relay.values())
-    hops_total = sum(f["p50_us"] for f in hops_fig.values())
-    result = {
-        "bench": "echo_segments",
-        "keys": n,
-        "relay": dict(relay, total_p50_us=round(relay_total, 1),
-                      echo_p50_ms=round(statistics.median(relay_times) * 1000, 3)),
-        "baseline": {"twisted_2_hops": dict(hops_fig, total_p50_us=round(hops_total, 1),
-                                            echo_p50_ms=round(statistics.median(hop_times) * 1000, 3))},
-        "ratio": round(relay_total / hops_total, 3),
-    }
+    by_tid = parse(script)
+    found = [way.figures(by_tid, way_tasks, args.keys) for way, way_tasks in zip(ways, tasks)]
+    relay, hops_fig = found[0], found[-1]
+    result = {"bench": "echo_segments", "keys": args.keys, "relay": relay}
+    if args.against:
+        result["against"] = dict(found[1], checkout=args.against)
+    result["baseline"] = {"twisted_2_hops": hops_fig}
+    result["ratio"] = round(relay["total_p50_us"] / hops_fig["total_p50_us"], 3)
     print(json.dumps(result), flush=True)
     return 0
 
