@@ -55,7 +55,7 @@ _ERROR = b"_error"
 _ERROR_CODE = b"_error_code"
 _ERROR_DESCRIPTION = b"_error_description"
 
-_INT, _TEXT, _OTHER = range(3)
+_INT, _TEXT, _BYTES, _OTHER = range(4)
 
 
 class _Compiled:
@@ -86,8 +86,10 @@ class _Compiled:
                 kw[name] = None
             elif kind == _INT:
                 kw[name] = int(value)
-            else:
+            elif kind == _TEXT:
                 kw[name] = value.decode("utf-8")
+            else:
+                kw[name] = value
         return kw
 
     def encode(self, kw, proto):
@@ -108,6 +110,8 @@ class _Compiled:
                 box[key] = b"%d" % value
             elif kind == _TEXT:
                 box[key] = value.encode("utf-8")
+            elif kind == _BYTES:
+                box[key] = value
             else:
                 argument.toBox(key, box, kw, proto)
         for name in kw:
@@ -128,6 +132,9 @@ def _kind(argument):
         return _INT
     if type(argument) is amp.Unicode:
         return _TEXT
+    if type(argument) is amp.String:
+        # A keystroke's bytes (Input): as they are, both ways.
+        return _BYTES
     return _OTHER
 
 _LENGTH = Struct("!H")
