@@ -221,6 +221,8 @@ class Probe(amp.Command):
         (b"data", commands.Bytes(1 << 20)),
         (b"doc", commands.JSON()),
         (b"with-dash", amp.Unicode(optional=True)),
+        # Read and written as they are by the fast path (Input's bytes).
+        (b"raw", amp.String(optional=True)),
     ]
     response = [(b"echo", amp.Unicode()), (b"total", amp.Integer())]
     errors = {ProbeRefused: b"REFUSED"}
@@ -234,10 +236,10 @@ class Quiet(amp.Command):
 
 class ProbeResponder(amp.CommandLocator):
     @Probe.responder
-    def probe(self, name, n, maybe, data, doc, with_dash):
+    def probe(self, name, n, maybe, data, doc, with_dash, raw):
         from twisted.internet.defer import fail, succeed
 
-        self.got = (name, n, maybe, data, doc, with_dash)
+        self.got = (name, n, maybe, data, doc, with_dash, raw)
         kind = name.split("-", 1)[0]
         answer = {"echo": f"{name}/{with_dash}", "total": n + (maybe or 0) + len(data)}
         if kind == "ok":
@@ -299,13 +301,16 @@ def probe_exchange(sender, receiver, **kwargs):
     data=st.binary(max_size=70000),
     doc=st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
     with_dash=st.one_of(st.none(), st.text(max_size=10)),
+    raw=st.one_of(st.none(), st.binary(max_size=300)),
 )
-def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data, doc, with_dash):
+def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data, doc, with_dash, raw):
     kwargs = dict(name=f"{kind}-{name}", n=n, data=data, doc=doc)
     if maybe is not None:
         kwargs["maybe"] = maybe
     if with_dash is not None:
         kwargs["with_dash"] = with_dash
+    if raw is not None:
+        kwargs["raw"] = raw
     results = [
         probe_exchange(sender(), receiver(), **kwargs)
         for sender in (amp.AMP, FastProbeClient)
@@ -315,7 +320,7 @@ def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data
     for other in results[1:]:
         assert other == stock
     boxes, answers, closed, got, outcome = stock
-    assert got == (kwargs["name"], n, maybe, data, doc, with_dash)
+    assert got == (kwargs["name"], n, maybe, data, doc, with_dash, raw)
     if kind in ("ok", "later"):
         assert outcome == [{"echo": f"{kwargs['name']}/{with_dash}", "total": n + (maybe or 0) + len(data)}]
     elif kind in ("known", "laterknown"):
