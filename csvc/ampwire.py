@@ -63,7 +63,7 @@ class _Compiled:
     A command's arguments as ``(wire key, Python name, kind, Argument)``.
     """
 
-    __slots__ = ("command", "args", "names")
+    __slots__ = ("command", "args", "names", "heads", "command_head")
 
     def __init__(self, command):
         self.command = command
@@ -72,6 +72,10 @@ class _Compiled:
             for key, argument in command.arguments
         )
         self.names = frozenset(name for _key, name, _kind, _argument in self.args)
+        # What ``wire`` writes before each value: its key, with lengths.
+        self.heads = tuple(_LENGTH.pack(len(key)) + key for key, _name, _kind, _argument in self.args)
+        name = command.commandName
+        self.command_head = _LENGTH.pack(len(_COMMAND)) + _COMMAND + _LENGTH.pack(len(name)) + name
 
     def decode(self, box, proto):
         kw = {}
@@ -119,6 +123,56 @@ class _Compiled:
                 raise amp.InvalidSignature(f"{name} is not a valid argument")
         return box
 
+    def wire(self, kw, proto, tag):
+        """
+        The box of a call (asking with ``tag``, unless None) as the pieces
+        ``sendBox`` would write for ``encode``'s box: the same bytes and
+        errors, without building the box and reading it back.
+        """
+        pieces = []
+        small = bytearray()
+        for (key, name, kind, argument), head in zip(self.args, self.heads):
+            value = kw.get(name)
+            if value is None:
+                if argument.optional:
+                    continue
+                forgotten = [n for _k, n, _kind, a in self.args if kw.get(n) is None and not a.optional]
+                raise _Forgot(f"forgot {', '.join(forgotten)} for {self.command.commandName}")
+            if kind == _INT:
+                value = b"%d" % value
+            elif kind == _TEXT:
+                value = value.encode("utf-8")
+            elif kind == _OTHER:
+                box = AmpBox()
+                argument.toBox(key, box, kw, proto)
+                for item in box.items():
+                    small = _put(pieces, small, *item)
+                continue
+            elif type(value) is str:
+                raise TypeError(f"Unicode value for key {key!r} not allowed: {value!r}")
+            n = len(value)
+            if n > MAX_VALUE_LENGTH:
+                raise TooLong(False, True, value, key)
+            small += head
+            small += _LENGTH.pack(n)
+            if n >= _OWN_PIECE:
+                pieces.append(small)
+                pieces.append(value)
+                small = bytearray()
+            else:
+                small += value
+        for name in kw:
+            if name not in self.names:
+                raise amp.InvalidSignature(f"{name} is not a valid argument")
+        small += self.command_head
+        if tag is not None:
+            small += _ASK_HEAD
+            small += _LENGTH.pack(len(tag))
+            small += tag
+        small += b"\0\0"
+        pieces.append(small)
+        return pieces
+
 
 class _Forgot(amp.InvalidSignature):
     """
@@ -138,6 +192,8 @@ def _kind(argument):
     return _OTHER
 
 _LENGTH = Struct("!H")
+_ASK_HEAD = _LENGTH.pack(len(_ASK)) + _ASK
+_ANSWER_HEAD = _LENGTH.pack(len(_ANSWER)) + _ANSWER
 #: Values at least this long go out as their own piece, not copied.
 _OWN_PIECE = 4096
 
@@ -277,6 +333,12 @@ class FastBoxes:
     def _fastAnswer(self, result, compiled, ask):
         if ask is None:
             return
+        if not compiled.command.response and not (
+            self._locked or self.transport is None or self._startingTLSBuffer is not None
+        ):
+            # An answer that says only "done" (Input's, Output's): its bytes.
+            write_now(self.transport, [_ANSWER_HEAD + _LENGTH.pack(len(ask)) + ask + b"\0\0"])
+            return
         try:
             answer = compiled.command.makeResponse(result, self) if compiled.command.response else AmpBox()
         except Exception:
@@ -309,20 +371,55 @@ class FastBoxes:
             return super().callRemote(commandType, *a, **kw)
         if self._failAllReason is not None:
             return fail(self._failAllReason)
-        try:
-            box = compiled.encode(kw, self)
-        except _Forgot:
-            return fail()
-        box[_COMMAND] = commandType.commandName
-        if not commandType.requiresAnswer:
+        if self._locked or self.transport is None or self._startingTLSBuffer is not None:
+            # AMP's own sendBox will answer for it (and raise).
+            try:
+                box = compiled.encode(kw, self)
+            except _Forgot:
+                return fail()
+            box[_COMMAND] = commandType.commandName
+            tag = None
+            if commandType.requiresAnswer:
+                tag = box[_ASK] = self._nextTag()
             self.sendBox(box)
+        else:
+            tag = self._nextTag() if commandType.requiresAnswer else None
+            try:
+                pieces = compiled.wire(kw, self, tag)
+            except _Forgot:
+                return fail()
+            write_now(self.transport, pieces)
+        if tag is None:
             return None
-        tag = self._nextTag()
-        box[_ASK] = tag
-        self.sendBox(box)
         d = self._outstandingRequests[tag] = Deferred()
         d.addCallbacks(commandType.parseResponse, _remote_error, callbackArgs=(self,), errbackArgs=(commandType,))
         return d
+
+
+def _put(pieces, small, key, value):
+    """
+    One key and value onto ``small`` (AMP's checks first, as ``sendBox``);
+    a long value is a piece of its own, after ``small``.  Returns what to go
+    on filling.
+    """
+    if type(key) is str:
+        raise TypeError(f"Unicode key not allowed: {key!r}")
+    if type(value) is str:
+        raise TypeError(f"Unicode value for key {key!r} not allowed: {value!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise TooLong(True, True, key, None)
+    n = len(value)
+    if n > MAX_VALUE_LENGTH:
+        raise TooLong(False, True, value, key)
+    small += _LENGTH.pack(len(key))
+    small += key
+    small += _LENGTH.pack(n)
+    if n >= _OWN_PIECE:
+        pieces.append(small)
+        pieces.append(value)
+        return bytearray()
+    small += value
+    return small
 
 
 def _remote_error(failure, command):
