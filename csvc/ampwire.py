@@ -55,7 +55,7 @@ _ERROR = b"_error"
 _ERROR_CODE = b"_error_code"
 _ERROR_DESCRIPTION = b"_error_description"
 
-_INT, _TEXT, _BYTES, _OTHER = range(4)
+_INT, _TEXT, _BYTES, _PIECES, _OTHER = range(5)
 
 
 class _Compiled:
@@ -80,7 +80,7 @@ class _Compiled:
     def decode(self, box, proto):
         kw = {}
         for key, name, kind, argument in self.args:
-            if kind == _OTHER:
+            if kind >= _PIECES:
                 argument.fromBox(key, box, kw, proto)
                 continue
             value = box.get(key)
@@ -142,6 +142,10 @@ class _Compiled:
                 value = b"%d" % value
             elif kind == _TEXT:
                 value = value.encode("utf-8")
+            elif kind == _PIECES:
+                for item in argument.pieces(key, value):
+                    small = _put(pieces, small, *item)
+                continue
             elif kind == _OTHER:
                 box = AmpBox()
                 argument.toBox(key, box, kw, proto)
@@ -189,6 +193,9 @@ def _kind(argument):
     if type(argument) is amp.String:
         # A keystroke's bytes (Input): as they are, both ways.
         return _BYTES
+    if callable(getattr(argument, "pieces", None)):
+        # ``commands.Bytes`` (Output's data): its keys and values, no box.
+        return _PIECES
     return _OTHER
 
 _LENGTH = Struct("!H")

@@ -76,14 +76,21 @@ class Bytes(amp.Argument):
         value = objects[name.decode("ascii")]
         if value is None and self.optional:
             return
+        for key, piece in self.pieces(name, value):
+            strings[key] = piece
+
+    def pieces(self, name, value):
+        """
+        The keys and values ``value`` goes under (``csvc.ampwire`` writes
+        them without a box).
+        """
         if len(value) > self.limit:
             raise ValueError(f"{name.decode('ascii')}: {len(value)} bytes, more than {self.limit}")
         if len(value) <= AMP_VALUE_MAX:
-            strings[name + b".1"] = value
-            return
+            return ((name + b".1", value),)
         view = memoryview(value)
-        for i, start in enumerate(range(0, len(value), AMP_VALUE_MAX), 1):
-            strings[b"%s.%d" % (name, i)] = view[start:start + AMP_VALUE_MAX]
+        return [(b"%s.%d" % (name, i), view[start:start + AMP_VALUE_MAX])
+                for i, start in enumerate(range(0, len(value), AMP_VALUE_MAX), 1)]
 
     def fromBox(self, name, strings, objects, proto):
         key = name.decode("ascii")
