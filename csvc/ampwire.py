@@ -16,7 +16,9 @@ memoryviews of the receive buffer and joined once, by ``Bytes``.
 
 Writing: ``sendBox`` sends a box's keys and values as they are, with
 ``csvc.sockwrite.write_now``, instead of joining them into one string that
-the transport then copies again.
+the transport then copies again; a fast call is written straight from its
+arguments, after its keys' bytes made once per command, with no box in
+between, and an answer that carries nothing is written as its bytes.
 
 The wire format, its limits (keys up to 255 bytes; values up to 65,535 by
 their 16-bit length) and what happens when a key is too long (the
@@ -295,24 +297,7 @@ class FastBoxes:
         pieces = []
         small = bytearray()
         for key, value in box.items():
-            if type(key) is str:
-                raise TypeError(f"Unicode key not allowed: {key!r}")
-            if type(value) is str:
-                raise TypeError(f"Unicode value for key {key!r} not allowed: {value!r}")
-            if len(key) > MAX_KEY_LENGTH:
-                raise TooLong(True, True, key, None)
-            n = len(value)
-            if n > MAX_VALUE_LENGTH:
-                raise TooLong(False, True, value, key)
-            small += _LENGTH.pack(len(key))
-            small += key
-            small += _LENGTH.pack(n)
-            if n >= _OWN_PIECE:
-                pieces.append(small)
-                pieces.append(value)
-                small = bytearray()
-            else:
-                small += value
+            small = _put(pieces, small, key, value)
         small += b"\0\0"
         pieces.append(small)
         write_now(self.transport, pieces)
