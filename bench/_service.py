@@ -596,9 +596,12 @@ class ClientProcess:
     """
 
     def __init__(self, service, paths, mode="drain", duration=None, sample=0.25, progress=None):
+        # ``--token=T``: a token is url-safe base64, and one in 64 begins
+        # with "-", which argparse takes for an option when it stands alone
+        # (relay_throughput failed so about once in 60 runs).
         cmd = [sys.executable, os.path.join(REPO_ROOT, "bench", "_wsclient.py"),
-               "--port", str(service.api_port), "--token", service.token,
-               "--project", service.project, "--mode", mode, "--sample", str(sample)]
+               "--port", str(service.api_port), f"--token={service.token}",
+               f"--project={service.project}", "--mode", mode, "--sample", str(sample)]
         if duration is not None:
             cmd += ["--duration", str(duration)]
         cmd += list(paths)

@@ -4,7 +4,7 @@ The WebSocket side of the bench (not a benchmark itself): N attach sessions
 in one process, on raw sockets (see _service.WSClient), run as a subprocess
 so that the client has its own core.
 
-    _wsclient.py --port P --token T --project X --mode MODE PATH [PATH ...]
+    _wsclient.py --port P --token=T --project=X --mode MODE PATH [PATH ...]
 
 Each PATH is one session (repeat a path for several sessions on one
 container).  Once every handshake is done it prints ``ready T`` (T =
