@@ -155,17 +155,45 @@ def threads_of(pid):
     return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
 
 
-class RelayWay:
+class Way:
     """
-    One service's relay to a ``cat`` TTY container: keys, and the pids
-    whose segments count.
+    One way keys take to a ``cat`` TTY container.  ``pids`` (set by
+    ``open``) names the processes whose segments count, in the order the
+    key meets them.
+    """
+
+    def __init__(self):
+        self.sends, self.times = [], []
+        self.pids = {}
+
+    def key(self, i):
+        self.sends.append(time.monotonic())
+        self.times += self._keys(1, i)
+
+    def figures(self, by_tid, tasks, n):
+        """
+        Each process's segment toward the engine (``NAME_key``), in the
+        key's order, then back (``NAME_echo``), in the echo's.
+        """
+        toward, back = {}, {}
+        for name in self.pids:
+            key, echo = classify([by_tid[t] for t in tasks[name] if t in by_tid], self.sends, n)
+            toward[f"{name}_key"], back[f"{name}_echo"] = figures(key), figures(echo)
+        segs = dict(toward, **dict(reversed(list(back.items()))))
+        total = round(sum(f["p50_us"] for f in segs.values()), 1)
+        return dict(segs, total_p50_us=total, echo_p50_ms=round(statistics.median(self.times) * 1000, 3))
+
+
+class RelayWay(Way):
+    """
+    One service's relay: the control plane (``cp``), then its agent.
     """
 
     def __init__(self, label, service):
+        super().__init__()
         self.label = label
         self.service = service
         self.uuid = self.ws = None
-        self.sends, self.times = [], []
 
     def open(self, warmup):
         self.uuid = self.service.create({"command": ["cat"], "tty": True, "interactive": True, "run": True})
@@ -179,9 +207,8 @@ class RelayWay:
             raise BenchError(f"expected one local agent under the service, found {agents}")
         self.pids = {"cp": self.service.pid, "agent": agents[0]}
 
-    def key(self, i):
-        self.sends.append(time.monotonic())
-        self.times += relay_keys(self.ws, 1, i)
+    def _keys(self, count, start):
+        return relay_keys(self.ws, count, start)
 
     def close(self):
         if self.ws is not None:
@@ -190,26 +217,18 @@ class RelayWay:
             with contextlib.suppress(Exception):
                 self.service.delete(self.uuid)
 
-    def figures(self, by_tid, tasks, n):
-        cp_key, cp_echo = classify([by_tid[t] for t in tasks["cp"] if t in by_tid], self.sends, n)
-        agent_key, agent_echo = classify([by_tid[t] for t in tasks["agent"] if t in by_tid], self.sends, n)
-        segs = {"cp_key": figures(cp_key), "agent_key": figures(agent_key),
-                "agent_echo": figures(agent_echo), "cp_echo": figures(cp_echo)}
-        total = round(sum(f["p50_us"] for f in segs.values()), 1)
-        return dict(segs, total_p50_us=total, echo_p50_ms=round(statistics.median(self.times) * 1000, 3))
 
-
-class HopWay:
+class HopWay(Way):
     """
-    Two copy-only Twisted hops in front of the engine, to a ``cat`` TTY
-    container.
+    Two copy-only Twisted hops in front of the engine: ``hop1`` next to the
+    client, then ``hop2``.
     """
 
     def __init__(self, api, hops):
+        super().__init__()
         self.api = api
         self.hops = hops
         self.cid = self.sock = None
-        self.sends, self.times = [], []
 
     def open(self, warmup):
         self.cid = self.api.create_container(
@@ -219,25 +238,18 @@ class HopWay:
         self.api.start(self.cid)
         self.sock, _rest = docker_hijack(self.cid, stdin=True, stdout=True, stderr=True, path=self.hops.path)
         direct_keys(self.sock, warmup)
+        # Hops chain from the engine outwards: the last one started is
+        # the client's.
         self.pids = {"hop1": self.hops.procs[1].pid, "hop2": self.hops.procs[0].pid}
 
-    def key(self, i):
-        self.sends.append(time.monotonic())
-        self.times += direct_keys(self.sock, 1, i)
+    def _keys(self, count, start):
+        return direct_keys(self.sock, count, start)
 
     def close(self):
         if self.sock is not None:
             self.sock.close()
         if self.cid is not None:
             self.api.remove_container(self.cid, force=True)
-
-    def figures(self, by_tid, tasks, n):
-        hop1_key, hop1_echo = classify([by_tid[t] for t in tasks["hop1"] if t in by_tid], self.sends, n)
-        hop2_key, hop2_echo = classify([by_tid[t] for t in tasks["hop2"] if t in by_tid], self.sends, n)
-        segs = {"hop1_key": figures(hop1_key), "hop2_key": figures(hop2_key),
-                "hop2_echo": figures(hop2_echo), "hop1_echo": figures(hop1_echo)}
-        total = round(sum(f["p50_us"] for f in segs.values()), 1)
-        return dict(segs, total_p50_us=total, echo_p50_ms=round(statistics.median(self.times) * 1000, 3))
 
 
 def start_service(data_dir, tree):

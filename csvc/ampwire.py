@@ -79,6 +79,15 @@ class _Compiled:
         name = command.commandName
         self.command_head = _LENGTH.pack(len(_COMMAND)) + _COMMAND + _LENGTH.pack(len(name)) + name
 
+    def _forgot(self, kw):
+        forgotten = [n for _k, n, _kind, a in self.args if kw.get(n) is None and not a.optional]
+        return _Forgot(f"forgot {', '.join(forgotten)} for {self.command.commandName}")
+
+    def _check_names(self, kw):
+        for name in kw:
+            if name not in self.names:
+                raise amp.InvalidSignature(f"{name} is not a valid argument")
+
     def decode(self, box, proto):
         kw = {}
         for key, name, kind, argument in self.args:
@@ -110,8 +119,7 @@ class _Compiled:
             if value is None:
                 if argument.optional:
                     continue
-                forgotten = [n for _k, n, _kind, a in self.args if kw.get(n) is None and not a.optional]
-                raise _Forgot(f"forgot {', '.join(forgotten)} for {self.command.commandName}")
+                raise self._forgot(kw)
             if kind == _INT:
                 box[key] = b"%d" % value
             elif kind == _TEXT:
@@ -120,9 +128,7 @@ class _Compiled:
                 box[key] = value
             else:
                 argument.toBox(key, box, kw, proto)
-        for name in kw:
-            if name not in self.names:
-                raise amp.InvalidSignature(f"{name} is not a valid argument")
+        self._check_names(kw)
         return box
 
     def wire(self, kw, proto, tag):
@@ -138,8 +144,7 @@ class _Compiled:
             if value is None:
                 if argument.optional:
                     continue
-                forgotten = [n for _k, n, _kind, a in self.args if kw.get(n) is None and not a.optional]
-                raise _Forgot(f"forgot {', '.join(forgotten)} for {self.command.commandName}")
+                raise self._forgot(kw)
             if kind == _INT:
                 value = b"%d" % value
             elif kind == _TEXT:
@@ -167,9 +172,7 @@ class _Compiled:
                 small = bytearray()
             else:
                 small += value
-        for name in kw:
-            if name not in self.names:
-                raise amp.InvalidSignature(f"{name} is not a valid argument")
+        self._check_names(kw)
         small += self.command_head
         if tag is not None:
             small += _ASK_HEAD
