@@ -159,19 +159,7 @@ class _Compiled:
                 for item in box.items():
                     small = _put(pieces, small, *item)
                 continue
-            elif type(value) is str:
-                raise TypeError(f"Unicode value for key {key!r} not allowed: {value!r}")
-            n = len(value)
-            if n > MAX_VALUE_LENGTH:
-                raise TooLong(False, True, value, key)
-            small += head
-            small += _LENGTH.pack(n)
-            if n >= _OWN_PIECE:
-                pieces.append(small)
-                pieces.append(value)
-                small = bytearray()
-            else:
-                small += value
+            small = _put_value(pieces, small, head, key, value)
         self._check_names(kw)
         small += self.command_head
         if tag is not None:
@@ -292,8 +280,16 @@ class FastBoxes:
         self._need = need - i
         self._rx = buf[i:] if i < n else b""
 
+    def _direct(self):
+        """
+        Whether boxes are written straight to the transport: the link is
+        not switched, lost or starting TLS (then AMP's own ``sendBox``
+        answers for them, errors and all).
+        """
+        return not (self._locked or self.transport is None or self._startingTLSBuffer is not None)
+
     def sendBox(self, box):
-        if self._locked or self.transport is None or self._startingTLSBuffer is not None:
+        if not self._direct():
             # Switched, lost or starting TLS: AMP's own way (and errors).
             super().sendBox(box)
             return
@@ -328,9 +324,7 @@ class FastBoxes:
     def _fastAnswer(self, result, compiled, ask):
         if ask is None:
             return
-        if not compiled.command.response and not (
-            self._locked or self.transport is None or self._startingTLSBuffer is not None
-        ):
+        if not compiled.command.response and self._direct():
             # An answer that says only "done" (Input's, Output's): its bytes.
             write_now(self.transport, [_ANSWER_HEAD + _LENGTH.pack(len(ask)) + ask + b"\0\0"])
             return
@@ -366,8 +360,7 @@ class FastBoxes:
             return super().callRemote(commandType, *a, **kw)
         if self._failAllReason is not None:
             return fail(self._failAllReason)
-        if self._locked or self.transport is None or self._startingTLSBuffer is not None:
-            # AMP's own sendBox will answer for it (and raise).
+        if not self._direct():
             try:
                 box = compiled.encode(kw, self)
             except _Forgot:
@@ -403,11 +396,20 @@ def _put(pieces, small, key, value):
         raise TypeError(f"Unicode value for key {key!r} not allowed: {value!r}")
     if len(key) > MAX_KEY_LENGTH:
         raise TooLong(True, True, key, None)
+    return _put_value(pieces, small, _LENGTH.pack(len(key)) + key, key, value)
+
+
+def _put_value(pieces, small, head, key, value):
+    """
+    ``head`` (a key with its length) and ``value`` onto ``small``: as
+    ``_put``, for a key already checked and packed.
+    """
+    if type(value) is str:
+        raise TypeError(f"Unicode value for key {key!r} not allowed: {value!r}")
     n = len(value)
     if n > MAX_VALUE_LENGTH:
         raise TooLong(False, True, value, key)
-    small += _LENGTH.pack(len(key))
-    small += key
+    small += head
     small += _LENGTH.pack(n)
     if n >= _OWN_PIECE:
         pieces.append(small)
