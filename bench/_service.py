@@ -598,7 +598,7 @@ class ClientProcess:
     def __init__(self, service, paths, mode="drain", duration=None, sample=0.25, progress=None):
         # ``--token=T``: a token is url-safe base64, and one in 64 begins
         # with "-", which argparse takes for an option when it stands alone
-        # (relay_throughput failed so about once in 60 runs).
+        # (relay_throughput failed so twice in about 40 runs on 2026-11-27).
         cmd = [sys.executable, os.path.join(REPO_ROOT, "bench", "_wsclient.py"),
                "--port", str(service.api_port), f"--token={service.token}",
                f"--project={service.project}", "--mode", mode, "--sample", str(sample)]

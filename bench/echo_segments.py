@@ -19,8 +19,8 @@ and the hops while N keystrokes go through each way in turn, 2 ms apart (a
 exit of a read that returned bytes to the entry of the next send on the
 same thread, with no wait in between.  In each process the two kinds of
 segment (toward the engine, back to the client) are told apart by which
-comes first after the client sent the key.  The tracing adds about a
-microsecond per system call to both sides.
+comes first after the client sent the key.  The tracing slows every
+system call, csvc's and the hops' alike (not measured apart).
 
 Figures are medians in microseconds: ``relay`` has the control plane's
 ``cp_key`` (WebSocket frame in, Input box out) and ``cp_echo`` (Output box
@@ -62,10 +62,12 @@ from echo_latency import MAX_KEYS, direct_keys, relay_keys
 
 progress = make_progress("echo_segments")
 
-#: x86_64 system call numbers: what reads bytes, what sends them, what waits.
-READS = {0: "read", 45: "recvfrom", 47: "recvmsg"}
-SENDS = {1: "write", 44: "sendto", 46: "sendmsg"}
-WAITS = {7, 23, 232, 270, 281}  # poll, select, epoll_wait, pselect6, epoll_pwait
+#: x86_64 system call numbers: what reads bytes (read, recvfrom, recvmsg),
+#: what sends them (write, sendto, sendmsg), what waits (poll, select,
+#: epoll_wait, pselect6, epoll_pwait).
+READS = {0, 45, 47}
+SENDS = {1, 44, 46}
+WAITS = {7, 23, 232, 270, 281}
 
 _LINE = re.compile(r"\s*(\d+)\s+([\d.]+):\s+raw_syscalls:sys_(enter|exit):\s+NR (\d+) (.*)")
 
@@ -189,9 +191,8 @@ class RelayWay(Way):
     One service's relay: the control plane (``cp``), then its agent.
     """
 
-    def __init__(self, label, service):
+    def __init__(self, service):
         super().__init__()
-        self.label = label
         self.service = service
         self.uuid = self.ws = None
 
@@ -306,9 +307,8 @@ def main(argv=None):
                 directory = os.path.join(data_dir, label)
                 os.makedirs(directory)
                 services.append(start_service(directory, tree))
-                ways.append(RelayWay(label, services[-1]))
-            hop_way = HopWay(dclient.api, stack.enter_context(Hops("twisted", 2, data_dir)))
-            ways.append(hop_way)
+                ways.append(RelayWay(services[-1]))
+            ways.append(HopWay(dclient.api, stack.enter_context(Hops("twisted", 2, data_dir))))
             for way in ways:
                 way.open(args.warmup)
             pids = [pid for way in ways for pid in way.pids.values()]
@@ -325,9 +325,9 @@ def main(argv=None):
                 if len(order) > 2:
                     # Each way in each place in turn, never twice in a row:
                     # with the order reversed instead, the first and the last
-                    # ran twice in a row at every turn, warm, and showed
-                    # 10-15 us less per segment than the same code in the
-                    # middle (two services of one checkout).
+                    # ran twice in a row at every turn, warm, and read 16-19
+                    # us less in total than the same code in the middle (two
+                    # services of one checkout and the hops).
                     order.append(order.pop(0))
             perf.send_signal(signal.SIGINT)
             perf.wait(60)
