@@ -337,7 +337,12 @@ class KillContainer(amp.Command):
 
 
 class RemoveContainer(amp.Command):
-    arguments = [(b"uuid", amp.Unicode()), (b"force", amp.Boolean())]
+    """
+    Remove a container; with ``volumes``, its anonymous volumes too (an
+    agent older than the argument ignores it and leaves them, listed).
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"force", amp.Boolean()), (b"volumes", amp.Boolean(optional=True))]
     response = []
     errors = _ENGINE_ERRORS
 

@@ -170,14 +170,14 @@ class AgentCore:
         return self._engine.kill_container(uuid, signal)
 
     @inlineCallbacks
-    def remove(self, uuid, force):
+    def remove(self, uuid, force, volumes=False):
         watch = self._watches.pop(uuid, None)
         if watch is not None:
             if watch.follower is not None:
                 watch.follower.stop()
             if watch.stdin is not None:
                 watch.stdin.transport.loseConnection()
-        yield self._engine.remove_container(uuid, force)
+        yield self._engine.remove_container(uuid, force, volumes)
 
     def resume(self, uuid, seq, cursor):
         watch = self._watches.get(uuid)
@@ -417,6 +417,7 @@ class AgentCore:
         if watch.auto_remove and watch.follower is None:
             self._watches.pop(watch.uuid, None)
             try:
-                yield self._engine.remove_container(watch.uuid, True)
+                # (As Docker's --rm: its anonymous volumes go with it.)
+                yield self._engine.remove_container(watch.uuid, True, True)
             except commands.NoSuchContainer:
                 pass

@@ -3,15 +3,23 @@ A Docker client's honoured create options (``spec["docker_config"]``, as
 ``csvc.api.docker_options`` validated them) merged into the engine's create
 config.  csvc's own fields always win: its labels, its log driver, its
 handling of AutoRemove, the engine name.  Named volumes are scoped to the
-project: the engine's volume is ``csvc-<project>-<name>``.
+project: the engine's volume is ``csvc-<project>-<name>``.  So are anonymous
+ones (``Config.Volumes``, an image's ``VOLUME``): csvc names them itself,
+as the project's, with Docker's label for anonymous volumes, so that the
+project lists and prunes them and ``docker rm -v`` / ``--rm`` remove them
+(the engine would name them at random, outside every project).
 """
 
 import hashlib
+import posixpath
 import re
 
 #: Set by csvc itself; a client's value never replaces them.
 _OWN_CONFIG = {"Image", "Labels", "HostConfig"}
 _OWN_HOST = {"LogConfig", "AutoRemove"}
+#: The label Docker gives the volumes it makes for a container's anonymous
+#: mounts (what a volume prune removes without ``all``).
+ANONYMOUS_VOLUME = "com.docker.volume.anonymous"
 
 
 def engine_volume(project_id, name):
@@ -23,6 +31,46 @@ def engine_volume(project_id, name):
     if not re.fullmatch(r"[a-zA-Z0-9_.]{1,64}", project_id):
         project_id = "h" + hashlib.sha256(project_id.encode("utf-8")).hexdigest()[:32]
     return f"csvc-{project_id}-{name}"
+
+
+def anonymous_volume(container_uuid, target):
+    """
+    The name of a container's anonymous volume at ``target``, as its project
+    sees it: 64 hex digits as Docker's, the same for that container and path
+    every time (so that the control plane can show it without asking).
+    """
+    return hashlib.sha256(f"{container_uuid}:{posixpath.normpath(target)}".encode("utf-8")).hexdigest()
+
+
+def mounted_targets(host):
+    """
+    The container paths a HostConfig already mounts something at.
+    """
+    targets = set()
+    for entry in host.get("Binds") or []:
+        parts = entry.split(":")
+        if len(parts) > 1:
+            targets.add(posixpath.normpath(parts[1]))
+    for mount in host.get("Mounts") or []:
+        if mount.get("Target"):
+            targets.add(posixpath.normpath(mount["Target"]))
+    targets.update(posixpath.normpath(target) for target in host.get("Tmpfs") or {})
+    return targets
+
+
+def anonymous_targets(volumes, host):
+    """
+    The paths of ``volumes`` (``Config.Volumes``' keys, an image's) that get
+    an anonymous volume: those ``host`` mounts nothing at, each once, in order.
+    """
+    taken = mounted_targets(host)
+    out = []
+    for target in volumes or ():
+        target = posixpath.normpath(target)
+        if target not in taken:
+            taken.add(target)
+            out.append(target)
+    return out
 
 
 def _scoped_binds(project_id, binds):
@@ -45,10 +93,12 @@ def _scoped_mounts(project_id, mounts):
     return out
 
 
-def merge(config, spec):
+def merge(config, spec, image_volumes=()):
     """
     ``config`` (the engine create config csvc built from ``spec``) with the
-    client's options of ``spec["docker_config"]`` merged in; a new dict.
+    client's options of ``spec["docker_config"]`` merged in, and a volume of
+    the project's for each anonymous mount (``Config.Volumes``, then
+    ``image_volumes``: the image's own ``VOLUME`` paths); a new dict.
     """
     docker_config = spec.get("docker_config") or {}
     merged = dict(config)
@@ -71,5 +121,13 @@ def merge(config, spec):
         elif field == "Mounts":
             value = _scoped_mounts(spec["project_id"], value)
         host[field] = value
+    targets = anonymous_targets(list(merged.get("Volumes") or {}) + list(image_volumes), host)
+    if targets:
+        host["Mounts"] = list(host.get("Mounts") or []) + [
+            {"Type": "volume", "Target": target,
+             "Source": engine_volume(spec["project_id"], anonymous_volume(spec["uuid"], target)),
+             "VolumeOptions": {"Labels": {ANONYMOUS_VOLUME: ""}}}
+            for target in targets
+        ]
     merged["HostConfig"] = host
     return merged

@@ -164,8 +164,16 @@ class DockerEngine:
     def kill_container(self, uuid, signal):
         return self._call(lambda c: c.api.kill(engine_name(uuid), signal=signal))
 
-    def remove_container(self, uuid, force):
-        return self._call(lambda c: c.api.remove_container(engine_name(uuid), force=force))
+    def remove_container(self, uuid, force, volumes=False):
+        """
+        Remove the container; with ``volumes``, its anonymous volumes too
+        (as ``docker rm -v``: not those another container still uses).
+        """
+        def logged(left):
+            for volume, why in left:
+                self.log.info("anonymous volume {volume} of {uuid} left: {why}", volume=volume, uuid=uuid, why=why)
+
+        return self._call(_remove, uuid, force, volumes).addCallback(logged)
 
     def pause_container(self, uuid, paused):
         def pause(c):
@@ -499,9 +507,39 @@ def _create(client, spec):
         "AttachStderr": True,
         "HostConfig": host,
     }
-    config = docker_config.merge(config, spec)
+    # The image's own VOLUME paths get the project's anonymous volumes too.
+    image_volumes = (client.api.inspect_image(spec["image"]).get("Config") or {}).get("Volumes") or {}
+    config = docker_config.merge(config, spec, image_volumes)
     result = client.api.create_container_from_config(config, name=engine_name(spec["uuid"]))
     return result["Id"]
+
+
+def _remove(client, uuid, force, volumes):
+    """
+    Remove the container (and with ``volumes`` its anonymous volumes);
+    ``[(volume, why)]`` for those left.
+    """
+    name = engine_name(uuid)
+    anonymous = []
+    if volumes:
+        attrs = client.api.inspect_container(name)
+        project = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_PROJECT, "")
+        # Only those csvc named for this container: a named volume it mounts stays.
+        anonymous = [
+            mount["Name"] for mount in attrs.get("Mounts") or []
+            if mount.get("Type") == "volume" and mount.get("Name") == docker_config.engine_volume(
+                project, docker_config.anonymous_volume(uuid, mount.get("Destination") or ""))
+        ]
+    client.api.remove_container(name, force=force)
+    left = []
+    for volume in anonymous:
+        try:
+            client.api.remove_volume(volume)
+        except docker_errors.APIError as exc:
+            # In use by another container (mounted by its name), or gone:
+            # Docker's own `rm -v` leaves it too.
+            left.append((volume, str(exc.explanation or exc)))
+    return left
 
 
 def _path_stat(response):

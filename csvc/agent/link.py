@@ -70,8 +70,8 @@ class AgentProtocol(FastBoxes, amp.AMP):
         return self._core.kill(uuid, signal).addCallback(lambda _: {})
 
     @commands.RemoveContainer.responder
-    def remove(self, uuid, force):
-        return self._core.remove(uuid, force).addCallback(lambda _: {})
+    def remove(self, uuid, force, volumes=False):
+        return self._core.remove(uuid, force, bool(volumes)).addCallback(lambda _: {})
 
     @commands.ResumeOutput.responder
     def resume(self, uuid, seq, cursor):

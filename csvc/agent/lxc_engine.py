@@ -499,7 +499,8 @@ class LxcEngine:
             yield self._wait_exit(uuid, 30)
 
     @inlineCallbacks
-    def remove_container(self, uuid, force):
+    def remove_container(self, uuid, force, volumes=False):
+        # (``volumes``: this engine makes no volumes to remove.)
         summary = yield self.in_pool(self.containers.summary, uuid)
         if summary["running"]:
             if not force:

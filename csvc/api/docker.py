@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
+from csvc.agent import docker_config as agent_docker_config
 from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchPath, NoSuchVolume
 from csvc.api import docker_events, docker_options
 from csvc.api.auth import AuthUnavailable, Unauthorized
@@ -119,9 +120,6 @@ DOCKER_STATUS = {
 
 #: What ``docker container prune`` removes (csvc's statuses).
 PRUNABLE = frozenset({"created", "exited", "error"})
-#: The label Docker gives the volumes it makes for a container's anonymous
-#: mounts (what a volume prune removes without ``all``).
-ANONYMOUS_VOLUME = "com.docker.volume.anonymous"
 #: Removals a prune runs at once.
 PRUNE_AT_ONCE = 8
 
@@ -678,11 +676,11 @@ class DockerAPI:
             "SizeRootFs": 0,
             "HostConfig": {"NetworkMode": "default"},
             "NetworkSettings": {"Networks": {}},
-            "Mounts": [],
+            "Mounts": _volume_mounts(row.get("docker_config") or {}, row["uuid"]),
         }
 
     def _inspect(self, row):
-        return _with_options(self._base_inspect(row), row.get("docker_config"))
+        return _with_options(self._base_inspect(row), row.get("docker_config"), row["uuid"])
 
     def _base_inspect(self, row):
         status = DOCKER_STATUS.get(row["status"], row["status"])
@@ -876,7 +874,7 @@ class DockerAPI:
                 f"You cannot remove a running container {row['engine_id']}. "
                 "Stop the container before attempting removal or force remove",
             )
-        yield self._containers.delete(row, force=True)
+        yield self._containers.delete(row, force=True, volumes=qbool(request, "v"))
         return 204, None
 
     @_app.route("/containers/<ident>/pause", methods=["POST"])
@@ -1150,9 +1148,9 @@ class DockerAPI:
     def volume_prune(self, request, identity):
         """
         ``docker volume prune``: remove the project's volumes no container
-        uses.  From API 1.42 on, as Docker, only anonymous ones unless the
-        filter ``all`` is true (csvc's volumes all have names, so ``-a`` is
-        what removes them); ``label`` / ``label!`` as for containers.
+        uses.  From API 1.42 on, as Docker, only anonymous ones (those csvc
+        made for anonymous mounts, labelled as Docker labels them) unless
+        the filter ``all`` is true; ``label`` / ``label!`` as for containers.
         """
         policy.enforce("volume:delete", identity)
         every, labels, not_labels = _volume_prune_filters(qstr(request, "filters"))
@@ -1162,7 +1160,7 @@ class DockerAPI:
         deleted = []
         for volume in listed:
             volume_labels = volume.get("Labels") or {}
-            if not every and ANONYMOUS_VOLUME not in volume_labels:
+            if not every and agent_docker_config.ANONYMOUS_VOLUME not in volume_labels:
                 continue
             if not _labels_match(volume_labels, labels, not_labels):
                 continue
@@ -1520,10 +1518,14 @@ def _stop_timeout(row):
     return value if isinstance(value, int) else 10
 
 
-def _volume_mounts(host):
+def _volume_mounts(docker_config, container_uuid):
     """
-    Inspect's ``Mounts`` for the named volumes and tmpfs of a HostConfig.
+    Inspect's (and the listing's) ``Mounts`` for a container's binds, named
+    volumes and anonymous volumes of ``Config.Volumes`` (named by csvc, see
+    ``csvc.agent.docker_config``; an image's own ``VOLUME`` paths are known
+    only to its instance, and are not here).
     """
+    host = docker_config.get("HostConfig") or {}
     out = []
     for entry in host.get("Binds") or []:
         parts = entry.split(":")
@@ -1539,10 +1541,14 @@ def _volume_mounts(host):
                     "Source": mount.get("Source", "") if kind == "bind" else "",
                     "Destination": mount["Target"], "Driver": "local" if kind == "volume" else "",
                     "Mode": "", "RW": not mount.get("ReadOnly"), "Propagation": ""})
+    for target in agent_docker_config.anonymous_targets((docker_config.get("Config") or {}).get("Volumes"), host):
+        out.append({"Type": "volume", "Name": agent_docker_config.anonymous_volume(container_uuid, target),
+                    "Source": "", "Destination": target, "Driver": "local", "Mode": "", "RW": True,
+                    "Propagation": ""})
     return out
 
 
-def _with_options(inspected, docker_config):
+def _with_options(inspected, docker_config, container_uuid):
     """
     Inspect with the client's honoured options reflected in ``Config`` and
     ``HostConfig`` (and ``Mounts``, ``NetworkSettings.Ports``).
@@ -1559,7 +1565,7 @@ def _with_options(inspected, docker_config):
     restart = host.get("RestartPolicy")
     if restart and not restart.get("Name"):
         inspected["HostConfig"]["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
-    inspected["Mounts"] = _volume_mounts(host)
+    inspected["Mounts"] = _volume_mounts(docker_config, container_uuid)
     if host.get("PortBindings"):
         inspected["NetworkSettings"]["Ports"] = {port: bindings for port, bindings in host["PortBindings"].items()}
     return inspected

@@ -326,7 +326,9 @@ class NativeAPI:
         force = query["force"]
         row = yield self._containers.get(identity, ident, query["all_projects"])
         enforce("container:force_delete" if force else "container:delete", identity, row["project_id"])
-        left = yield self._containers.delete(row, force=force)
+        # The native API names no volumes: the anonymous ones its image
+        # declared (VOLUME) go with the container instead of piling up.
+        left = yield self._containers.delete(row, force=force, volumes=True)
         if left is not None:
             # Its instance's agent is away: the removal finishes when it
             # connects again.

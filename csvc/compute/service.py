@@ -324,7 +324,7 @@ class ContainerService:
         return (yield self.start(row))
 
     @inlineCallbacks
-    def delete(self, row, force=False, instance_going=False):
+    def delete(self, row, force=False, instance_going=False, volumes=False):
         """
         Remove the container from its instance's engine, then its row, its
         stored output and its place.  Fires with None once it is gone.
@@ -337,6 +337,10 @@ class ContainerService:
         behind unknown.  Only an instance that is gone for good (deleted,
         revoked, or ``instance_going``: being removed by the caller) lets
         the row go without its engine being told.
+
+        ``volumes``: the container's anonymous volumes go too (``docker rm
+        -v``); not when the removal waits for the agent (they stay, listed
+        and prunable).
         """
         row = yield self._started(row)
         if not (instance_going and row["status"] == "deleting"):
@@ -348,7 +352,7 @@ class ContainerService:
             # An agent that may come back is worth a short wait.
             instance = yield self._instance_that_may_return(row["instance_uuid"])
         try:
-            yield self._remove_from_engine(row, self.reconnect_wait if instance is not None else 0)
+            yield self._remove_from_engine(row, self.reconnect_wait if instance is not None else 0, volumes)
         except InstanceUnavailable:
             if connected and not instance_going:
                 # The link broke during the call.
@@ -359,10 +363,11 @@ class ContainerService:
         return None
 
     @inlineCallbacks
-    def _remove_from_engine(self, row, patience=0):
+    def _remove_from_engine(self, row, patience=0, volumes=False):
         try:
             yield self._hub.call_waiting(
-                row["instance_uuid"], patience, commands.RemoveContainer, uuid=row["uuid"], force=True
+                row["instance_uuid"], patience, commands.RemoveContainer, uuid=row["uuid"], force=True,
+                volumes=bool(volumes),
             )
         except commands.NoSuchContainer:
             pass
@@ -726,7 +731,8 @@ class ContainerService:
     @inlineCallbacks
     def _remove_after_exit(self, row):
         try:
-            yield self.delete(row, force=True)
+            # As Docker's --rm: its anonymous volumes go with it.
+            yield self.delete(row, force=True, volumes=True)
         except Exception as exc:
             self.log.warn("removing {uuid} after its exit failed: {why}", uuid=row["uuid"], why=_reason(exc))
 

@@ -1,17 +1,18 @@
 """
 The docker SDK on csvc: pause and unpause, rename, top and stats, a
-project's named volumes, and pruning stopped containers; each only on the
-caller's project's own.
+project's named and anonymous volumes, and pruning stopped containers; each
+only on the caller's project's own.
 """
 
 import json
+import re
 import time
 import uuid
 
 import docker
 import pytest
 
-from csvc.agent.docker_config import engine_volume
+from csvc.agent.docker_config import ANONYMOUS_VOLUME, engine_volume
 from tests.integration.conftest import docker_sdk
 
 IMAGE = "csvc/busybox"
@@ -240,3 +241,108 @@ def test_volume_prune_removes_unused_volumes_of_the_project(control_plane):
             for volume in client.volumes.list():
                 volume.remove(force=True)
             client.close()
+
+
+@pytest.fixture(scope="module")
+def volume_image():
+    """
+    csvc/busybox with a VOLUME of its own, as the images of databases have.
+    """
+    engine = docker.from_env()
+    base = engine.containers.create(IMAGE, ["true"])
+    try:
+        base.commit(repository="csvc/busybox-volume", tag="latest", changes="VOLUME /seeded")
+    finally:
+        base.remove()
+        engine.close()
+    return "csvc/busybox-volume"
+
+
+def _engine_volumes(prefix):
+    engine = docker.from_env()
+    try:
+        return sorted(v.name for v in engine.volumes.list(filters={"name": prefix}))
+    finally:
+        engine.close()
+
+
+def test_anonymous_volumes_are_the_projects_and_go_with_rm_v(control_plane, volume_image):
+    suffix = uuid.uuid4().hex[:8]
+    project = f"anon-{suffix}"
+    prefix = engine_volume(project, "")
+    mine = docker_sdk(control_plane, control_plane.client(project))
+    theirs = docker_sdk(control_plane, control_plane.client(f"anon-other-{suffix}"))
+    try:
+        # `-v /data`: a volume of the project's, named as Docker names
+        # anonymous ones, and the engine makes no other.
+        created = mine.api.create_container(IMAGE, ["sh", "-c", "echo kept > /data/f"], volumes=["/data"])
+        container = mine.containers.get(created["Id"])
+        [mount] = container.attrs["Mounts"]
+        name = mount["Name"]
+        assert re.fullmatch(r"[0-9a-f]{64}", name)
+        assert (mount["Type"], mount["Destination"], mount["RW"]) == ("volume", "/data", True)
+        [listed] = mine.api.containers(all=True)
+        assert [m["Name"] for m in listed["Mounts"]] == [name]
+        container.start()
+        assert container.wait()["StatusCode"] == 0
+        [volume] = mine.volumes.list()
+        assert volume.name == name
+        assert volume.attrs["Labels"] == {ANONYMOUS_VOLUME: ""}
+        assert _engine_volumes(prefix) == [prefix + name]
+        assert theirs.volumes.list() == []
+        # It holds what the container wrote.
+        assert mine.containers.run(IMAGE, ["cat", "/v/f"], volumes={name: {"bind": "/v", "mode": "ro"}},
+                                   remove=True) == b"kept\n"
+        # `docker rm` leaves it; a prune (without `all`) takes it, not a named one.
+        container.remove()
+        assert [v.name for v in mine.volumes.list()] == [name]
+        mine.volumes.create(name="named")
+        assert mine.volumes.prune()["VolumesDeleted"] == [name]
+        assert [v.name for v in mine.volumes.list()] == ["named"]
+        mine.volumes.get("named").remove()
+
+        # `docker rm -v`: its anonymous volumes go, the image's VOLUME's too.
+        created = mine.api.create_container(volume_image, ["sh", "-c", "ls -d /seeded /data"], volumes=["/data"])
+        mine.api.start(created["Id"])
+        assert mine.api.wait(created["Id"])["StatusCode"] == 0
+        volumes = mine.volumes.list()
+        assert len(volumes) == 2
+        assert all(v.attrs["Labels"] == {ANONYMOUS_VOLUME: ""} for v in volumes)
+        assert _engine_volumes(prefix) == sorted(prefix + v.name for v in volumes)
+        # One is also mounted, by its name, by another container: that one
+        # stays (Docker's `rm -v` leaves a volume in use), the other goes.
+        held = volumes[0].name
+        holder = mine.containers.create(IMAGE, ["true"], volumes={held: {"bind": "/h", "mode": "rw"}})
+        mine.api.remove_container(created["Id"], v=True)
+        assert [v.name for v in mine.volumes.list()] == [held]
+        holder.remove(v=True)
+        assert [v.name for v in mine.volumes.list()] == [held], "a volume mounted by name is not anonymous to it"
+        mine.volumes.get(held).remove()
+        assert _engine_volumes(prefix) == []
+
+        # `docker run --rm`: they go with the container.
+        gone = mine.containers.run(volume_image, ["ls", "-d", "/seeded"], auto_remove=True, detach=True)
+        assert gone.wait()["StatusCode"] == 0
+        deadline = time.monotonic() + 15
+        while _engine_volumes(prefix) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _engine_volumes(prefix) == [] and mine.containers.list(all=True) == []
+    finally:
+        for client in (mine, theirs):
+            for container in client.containers.list(all=True):
+                container.remove(force=True)
+            for volume in client.volumes.list():
+                volume.remove(force=True)
+            client.close()
+
+
+def test_native_delete_removes_the_images_anonymous_volumes(control_plane, volume_image):
+    project = f"anon-native-{uuid.uuid4().hex[:8]}"
+    tenant = control_plane.client(project)
+    container, waited = tenant.run(["ls", "-d", "/seeded"], image=volume_image)
+    assert waited["exit_code"] == 0
+    try:
+        assert len(_engine_volumes(engine_volume(project, ""))) == 1
+    finally:
+        assert tenant.delete(f"/v1/containers/{container['uuid']}").status_code == 204
+    assert _engine_volumes(engine_volume(project, "")) == []

@@ -30,7 +30,7 @@ class Engine:
             return fail(commands.NoSuchContainer(uuid))
         return succeed({"running": False, "state": "exited", "exit_code": 0, "finished_at": ""})
 
-    def remove_container(self, uuid, force):
+    def remove_container(self, uuid, force, volumes=False):
         self.removed.append(uuid)
         return succeed(None)
 

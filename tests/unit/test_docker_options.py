@@ -4,6 +4,8 @@ by policy for members, honoured ones validated and kept, unknown ones
 warned about and dropped; and their merge into the engine's create config.
 """
 
+import re
+
 import pytest
 
 from csvc import policy
@@ -155,6 +157,29 @@ def test_merge_keeps_csvcs_own_fields_and_scopes_named_volumes():
     assert merged["HostConfig"]["Binds"] == ["csvc-alpha-data:/data:ro"]
     assert merged["HostConfig"]["Mounts"][0]["Source"] == "csvc-alpha-c"
     assert docker_config.merge(own, {"project_id": "alpha"}) == own
+
+
+def test_anonymous_mounts_become_the_projects_labelled_volumes():
+    own = {"Image": "busybox", "HostConfig": {}}
+    spec = {"project_id": "alpha", "uuid": "u1", "docker_config": {
+        "Config": {"Volumes": {"/data/": {}, "/bound": {}, "/tmp": {}, "/named": {}}},
+        "HostConfig": {"Binds": ["/srv:/bound"], "Tmpfs": {"/tmp": ""},
+                       "Mounts": [{"Type": "volume", "Source": "n", "Target": "/named"}]},
+    }}
+    merged = docker_config.merge(own, spec, image_volumes=["/data", "/image"])
+    added = merged["HostConfig"]["Mounts"][1:]
+    # One each for /data (given twice) and the image's /image; none where
+    # the client mounts something already.
+    assert [m["Target"] for m in added] == ["/data", "/image"]
+    for mount in added:
+        name = docker_config.anonymous_volume("u1", mount["Target"])
+        assert re.fullmatch(r"[0-9a-f]{64}", name)
+        assert mount == {"Type": "volume", "Target": mount["Target"],
+                         "Source": docker_config.engine_volume("alpha", name),
+                         "VolumeOptions": {"Labels": {docker_config.ANONYMOUS_VOLUME: ""}}}
+    # Another container's volume at the same path is another volume.
+    assert docker_config.anonymous_volume("u2", "/data") != docker_config.anonymous_volume("u1", "/data")
+    assert docker_config.anonymous_volume("u1", "/data/") == docker_config.anonymous_volume("u1", "/data")
 
 
 def test_engine_volume_names_of_two_projects_never_meet():
