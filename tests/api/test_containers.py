@@ -369,7 +369,7 @@ def test_force_delete_a_running_container(env):
     reply = env.alice.delete(f"/v1/containers/{view['uuid']}?force=true")
     assert reply.code == 204
     assert reply.body == b""
-    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True}]
+    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True, "volumes": True}]
     env.alice.get(f"/v1/containers/{view['uuid']}").error(404)
     assert env.all_rows() == []
     assert env.admin.get("/v1/instances").json()["instances"][0]["containers"] == 0
@@ -378,7 +378,7 @@ def test_force_delete_a_running_container(env):
 def test_delete_a_created_container(env):
     view = env.alice.create(name="gone")
     assert env.alice.delete("/v1/containers/gone").code == 204
-    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True}]
+    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True, "volumes": True}]
     env.alice.get("/v1/containers/gone").error(404)
 
 
@@ -449,7 +449,7 @@ def test_delete_waits_for_an_agent_that_comes_back(env):
     _agent_returns(env, [{"uuid": view["uuid"], "state": "created"}])
     reply = env.alice.finish(d)
     assert reply.code == 204
-    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True}]
+    assert env.hub.calls_of(commands.RemoveContainer) == [{"uuid": view["uuid"], "force": True, "volumes": True}]
     assert env.all_rows() == []
 
 
@@ -472,7 +472,7 @@ def test_delete_while_the_agent_is_away_finishes_when_it_registers(env):
     removes = len(env.hub.calls_of(commands.RemoveContainer))
 
     _agent_returns(env, [{"uuid": view["uuid"], "state": "created"}])
-    assert env.hub.calls_of(commands.RemoveContainer)[removes:] == [{"uuid": view["uuid"], "force": True}]
+    assert env.hub.calls_of(commands.RemoveContainer)[removes:] == [{"uuid": view["uuid"], "force": True, "volumes": False}]
     assert env.all_rows() == []
     env.alice.get("/v1/containers/away").error(404)
     assert env.notices.event_types().count("compute.container.delete.end") == 1
@@ -487,7 +487,7 @@ def test_a_deletion_left_for_the_agent_goes_after_its_registration_answer(env):
     assert len(env.hub.calls_of(commands.RemoveContainer)) == removes
     # ... which goes on the reactor's next turn.
     env.advance(0)
-    assert env.hub.calls_of(commands.RemoveContainer)[removes:] == [{"uuid": view["uuid"], "force": True}]
+    assert env.hub.calls_of(commands.RemoveContainer)[removes:] == [{"uuid": view["uuid"], "force": True, "volumes": False}]
     assert env.all_rows() == []
 
 
@@ -524,7 +524,7 @@ def test_an_agent_registering_while_the_row_is_marked_still_removes_it(env):
     env.hub.connected_instances = lambda: {env.instance}
     env.advance(ContainerService.reconnect_wait)
     assert env.alice.finish(d).code == 204
-    assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": view["uuid"], "force": True}
+    assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": view["uuid"], "force": True, "volumes": False}
     assert env.all_rows() == []
     assert env.notices.event_types().count("compute.container.delete.end") == 1
 
@@ -553,7 +553,7 @@ def test_a_create_whose_link_breaks_is_removed_when_the_agent_returns(env):
     del env.hub._links[env.instance]
     env.hub.call = fake_call
     _agent_returns(env, [])
-    assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": row["uuid"], "force": True}
+    assert env.hub.calls_of(commands.RemoveContainer)[-1] == {"uuid": row["uuid"], "force": True, "volumes": False}
     assert env.all_rows() == []
     assert env.notices.event_types()[-1] == "compute.container.delete.end"
 
