@@ -56,6 +56,12 @@ RULES = {
     "volume:create": "project",
     "volume:get": "project",
     "volume:delete": "project",
+    # A project's networks (scoped by name on the engine).
+    "network:list": "project",
+    "network:create": "project",
+    "network:get": "project",
+    "network:delete": "project",
+    "network:connect": "project",
     "instance:list": "admin",
     "instance:get": "admin",
     "instance:create": "admin",

@@ -155,6 +155,12 @@ class NoSuchVolume(Exception):
     """
 
 
+class NoSuchNetwork(Exception):
+    """
+    The engine has no network of this name.
+    """
+
+
 class OutputRefused(Exception):
     """
     An output chunk broke the contract (a gap in seq, too large, a window
@@ -185,6 +191,7 @@ _ENGINE_ERRORS = {
     NoSuchContainer: b"NO_SUCH_CONTAINER",
     Conflict: b"CONFLICT",
     NoSuchVolume: b"NO_SUCH_VOLUME",
+    NoSuchNetwork: b"NO_SUCH_NETWORK",
 }
 
 
@@ -481,6 +488,60 @@ class InspectVolume(amp.Command):
 
 class RemoveVolume(amp.Command):
     arguments = [(b"name", amp.Unicode()), (b"force", amp.Boolean())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+# Networks: ``name`` is always the engine's (``csvc-<project>-<name>``, or
+# one of the engine's own: ``bridge``, ``none``).
+
+
+class ListNetworks(amp.Command):
+    """
+    The engine's networks whose names start with ``prefix`` or are in
+    ``names``: Docker's list entries.
+    """
+
+    arguments = [(b"prefix", amp.Unicode()), (b"names", JSON())]
+    response = [(b"networks", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class CreateNetwork(amp.Command):
+    """
+    A bridge network; ``options``: ``Labels``, ``Internal``, ``Attachable``.
+    Fires with its inspect.
+    """
+
+    arguments = [(b"name", amp.Unicode()), (b"options", JSON())]
+    response = [(b"network", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class InspectNetwork(amp.Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = [(b"network", JSON())]
+    errors = _ENGINE_ERRORS
+
+
+class RemoveNetwork(amp.Command):
+    arguments = [(b"name", amp.Unicode())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class ConnectNetwork(amp.Command):
+    """
+    Connect a container to a network, known on it by ``aliases`` too.
+    """
+
+    arguments = [(b"uuid", amp.Unicode()), (b"name", amp.Unicode()), (b"aliases", JSON())]
+    response = []
+    errors = _ENGINE_ERRORS
+
+
+class DisconnectNetwork(amp.Command):
+    arguments = [(b"uuid", amp.Unicode()), (b"name", amp.Unicode()), (b"force", amp.Boolean())]
     response = []
     errors = _ENGINE_ERRORS
 

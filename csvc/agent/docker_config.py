@@ -2,8 +2,10 @@
 A Docker client's honoured create options (``spec["docker_config"]``, as
 ``csvc.api.docker_options`` validated them) merged into the engine's create
 config.  csvc's own fields always win: its labels, its log driver, its
-handling of AutoRemove, the engine name.  Named volumes are scoped to the
-project: the engine's volume is ``csvc-<project>-<name>``.  So are anonymous
+handling of AutoRemove, the engine name.  Named volumes and networks are
+scoped to the project: the engine's volume or network is
+``csvc-<project>-<name>``; on a project's network the container is known
+by its name in the project as well as by its aliases.  So are anonymous
 ones (``Config.Volumes``, an image's ``VOLUME``): csvc names them itself,
 as the project's, with Docker's label for anonymous volumes, so that the
 project lists and prunes them and ``docker rm -v`` / ``--rm`` remove them
@@ -31,6 +33,27 @@ def engine_volume(project_id, name):
     if not re.fullmatch(r"[a-zA-Z0-9_.]{1,64}", project_id):
         project_id = "h" + hashlib.sha256(project_id.encode("utf-8")).hexdigest()[:32]
     return f"csvc-{project_id}-{name}"
+
+
+#: The engine's own networks a container may be on (not the project's).
+BUILTIN_NETWORKS = frozenset({"", "default", "bridge", "none"})
+
+
+def engine_network(project_id, name):
+    """
+    The engine's name for a project's network: scoped as its volumes are.
+    """
+    return engine_volume(project_id, name)
+
+
+def project_network(mode):
+    """
+    The project's network a ``NetworkMode`` names, or None (the engine's own,
+    another container's: ``container:<id>``).
+    """
+    if not isinstance(mode, str) or mode in BUILTIN_NETWORKS or mode == "host" or mode.startswith("container:"):
+        return None
+    return mode
 
 
 def anonymous_volume(container_uuid, target):
@@ -129,5 +152,12 @@ def merge(config, spec, image_volumes=()):
              "VolumeOptions": {"Labels": {ANONYMOUS_VOLUME: ""}}}
             for target in targets
         ]
+    network = project_network(host.get("NetworkMode"))
+    if network is not None:
+        host["NetworkMode"] = engine_network(spec["project_id"], network)
+        endpoint = ((docker_config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}).get(network) or {}
+        aliases = [spec["name"]] if spec.get("name") else []
+        aliases += [a for a in endpoint.get("Aliases") or [] if a not in aliases]
+        merged["NetworkingConfig"] = {"EndpointsConfig": {host["NetworkMode"]: {"Aliases": aliases}}}
     merged["HostConfig"] = host
     return merged

@@ -26,7 +26,7 @@ from zope.interface import implementer
 
 from csvc.agent import docker_config
 from csvc.agent.commands import (
-    Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchPath, NoSuchVolume,
+    Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
 from csvc.agent.hijack import HijackedStream
 
@@ -314,6 +314,62 @@ class DockerEngine:
 
     def remove_volume(self, name, force):
         return self._volume_call(lambda c: c.api.remove_volume(name, force=force))
+
+    # -- networks ----------------------------------------------------------
+
+    def _network_call(self, fn, *args):
+        def run(c, *args):
+            try:
+                return fn(c, *args)
+            except docker_errors.NotFound as exc:
+                message = str(exc.explanation or exc)
+                if "no such container" in message.lower():
+                    raise NoSuchContainer(message) from None
+                raise NoSuchNetwork(message) from None
+            except docker_errors.APIError as exc:
+                # The engine's 403 for networks: removing one in use,
+                # connecting a container twice.
+                if exc.status_code in (403, 409):
+                    raise Conflict(str(exc.explanation or exc)) from None
+                raise
+
+        return self._call(run, *args)
+
+    def list_networks(self, prefix, names):
+        def listed(c):
+            found = c.api.networks(filters={"name": prefix}) if prefix else []
+            found = [n for n in found if n["Name"].startswith(prefix)]
+            if names:
+                found += [n for n in c.api.networks(names=list(names)) if n["Name"] in names]
+            return found
+
+        return self._network_call(listed)
+
+    def create_network(self, name, options):
+        def create(c):
+            created = c.api.create_network(
+                name, driver="bridge", labels=options.get("Labels") or None, check_duplicate=True,
+                internal=bool(options.get("Internal")), attachable=bool(options.get("Attachable")),
+            )
+            return c.api.inspect_network(created["Id"])
+
+        return self._network_call(create)
+
+    def inspect_network(self, name):
+        return self._network_call(lambda c: c.api.inspect_network(name))
+
+    def remove_network(self, name):
+        return self._network_call(lambda c: c.api.remove_network(name))
+
+    def connect_network(self, uuid, name, aliases):
+        return self._network_call(
+            lambda c: c.api.connect_container_to_network(engine_name(uuid), name, aliases=aliases or None)
+        )
+
+    def disconnect_network(self, uuid, name, force):
+        return self._network_call(
+            lambda c: c.api.disconnect_container_from_network(engine_name(uuid), name, force=force)
+        )
 
     def inspect(self, uuid):
         """

@@ -162,6 +162,32 @@ class AgentProtocol(FastBoxes, amp.AMP):
     def remove_volume(self, name, force):
         return self._core.engine.remove_volume(name, force).addCallback(lambda _: {})
 
+    # -- networks ----------------------------------------------------------
+
+    @commands.ListNetworks.responder
+    def list_networks(self, prefix, names):
+        return self._core.engine.list_networks(prefix, names).addCallback(lambda networks: {"networks": networks})
+
+    @commands.CreateNetwork.responder
+    def create_network(self, name, options):
+        return self._core.engine.create_network(name, options).addCallback(lambda network: {"network": network})
+
+    @commands.InspectNetwork.responder
+    def inspect_network(self, name):
+        return self._core.engine.inspect_network(name).addCallback(lambda network: {"network": network})
+
+    @commands.RemoveNetwork.responder
+    def remove_network(self, name):
+        return self._core.engine.remove_network(name).addCallback(lambda _: {})
+
+    @commands.ConnectNetwork.responder
+    def connect_network(self, uuid, name, aliases):
+        return self._core.engine.connect_network(uuid, name, aliases).addCallback(lambda _: {})
+
+    @commands.DisconnectNetwork.responder
+    def disconnect_network(self, uuid, name, force):
+        return self._core.engine.disconnect_network(uuid, name, force).addCallback(lambda _: {})
+
     # -- update, ports -----------------------------------------------------
 
     @commands.UpdateContainer.responder

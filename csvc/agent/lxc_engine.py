@@ -37,7 +37,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from csvc.agent import lxc_runner
-from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchVolume
+from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchVolume
 
 #: The one image this engine has: the rootfs of LXC's busybox template.
 IMAGE_NAME = "busybox"
@@ -651,6 +651,24 @@ class LxcEngine:
 
     def remove_volume(self, name, force):
         return fail(NoSuchVolume(f"get {name}: no such volume"))
+
+    def list_networks(self, prefix, names):
+        return succeed([])
+
+    def create_network(self, name, options):
+        return _refuse("networks are not supported by the lxc engine", EngineError)
+
+    def inspect_network(self, name):
+        return fail(NoSuchNetwork(f"network {name} not found"))
+
+    def remove_network(self, name):
+        return fail(NoSuchNetwork(f"network {name} not found"))
+
+    def connect_network(self, uuid, name, aliases):
+        return fail(NoSuchNetwork(f"network {name} not found"))
+
+    def disconnect_network(self, uuid, name, force):
+        return fail(NoSuchNetwork(f"network {name} not found"))
 
 
 def _uuid(engine_id):

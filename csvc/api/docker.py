@@ -21,13 +21,16 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
 from csvc.agent import docker_config as agent_docker_config
-from csvc.agent.commands import Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchPath, NoSuchVolume
+from csvc.agent.commands import (
+    Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
+)
 from csvc.api import docker_events, docker_options
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import BadRequest
 from csvc import policy
+from csvc.compute.networks import RESERVED as RESERVED_NETWORKS, BuiltinNetwork, ProjectNetworks, WrongInstance
 from csvc.compute.service import ImageNotFound, NotFound, normalize_signal
 from csvc.compute.volumes import ProjectVolumes
 from csvc.compute.states import LIVE, InvalidState
@@ -128,8 +131,6 @@ PRUNE_AT_ONCE = 8
 #: that asks gets a 501 saying so instead of "page not found".
 #: (pattern on the path without its version, what, why)
 UNSERVED = [
-    (re.compile(r"/networks(/.*)?"), "networks",
-     "a container is on its instance's default network; NetworkMode container:<id> joins another's"),
     # (Only paths no route took get here: listing, inspecting, pulling and
     # pruning are served.)
     (re.compile(r"/images/.+"), "image management besides listing, inspecting and pulling",
@@ -171,8 +172,12 @@ def classify(exc, ident=None):
         return exc.status, str(exc)
     if isinstance(exc, (NotFound, NoSuchContainer)):
         return 404, f"No such container: {ident}" if ident else str(exc)
-    if isinstance(exc, ImageNotFound):
+    if isinstance(exc, (ImageNotFound, NoSuchNetwork)):
         return 404, str(exc)
+    if isinstance(exc, BuiltinNetwork):
+        return 403, str(exc)
+    if isinstance(exc, WrongInstance):
+        return 400, str(exc)
     if isinstance(exc, Unauthorized):
         return 401, str(exc)
     if isinstance(exc, (Forbidden, QuotaExceeded)):
@@ -268,7 +273,8 @@ def _string_list(value, field):
 class DockerAPI:
     _app = Klein()
 
-    def __init__(self, auth, containers, store, journal, hub, relay, clock, volumes=None, events=None):
+    def __init__(self, auth, containers, store, journal, hub, relay, clock, volumes=None, events=None,
+                 networks=None):
         self._auth = auth
         self._containers = containers
         self._store = store
@@ -278,6 +284,7 @@ class DockerAPI:
         self._clock = clock
         self._execs = DockerExecs()
         self._volumes = volumes if volumes is not None else ProjectVolumes(store, hub)
+        self._networks = networks if networks is not None else ProjectNetworks(store, hub)
         #: the open event streams, a notification sink (None: no /events)
         self._events = events
 
@@ -470,15 +477,140 @@ class DockerAPI:
         _prune_filters_any(qstr(request, "filters"))
         return 200, {"CachesDeleted": [], "SpaceReclaimed": 0}
 
+    # -- networks ----------------------------------------------------------
+    #
+    # A project's bridge networks (csvc.compute.networks): the engine's
+    # ``csvc-<project>-<name>``, shown as ``<name>``, with the engine's own
+    # ``bridge`` and ``none`` beside them.
+
+    @inlineCallbacks
+    def _container_names(self, identity):
+        """
+        Engine id -> name of each of the project's containers.
+        """
+        rows = yield self._containers.list(identity)
+        return {row["engine_id"]: row["name"] for row in rows if row["engine_id"]}
+
+    @_app.route("/networks", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def networks(self, request, identity):
+        policy.enforce("network:list", identity)
+        filters = docker_events.parse_filters(qstr(request, "filters"), NETWORK_FILTERS, "network lists")
+        for kind in filters.get("type", []):
+            if kind not in ("custom", "builtin"):
+                raise BadRequest(f"invalid filter 'type={kind}': custom or builtin")
+        names = yield self._container_names(identity)
+        listed = yield self._networks.list(identity.project_id, names)
+        return 200, [n for n in listed if _network_matches(n, filters)]
+
+    @_app.route("/networks/create", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def network_create(self, request, identity):
+        body = self._read_body(request)
+        policy.enforce("network:create", identity)
+        name = body.get("Name")
+        if not isinstance(name, str) or not docker_options.NETWORK_NAME.fullmatch(name):
+            raise BadRequest(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if name in RESERVED_NETWORKS:
+            raise DockerError(403, f"{name} is a pre-defined network and cannot be created")
+        options = _network_options(body)
+        try:
+            network = yield self._networks.create(identity.project_id, name, options)
+        except Conflict:
+            raise DockerError(409, f"network with name {name} already exists") from None
+        return 201, {"Id": network["Id"], "Warning": ""}
+
     @_app.route("/networks/prune", methods=["POST"])
     @docker_endpoint()
+    @inlineCallbacks
     def network_prune(self, request, identity):
         """
-        csvc makes no networks for projects (containers are on their
-        instance's default one): none to remove.
+        ``docker network prune``: remove the project's networks no container
+        is on (Docker's ``until``, ``label`` and ``label!`` filters).
         """
-        _prune_filters_any(qstr(request, "filters"))
-        return 200, {"NetworksDeleted": []}
+        policy.enforce("network:delete", identity)
+        until, labels, not_labels = _prune_filters(qstr(request, "filters"))
+        listed = yield self._networks.list(identity.project_id, {})
+        deleted = []
+        for network in listed:
+            if network["Name"] in RESERVED_NETWORKS or not _labels_match(network.get("Labels") or {}, labels,
+                                                                         not_labels):
+                continue
+            if until is not None and _unix_rfc3339(network.get("Created")) >= until:
+                continue
+            try:
+                yield self._networks.remove(identity.project_id, network["Id"])
+            except (Conflict, NoSuchNetwork):
+                # In use (or gone meanwhile): Docker leaves it too.
+                continue
+            deleted.append(network["Name"])
+        return 200, {"NetworksDeleted": deleted}
+
+    @_app.route("/networks/<network>", methods=["GET"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def network_inspect(self, request, identity, network):
+        policy.enforce("network:get", identity)
+        names = yield self._container_names(identity)
+        return 200, (yield self._networks.inspect(identity.project_id, network, names))
+
+    @_app.route("/networks/<network>", methods=["DELETE"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def network_remove(self, request, identity, network):
+        policy.enforce("network:delete", identity)
+        try:
+            yield self._networks.remove(identity.project_id, network)
+        except Conflict:
+            raise DockerError(403, f"error while removing network: network {network} has active endpoints") from None
+        return 204, None
+
+    @_app.route("/networks/<network>/connect", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def network_connect(self, request, identity, network):
+        body = self._read_body(request)
+        policy.enforce("network:connect", identity)
+        endpoint = body.get("EndpointConfig") or {}
+        if not isinstance(endpoint, dict):
+            raise BadRequest("EndpointConfig must be an object")
+        aliases = docker_options.network_aliases("EndpointConfig.Aliases", endpoint.get("Aliases"))
+        row = yield self._get(identity, _body_container(body))
+        try:
+            yield self._networks.connect(identity.project_id, network, row, aliases)
+        except Conflict as exc:
+            raise DockerError(409, f"container {row['name']} is already on network {network}") from exc
+        yield self._store_networks(row, network, aliases, connected=True)
+        return 200, None
+
+    @_app.route("/networks/<network>/disconnect", methods=["POST"])
+    @docker_endpoint()
+    @inlineCallbacks
+    def network_disconnect(self, request, identity, network):
+        body = self._read_body(request)
+        policy.enforce("network:connect", identity)
+        row = yield self._get(identity, _body_container(body))
+        yield self._networks.disconnect(identity.project_id, network, row, bool(body.get("Force")))
+        yield self._store_networks(row, network, [], connected=False)
+        return 200, None
+
+    @inlineCallbacks
+    def _store_networks(self, row, ident, aliases, connected):
+        """
+        Keep the networks a container is on in its ``docker_config``
+        (``NetworkingConfig.EndpointsConfig``: what inspect shows).
+        """
+        _instance, _name, short = yield self._networks.find(row["project_id"], ident)
+        docker_config = dict(row.get("docker_config") or {})
+        endpoints = dict((docker_config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
+        if connected:
+            endpoints[short] = {"Aliases": aliases}
+        else:
+            endpoints.pop(short, None)
+        docker_config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
+        yield self._store.update_container(row["uuid"], docker_config=docker_config)
 
     @_app.route("/images/create", methods=["POST"])
     @docker_endpoint()
@@ -567,14 +699,43 @@ class DockerAPI:
         docker_options.enforce(body, identity, resolved)
         spec = self._spec_from_config(body, qstr(request, "name"))
         spec["docker_config"], warnings = docker_options.honoured(body)
+        network_instance = yield self._network_of(identity, spec["docker_config"])
+        if network_instance is not None:
+            if instance is not None and instance != network_instance:
+                raise BadRequest("HostConfig.NetworkMode: the network and the containers whose namespaces are "
+                                 "shared are on different instances")
+            instance = network_instance
         if instance is not None:
-            # A shared namespace is a namespace of the same engine.
+            # A shared namespace is a namespace of the same engine; a
+            # network is one engine's.
             spec["instance"] = instance
         try:
             row = yield self._containers.create(identity, spec)
         except ImageNotFound:
             raise DockerError(404, f"No such image: {_full_image(spec['image'])}") from None
         return 201, {"Id": row["engine_id"], "Warnings": warnings}
+
+    @inlineCallbacks
+    def _network_of(self, identity, docker_config):
+        """
+        The instance of the project's network a create names in
+        ``NetworkMode`` (None for the engine's own); the network is then
+        written by its name (a client may give its id).  404 when the
+        project has no such network.
+        """
+        host = (docker_config or {}).get("HostConfig") or {}
+        given = agent_docker_config.project_network(host.get("NetworkMode"))
+        if given is None:
+            return None
+        try:
+            instance, _name, short = yield self._networks.find(identity.project_id, given)
+        except NoSuchNetwork:
+            raise DockerError(404, f"network {given} not found") from None
+        host["NetworkMode"] = short
+        endpoints = (docker_config.get("NetworkingConfig") or {}).get("EndpointsConfig")
+        if endpoints and given in endpoints:
+            endpoints[short] = endpoints.pop(given)
+        return None if short in RESERVED_NETWORKS else instance
 
     @inlineCallbacks
     def _join_namespaces(self, body, identity):
@@ -680,7 +841,7 @@ class DockerAPI:
         }
 
     def _inspect(self, row):
-        return _with_options(self._base_inspect(row), row.get("docker_config"), row["uuid"])
+        return _with_options(self._base_inspect(row), row)
 
     def _base_inspect(self, row):
         status = DOCKER_STATUS.get(row["status"], row["status"])
@@ -1548,11 +1709,12 @@ def _volume_mounts(docker_config, container_uuid):
     return out
 
 
-def _with_options(inspected, docker_config, container_uuid):
+def _with_options(inspected, row):
     """
     Inspect with the client's honoured options reflected in ``Config`` and
     ``HostConfig`` (and ``Mounts``, ``NetworkSettings.Ports``).
     """
+    docker_config = row.get("docker_config")
     if not docker_config:
         return inspected
     config = docker_config.get("Config") or {}
@@ -1565,7 +1727,16 @@ def _with_options(inspected, docker_config, container_uuid):
     restart = host.get("RestartPolicy")
     if restart and not restart.get("Name"):
         inspected["HostConfig"]["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
-    inspected["Mounts"] = _volume_mounts(docker_config, container_uuid)
+    inspected["Mounts"] = _volume_mounts(docker_config, row["uuid"])
+    endpoints = (docker_config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if endpoints:
+        # The project's networks it is on (as created, connected and
+        # disconnected through csvc), known there by its name too.
+        inspected["NetworkSettings"]["Networks"] = {
+            network: {"Aliases": [row["name"]] + [a for a in endpoint.get("Aliases") or [] if a != row["name"]],
+                      "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "MacAddress": ""}
+            for network, endpoint in endpoints.items()
+        }
     if host.get("PortBindings"):
         inspected["NetworkSettings"]["Ports"] = {port: bindings for port, bindings in host["PortBindings"].items()}
     return inspected
@@ -1671,6 +1842,76 @@ def _labels_match(labels, wanted, unwanted):
     if not all(_label_matches(labels, item) for item in wanted):
         return False
     return not (unwanted and all(_label_matches(labels, item) for item in unwanted))
+
+
+#: The filters ``GET /networks`` understands.
+NETWORK_FILTERS = ("name", "id", "label", "driver", "type", "scope")
+
+
+def _network_matches(network, filters):
+    """
+    Docker's network list filters: ``name`` and ``id`` match a part of
+    each (``id`` its start), ``label`` as for containers, ``type`` custom or
+    builtin, ``scope`` local (all of csvc's).
+    """
+    checks = {
+        "name": lambda w: w in network["Name"],
+        "id": lambda w: network["Id"].startswith(w),
+        "label": lambda w: _label_matches(network.get("Labels") or {}, w),
+        "driver": lambda w: network.get("Driver") == w,
+        "type": lambda w: (w == "builtin") == (network["Name"] in RESERVED_NETWORKS),
+        "scope": lambda w: network.get("Scope", "local") == w,
+    }
+    # Each label must match; of the other filters' values, any one.
+    return all((all if key == "label" else any)(checks[key](w) for w in wanted) for key, wanted in filters.items())
+
+
+def _network_options(body):
+    """
+    The options of a network create csvc honours (``Labels``, ``Internal``,
+    ``Attachable``); a 400 naming any other that is set: csvc's networks are
+    bridge networks of one instance, addressed by the engine's defaults.
+    """
+    if body.get("Driver") not in (None, "", "bridge"):
+        raise BadRequest(f"Driver: only bridge networks are supported ({body['Driver']!r})")
+    ipam = body.get("IPAM") or {}
+    if not isinstance(ipam, dict) or ipam.get("Driver") not in (None, "", "default") or ipam.get("Config") \
+            or ipam.get("Options"):
+        raise BadRequest("IPAM: csvc chooses a network's addresses itself (no subnets, ranges or drivers)")
+    for field in ("Options", "Ingress", "EnableIPv6", "ConfigOnly", "ConfigFrom"):
+        if body.get(field):
+            raise BadRequest(f"{field}: not supported by csvc's networks")
+    if body.get("Scope") not in (None, "", "local"):
+        raise BadRequest(f"Scope: csvc's networks are local to one instance ({body['Scope']!r})")
+    labels = body.get("Labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
+        raise BadRequest("Labels: must be an object of strings")
+    for field in ("Internal", "Attachable", "CheckDuplicate"):
+        if not isinstance(body.get(field, False), bool):
+            raise BadRequest(f"{field}: must be a boolean")
+    return {"Labels": labels, "Internal": bool(body.get("Internal")), "Attachable": bool(body.get("Attachable"))}
+
+
+def _body_container(body):
+    ident = body.get("Container")
+    if not isinstance(ident, str) or not ident:
+        raise BadRequest("Container: the container's id or name is required")
+    return ident
+
+
+def _unix_rfc3339(text):
+    """
+    A Unix time from an RFC 3339 time as Docker writes one (nanoseconds and
+    all); 0 for none.
+    """
+    if not text:
+        return 0
+    match = re.fullmatch(r"(.*?T\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        return 0
+    base, fraction, zone = match.groups()
+    when = datetime.fromisoformat(base + (fraction or "")[:7] + ("+00:00" if zone == "Z" else zone))
+    return when.timestamp()
 
 
 #: The filters ``GET /containers/json`` understands.

@@ -12,10 +12,13 @@ stored or sent to an engine.
 import re
 
 from csvc import policy
+from csvc.agent.docker_config import project_network
 from csvc.api.schemas import BadRequest
 
 #: a named volume, as Docker spells one
 VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+#: a network's name (csvc's rule; Docker's engine takes almost anything)
+NETWORK_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 
 #: SecurityOpt entries that only tighten confinement; anything else may
 #: loosen it (unconfined seccomp or AppArmor, SELinux labels disabled or
@@ -338,9 +341,59 @@ def _namespace_values(host):
         if isinstance(value, str) and value not in allowed and value != "host" \
                 and not value.startswith("container:"):
             if field == "NetworkMode":
-                raise BadRequest(f"HostConfig.NetworkMode: networks other than bridge and none are not supported "
-                                 f"({value!r})")
+                if NETWORK_NAME.fullmatch(value):
+                    continue  # a network of the project's
+                raise BadRequest(f"HostConfig.NetworkMode: invalid network name {value!r}")
             raise BadRequest(f"HostConfig.{field}: {value!r} is not supported")
+
+
+def _networking(body, network, warnings):
+    """
+    The ``NetworkingConfig`` csvc keeps: the project's ``network`` (the
+    container's NetworkMode) and the container's aliases on it, or None
+    (no network of the project's).  As Docker's engine
+    before API 1.44, a container is created on one network: others are
+    connected to after.
+    """
+    networking = body.get("NetworkingConfig")
+    if networking is None:
+        networking = {}
+    if not isinstance(networking, dict):
+        raise BadRequest("NetworkingConfig must be an object")
+    endpoints = networking.get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict):
+        raise BadRequest("NetworkingConfig.EndpointsConfig must be an object")
+    others = sorted(set(endpoints) - {"bridge", "default", network})
+    if others:
+        raise BadRequest(f"NetworkingConfig.EndpointsConfig: a container is created on one network, its "
+                         f"HostConfig.NetworkMode ({network or 'bridge'}); connect it to {', '.join(others)} "
+                         "after it is created")
+    if not network:
+        return None
+    endpoint = endpoints.get(network) or {}
+    if not isinstance(endpoint, dict):
+        raise BadRequest(f"NetworkingConfig.EndpointsConfig.{network} must be an object")
+    for field, value in endpoint.items():
+        if field != "Aliases" and _is_set(value):
+            warnings.append(f"NetworkingConfig.EndpointsConfig.{network}.{field} is not supported by csvc "
+                            "and was ignored")
+    aliases = network_aliases(f"NetworkingConfig.EndpointsConfig.{network}.Aliases", endpoint.get("Aliases"))
+    return {"EndpointsConfig": {network: {"Aliases": aliases}}}
+
+
+#: A name on a network (Docker's DNS answers for it there).
+_ALIAS = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}")
+
+
+def network_aliases(field, value):
+    """
+    A container's aliases on a network, validated: a list of DNS-like names.
+    """
+    aliases = _strings(field, value or [])
+    for alias in aliases:
+        if not _ALIAS.fullmatch(alias):
+            raise BadRequest(f"{field}: invalid alias {alias!r}")
+    return aliases
 
 
 def honoured(body):
@@ -373,10 +426,7 @@ def honoured(body):
     log_config = log_options(host.get("LogConfig"))
     if log_config is not None:
         host_config["LogConfig"] = log_config
-    networks = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") if isinstance(
-        body.get("NetworkingConfig"), dict) else None
-    if isinstance(networks, dict) and set(networks) - {"bridge", "default"}:
-        warnings.append("NetworkingConfig is not supported by csvc and was ignored")
+    networking = _networking(body, project_network(host_config.get("NetworkMode")), warnings)
     if host_config.get("OomKillDisable") and not host_config.get("Memory"):
         # Without a limit, the instance's kernel would kill others (the agent).
         raise BadRequest("HostConfig.OomKillDisable needs a memory limit (HostConfig.Memory)")
@@ -385,7 +435,10 @@ def honoured(body):
         raise BadRequest("conflicting options: cannot specify both --restart and --rm")
     if not config and not host_config:
         return None, warnings
-    return {"Config": config, "HostConfig": host_config}, warnings
+    kept = {"Config": config, "HostConfig": host_config}
+    if networking is not None:
+        kept["NetworkingConfig"] = networking
+    return kept, warnings
 
 
 # -- LogConfig -------------------------------------------------------------

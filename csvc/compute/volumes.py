@@ -18,24 +18,33 @@ from csvc.relay.agentlink import InstanceUnavailable
 LABEL_PROJECT = "csvc.project"
 
 
+@inlineCallbacks
+def project_instance(store, hub, project_id, what):
+    """
+    The uuid of the first active, connected instance the project may use
+    (its own, then the shared ones, in creation order): where its ``what``
+    (volumes, networks) live.
+    """
+    connected = hub.connected_instances()
+    instances = yield store.list_instances()
+    usable = [
+        i for i in instances
+        if i["status"] == "active" and i["uuid"] in connected
+        and (i.get("project_id") == project_id or (i.get("project_id") is None and i.get("shared")))
+    ]
+    usable.sort(key=lambda i: (i.get("project_id") is None, i["created_at"], i["uuid"]))
+    if not usable:
+        raise InstanceUnavailable(f"no active instance of this project is connected to hold {what}")
+    return usable[0]["uuid"]
+
+
 class ProjectVolumes:
     def __init__(self, store, hub):
         self._store = store
         self._hub = hub
 
-    @inlineCallbacks
     def _instance(self, project_id):
-        connected = self._hub.connected_instances()
-        instances = yield self._store.list_instances()
-        usable = [
-            i for i in instances
-            if i["status"] == "active" and i["uuid"] in connected
-            and (i.get("project_id") == project_id or (i.get("project_id") is None and i.get("shared")))
-        ]
-        usable.sort(key=lambda i: (i.get("project_id") is None, i["created_at"], i["uuid"]))
-        if not usable:
-            raise InstanceUnavailable("no active instance of this project is connected to hold volumes")
-        return usable[0]["uuid"]
+        return project_instance(self._store, self._hub, project_id, "volumes")
 
     def _shown(self, project_id, volume):
         prefix = engine_volume(project_id, "")

@@ -222,9 +222,9 @@ def test_container_prune_removes_what_is_not_running(cli, alpha):
 
 
 def test_unserved_parts_of_the_api_say_so(cli):
-    networks = cli("network", "ls")
-    assert networks.returncode != 0
-    assert b"csvc does not serve Docker networks (GET /v1." in networks.stderr
+    swarm = cli("swarm", "init")
+    assert swarm.returncode != 0
+    assert b"csvc does not serve Docker swarm mode (POST /v1." in swarm.stderr
     tagged = cli("tag", "csvc/busybox", "csvc/busybox:other")
     assert tagged.returncode != 0
     assert b"csvc does not serve Docker image management" in tagged.stderr

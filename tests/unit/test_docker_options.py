@@ -128,7 +128,7 @@ def test_honoured_options_are_kept_and_unknown_ones_warned_about():
     ({"HostConfig": {"Binds": ["data"]}}, "HostConfig.Binds"),
     ({"HostConfig": {"Binds": ["bad name!:/x"]}}, "HostConfig.Binds"),
     ({"HostConfig": {"Mounts": [{"Type": "npipe", "Target": "/x"}]}}, "HostConfig.Mounts"),
-    ({"HostConfig": {"NetworkMode": "tenant-net"}}, "HostConfig.NetworkMode"),
+    ({"HostConfig": {"NetworkMode": "tenant/net"}}, "HostConfig.NetworkMode: invalid network name"),
     ({"HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}, "HostConfig.RestartPolicy"),
     ({"HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}}, "--restart and --rm"),
     ({"StopTimeout": "soon"}, "StopTimeout"),
@@ -247,3 +247,55 @@ def test_update_refuses_what_it_cannot_do_naming_it(body, words):
     with pytest.raises(BadRequest) as bad:
         docker_options.update_fields(body)
     assert words in str(bad.value)
+
+
+# -- networks ----------------------------------------------------------------
+
+
+def test_a_projects_network_is_kept_with_its_aliases():
+    kept, warnings = docker_options.honoured({
+        "Image": "busybox",
+        "HostConfig": {"NetworkMode": "backend"},
+        "NetworkingConfig": {"EndpointsConfig": {"backend": {"Aliases": ["db"], "IPAMConfig": {"IPv4Address": "x"}},
+                                                 "bridge": {}}},
+    })
+    assert kept["HostConfig"]["NetworkMode"] == "backend"
+    assert kept["NetworkingConfig"] == {"EndpointsConfig": {"backend": {"Aliases": ["db"]}}}
+    assert warnings == ["NetworkingConfig.EndpointsConfig.backend.IPAMConfig is not supported by csvc and was ignored"]
+    # Without aliases, the network is still where inspect finds it.
+    kept, _ = docker_options.honoured({"Image": "busybox", "HostConfig": {"NetworkMode": "b"}})
+    assert kept["NetworkingConfig"] == {"EndpointsConfig": {"b": {"Aliases": []}}}
+    # The engine's own networks keep no NetworkingConfig.
+    kept, warnings = docker_options.honoured({"Image": "busybox", "HostConfig": {"NetworkMode": "bridge"},
+                                              "NetworkingConfig": {"EndpointsConfig": {"bridge": {}}}})
+    assert "NetworkingConfig" not in kept and warnings == []
+
+
+@pytest.mark.parametrize("body, text", [
+    ({"HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": {"EndpointsConfig": {"a": {}, "b": {}}}},
+     "connect it to b after"),
+    ({"NetworkingConfig": {"EndpointsConfig": {"b": {}}}}, "its HostConfig.NetworkMode (bridge)"),
+    ({"HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": {"EndpointsConfig": {"a": {"Aliases": ["x y"]}}}},
+     "invalid alias 'x y'"),
+    ({"HostConfig": {"NetworkMode": "a"}, "NetworkingConfig": []}, "NetworkingConfig must be an object"),
+])
+def test_bad_networking_is_a_400_naming_it(body, text):
+    with pytest.raises(BadRequest) as bad:
+        docker_options.honoured(dict({"Image": "busybox"}, **body))
+    assert text in str(bad.value)
+
+
+def test_merge_puts_the_container_on_the_projects_network_by_its_name():
+    own = {"Image": "busybox", "HostConfig": {}}
+    spec = {"project_id": "alpha", "uuid": "u1", "name": "web", "docker_config": {
+        "Config": {}, "HostConfig": {"NetworkMode": "backend"},
+        "NetworkingConfig": {"EndpointsConfig": {"backend": {"Aliases": ["www", "web"]}}},
+    }}
+    merged = docker_config.merge(own, spec)
+    engine = docker_config.engine_network("alpha", "backend")
+    assert merged["HostConfig"]["NetworkMode"] == engine
+    assert merged["NetworkingConfig"] == {"EndpointsConfig": {engine: {"Aliases": ["web", "www"]}}}
+    for mode in ("bridge", "none", "container:abc", "host"):
+        spec["docker_config"]["HostConfig"]["NetworkMode"] = mode
+        merged = docker_config.merge(own, spec)
+        assert merged["HostConfig"]["NetworkMode"] == mode and "NetworkingConfig" not in merged

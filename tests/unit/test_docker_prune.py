@@ -1,7 +1,7 @@
 """
 csvc/api/docker.py: the filters of ``docker container prune`` (``until``,
-``label``, ``label!``) and ``docker volume prune`` (``all`` too) as Docker
-reads them.
+``label``, ``label!``), ``docker volume prune`` (``all`` too) and ``docker
+network ls`` as Docker reads them.
 """
 
 from datetime import datetime, timezone
@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 import pytest
 
 from csvc.api.docker import (
-    _labels_match, _prune_filters, _prune_filters_any, _until, _volume_prune_filters,
+    _labels_match, _network_matches, _prune_filters, _prune_filters_any, _unix_rfc3339, _until,
+    _volume_prune_filters,
 )
 from csvc.api.schemas import BadRequest
 
@@ -98,3 +99,19 @@ def test_prunes_that_remove_nothing_still_read_their_filters():
     assert "'soon'" in str(bad.value)
     with pytest.raises(BadRequest):
         _prune_filters_any("{")
+
+
+def test_network_created_times_as_docker_writes_them():
+    assert _unix_rfc3339("2026-11-27T05:29:25.953759854Z") == pytest.approx(1795757365.953759)
+    assert _unix_rfc3339("2026-11-27T06:29:25+01:00") == 1795757365
+    assert _unix_rfc3339("") == 0 and _unix_rfc3339("yesterday") == 0
+
+
+def test_network_list_filters():
+    network = {"Name": "backend", "Id": "abc123", "Driver": "bridge", "Scope": "local", "Labels": {"tier": "data"}}
+    assert _network_matches(network, {})
+    assert _network_matches(network, {"name": ["nope", "back"], "id": ["abc"], "type": ["custom"]})
+    assert not _network_matches(network, {"type": ["builtin"]})
+    assert _network_matches(network, {"label": ["tier=data", "tier"]})
+    assert not _network_matches(network, {"label": ["tier=data", "zone"]})
+    assert not _network_matches(dict(network, Name="bridge"), {"type": ["custom"]})

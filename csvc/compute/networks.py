@@ -1,0 +1,145 @@
+"""
+A project's networks on the engines: bridge networks named
+``csvc-<project>-<name>`` on the engine (``engine_network``), shown as
+``<name>``; besides them a project sees the engine's own ``bridge`` and
+``none`` (with only its own containers in them).  One project never reaches
+another's networks: every name or id a client gives is resolved among the
+project's before anything reaches an engine.
+
+A network is local to one engine, as Docker's bridge networks are: it lives
+on the first active instance the project may use (as its volumes), and a
+container created on it, or connected to it, must be on that instance
+(containers created on it are placed there).
+"""
+
+from twisted.internet.defer import inlineCallbacks
+
+from csvc.agent import commands
+from csvc.agent.docker_config import engine_network
+from csvc.compute.volumes import LABEL_PROJECT, project_instance
+
+#: The engine's own networks a project sees (and may not create or remove).
+BUILTIN = ("bridge", "none")
+#: Names Docker reserves for its own networks.
+RESERVED = frozenset(BUILTIN) | {"host", "default"}
+
+
+class ProjectNetworks:
+    def __init__(self, store, hub):
+        self._store = store
+        self._hub = hub
+
+    def instance(self, project_id):
+        return project_instance(self._store, self._hub, project_id, "networks")
+
+    @inlineCallbacks
+    def _listed(self, project_id):
+        instance = yield self.instance(project_id)
+        result = yield self._hub.call(
+            instance, commands.ListNetworks, prefix=engine_network(project_id, ""), names=list(BUILTIN)
+        )
+        return instance, result["networks"]
+
+    def shown(self, project_id, network, names):
+        """
+        The engine's ``network`` as the project sees it: its short name, and
+        among its containers only the project's (``names``: engine id ->
+        the container's name in the project).
+        """
+        prefix = engine_network(project_id, "")
+        shown = dict(network)
+        if shown.get("Name", "").startswith(prefix):
+            shown["Name"] = shown["Name"][len(prefix):]
+        shown["Containers"] = {
+            engine_id: dict(endpoint, Name=names[engine_id])
+            for engine_id, endpoint in (network.get("Containers") or {}).items() if engine_id in names
+        }
+        return shown
+
+    @inlineCallbacks
+    def list(self, project_id, names):
+        _instance, networks = yield self._listed(project_id)
+        return [self.shown(project_id, n, names) for n in networks]
+
+    @inlineCallbacks
+    def find(self, project_id, ident):
+        """
+        ``(instance, engine's name, short name)`` of the project's network
+        (or a built-in one) that ``ident`` names: its id, its name, or a
+        prefix of one id only, as Docker resolves them.
+        """
+        instance, networks = yield self._listed(project_id)
+        prefix = engine_network(project_id, "")
+        short = {n["Name"]: n["Name"][len(prefix):] if n["Name"].startswith(prefix) else n["Name"] for n in networks}
+        found = [n for n in networks if n["Id"] == ident] or [n for n in networks if short[n["Name"]] == ident]
+        if not found and ident:
+            found = [n for n in networks if n["Id"].startswith(ident)]
+            if len(found) > 1:
+                raise commands.NoSuchNetwork(f"network {ident} is ambiguous ({len(found)} matches found on name)")
+        if not found:
+            raise commands.NoSuchNetwork(f"network {ident} not found")
+        return instance, found[0]["Name"], short[found[0]["Name"]]
+
+    @inlineCallbacks
+    def inspect(self, project_id, ident, names):
+        instance, name, _short = yield self.find(project_id, ident)
+        result = yield self._hub.call(instance, commands.InspectNetwork, name=name)
+        return self.shown(project_id, result["network"], names)
+
+    @inlineCallbacks
+    def create(self, project_id, name, options):
+        instance = yield self.instance(project_id)
+        options = dict(options, Labels=dict(options.get("Labels") or {}, **{LABEL_PROJECT: project_id}))
+        result = yield self._hub.call(
+            instance, commands.CreateNetwork, name=engine_network(project_id, name), options=options
+        )
+        return result["network"]
+
+    @inlineCallbacks
+    def remove(self, project_id, ident):
+        """
+        Fires with the short name of the network removed.
+        """
+        instance, name, short = yield self.find(project_id, ident)
+        if short in RESERVED:
+            raise BuiltinNetwork(f"{short} is a pre-defined network and cannot be removed")
+        yield self._hub.call(instance, commands.RemoveNetwork, name=name)
+        return short
+
+    @inlineCallbacks
+    def _for_container(self, project_id, ident, row):
+        instance, name, short = yield self.find(project_id, ident)
+        if short in RESERVED:
+            raise BuiltinNetwork(f"csvc connects and disconnects containers on its project's networks only, "
+                                 f"not on {short}")
+        if row["instance_uuid"] != instance:
+            raise WrongInstance(f"network {short} is on another instance than container {row['name']}: a "
+                                "network and its containers share one instance")
+        return instance, name
+
+    @inlineCallbacks
+    def connect(self, project_id, ident, row, aliases):
+        """
+        Connect the project's container ``row`` to a network of the
+        project's, known there by its name and ``aliases``.
+        """
+        instance, name = yield self._for_container(project_id, ident, row)
+        names = [row["name"]] + [a for a in aliases if a != row["name"]]
+        yield self._hub.call(instance, commands.ConnectNetwork, uuid=row["uuid"], name=name, aliases=names)
+
+    @inlineCallbacks
+    def disconnect(self, project_id, ident, row, force):
+        instance, name = yield self._for_container(project_id, ident, row)
+        yield self._hub.call(instance, commands.DisconnectNetwork, uuid=row["uuid"], name=name, force=bool(force))
+
+
+class BuiltinNetwork(Exception):
+    """
+    An operation on one of the engine's own networks a project may not make.
+    """
+
+
+class WrongInstance(Exception):
+    """
+    A container and a network on different instances.
+    """
