@@ -579,10 +579,10 @@ class DockerAPI:
         aliases = docker_options.network_aliases("EndpointConfig.Aliases", endpoint.get("Aliases"))
         row = yield self._get(identity, _body_container(body))
         try:
-            yield self._networks.connect(identity.project_id, network, row, aliases)
+            short = yield self._networks.connect(identity.project_id, network, row, aliases)
         except Conflict as exc:
             raise DockerError(409, f"container {row['name']} is already on network {network}") from exc
-        yield self._store_networks(row, network, aliases, connected=True)
+        yield self._store_networks(row, short, aliases, connected=True)
         return 200, None
 
     @_app.route("/networks/<network>/disconnect", methods=["POST"])
@@ -592,17 +592,15 @@ class DockerAPI:
         body = self._read_body(request)
         policy.enforce("network:connect", identity)
         row = yield self._get(identity, _body_container(body))
-        yield self._networks.disconnect(identity.project_id, network, row, bool(body.get("Force")))
-        yield self._store_networks(row, network, [], connected=False)
+        short = yield self._networks.disconnect(identity.project_id, network, row, bool(body.get("Force")))
+        yield self._store_networks(row, short, [], connected=False)
         return 200, None
 
-    @inlineCallbacks
-    def _store_networks(self, row, ident, aliases, connected):
+    def _store_networks(self, row, short, aliases, connected):
         """
         Keep the networks a container is on in its ``docker_config``
         (``NetworkingConfig.EndpointsConfig``: what inspect shows).
         """
-        _instance, _name, short = yield self._networks.find(row["project_id"], ident)
         docker_config = dict(row.get("docker_config") or {})
         endpoints = dict((docker_config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
         if connected:
@@ -610,7 +608,7 @@ class DockerAPI:
         else:
             endpoints.pop(short, None)
         docker_config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
-        yield self._store.update_container(row["uuid"], docker_config=docker_config)
+        return self._store.update_container(row["uuid"], docker_config=docker_config)
 
     @_app.route("/images/create", methods=["POST"])
     @docker_endpoint()
@@ -835,8 +833,9 @@ class DockerAPI:
             "Labels": row["labels"] or {},
             "SizeRw": 0,
             "SizeRootFs": 0,
-            "HostConfig": {"NetworkMode": "default"},
-            "NetworkSettings": {"Networks": {}},
+            "HostConfig": {"NetworkMode": ((row.get("docker_config") or {}).get("HostConfig") or {}).get(
+                "NetworkMode") or "default"},
+            "NetworkSettings": {"Networks": _networks_of(row)},
             "Mounts": _volume_mounts(row.get("docker_config") or {}, row["uuid"]),
         }
 
@@ -1709,6 +1708,20 @@ def _volume_mounts(docker_config, container_uuid):
     return out
 
 
+def _networks_of(row):
+    """
+    The project's networks a container is on (as created, connected and
+    disconnected through csvc), known there by its name too: inspect's and
+    the listing's ``NetworkSettings.Networks``.
+    """
+    endpoints = ((row.get("docker_config") or {}).get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    return {
+        network: {"Aliases": [row["name"]] + [a for a in endpoint.get("Aliases") or [] if a != row["name"]],
+                  "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "MacAddress": ""}
+        for network, endpoint in endpoints.items()
+    }
+
+
 def _with_options(inspected, row):
     """
     Inspect with the client's honoured options reflected in ``Config`` and
@@ -1728,15 +1741,9 @@ def _with_options(inspected, row):
     if restart and not restart.get("Name"):
         inspected["HostConfig"]["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": 0}
     inspected["Mounts"] = _volume_mounts(docker_config, row["uuid"])
-    endpoints = (docker_config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
-    if endpoints:
-        # The project's networks it is on (as created, connected and
-        # disconnected through csvc), known there by its name too.
-        inspected["NetworkSettings"]["Networks"] = {
-            network: {"Aliases": [row["name"]] + [a for a in endpoint.get("Aliases") or [] if a != row["name"]],
-                      "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "MacAddress": ""}
-            for network, endpoint in endpoints.items()
-        }
+    networks = _networks_of(row)
+    if networks:
+        inspected["NetworkSettings"]["Networks"] = networks
     if host.get("PortBindings"):
         inspected["NetworkSettings"]["Ports"] = {port: bindings for port, bindings in host["PortBindings"].items()}
     return inspected

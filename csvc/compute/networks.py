@@ -115,22 +115,28 @@ class ProjectNetworks:
         if row["instance_uuid"] != instance:
             raise WrongInstance(f"network {short} is on another instance than container {row['name']}: a "
                                 "network and its containers share one instance")
-        return instance, name
+        return instance, name, short
 
     @inlineCallbacks
     def connect(self, project_id, ident, row, aliases):
         """
         Connect the project's container ``row`` to a network of the
-        project's, known there by its name and ``aliases``.
+        project's, known there by its name and ``aliases``.  Fires with
+        the network's short name.
         """
-        instance, name = yield self._for_container(project_id, ident, row)
+        instance, name, short = yield self._for_container(project_id, ident, row)
         names = [row["name"]] + [a for a in aliases if a != row["name"]]
         yield self._hub.call(instance, commands.ConnectNetwork, uuid=row["uuid"], name=name, aliases=names)
+        return short
 
     @inlineCallbacks
     def disconnect(self, project_id, ident, row, force):
-        instance, name = yield self._for_container(project_id, ident, row)
+        """
+        Fires with the network's short name.
+        """
+        instance, name, short = yield self._for_container(project_id, ident, row)
         yield self._hub.call(instance, commands.DisconnectNetwork, uuid=row["uuid"], name=name, force=bool(force))
+        return short
 
 
 class BuiltinNetwork(Exception):
