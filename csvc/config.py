@@ -64,6 +64,7 @@ DEFAULTS = {
     "quota-memory": 65536,  # MiB
     "quota-cpu": 64,
     "quota-attach-sessions": 50,
+    "quota-networks": 8,
     # notifications (csvc.notify): the JSON-lines log, None = <data-dir>/
     # notifications.jsonl, "off" = none; compute.container.exists every so
     # many seconds, 0 = never; webhook delivery
@@ -100,6 +101,7 @@ QUOTAS = {
     "quota-memory": "memory",
     "quota-cpu": "cpu",
     "quota-attach-sessions": "attach_sessions",
+    "quota-networks": "networks",
 }
 
 INTEGERS = {"instances", "instance-capacity", "output-cache", *QUOTAS}

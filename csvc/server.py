@@ -24,6 +24,7 @@ from csvc.api.docker_events import DockerEvents
 from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
+from csvc.compute.networks import ProjectNetworks
 from csvc.compute.service import ContainerService
 from csvc.notify.destinations import CheckedEndpoints, Destinations
 from csvc.notify.notifier import ExistsAudit, Notifier
@@ -85,6 +86,7 @@ class Options(usage.Options):
         ["quota-memory", None, None, "MiB of memory per project unless its quota says [default: 65536]."],
         ["quota-cpu", None, None, "CPUs per project unless its quota says [default: 64]."],
         ["quota-attach-sessions", None, None, "Open attach sessions per project unless its quota says [default: 50]."],
+        ["quota-networks", None, None, "Networks per project unless its quota says [default: 8]."],
         ["notifications-log", None, None, "JSON-lines notification log, or off [default: DATA-DIR/notifications.jsonl]."],
         ["notifications-exists-interval", None, None, "Seconds between compute.container.exists rounds; 0: never [3600]."],
         ["notifications-webhook-attempts", None, None, "Attempts per webhook notification before it is dropped [5]."],
@@ -214,7 +216,8 @@ def makeService(options, reactor=None):
     relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"],
                   idle_timeout=settings["attach-idle-timeout"])
     auth = keystone_auth(settings, reactor) if settings["auth"] == "keystone" else TokenAuth(store)
-    api = NativeAPI(auth, containers, store, journal, relay, subscriptions=subscriptions)
+    networks = ProjectNetworks(store, hub)
+    api = NativeAPI(auth, containers, store, journal, relay, subscriptions=subscriptions, networks=networks)
 
     top = MultiService()
     store.setServiceParent(top)
@@ -228,7 +231,8 @@ def makeService(options, reactor=None):
     # Docker's /events: a notification sink of its own.
     docker_events = DockerEvents(reactor)
     notifier.sinks.append(docker_events)
-    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, events=docker_events)
+    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, events=docker_events,
+                           networks=networks)
     site = Site(APIRoot(api.resource(), docker_api.resource()))
     site.displayTracebacks = False
     top.api = Listener(serverFromString(reactor, settings["api"]), site)

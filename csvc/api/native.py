@@ -20,6 +20,7 @@ from csvc.api import openapi
 from csvc.api.ui import TerminalUI
 from csvc.api.auth import Unauthorized
 from csvc.compute.service import NotFound, normalize_signal
+from csvc.relay.agentlink import InstanceUnavailable
 from csvc.api.schemas import EXEC_CREATE, QUOTA_UPDATE, SUBSCRIPTION_CREATE
 from csvc.notify.subscriptions import SubscriptionNotFound
 from csvc.policy import enforce
@@ -222,8 +223,11 @@ def _check_project(project):
 class NativeAPI:
     _app = Klein()
 
-    def __init__(self, auth, containers, store, journal, relay=None, subscriptions=None, instances=None):
+    def __init__(self, auth, containers, store, journal, relay=None, subscriptions=None, instances=None,
+                 networks=None):
         self.relay = relay
+        #: ``csvc.compute.networks.ProjectNetworks``, to count a project's networks
+        self._networks = networks
         #: ``csvc.scheduler.instances.InstanceMap``: registering and removing instances
         self.instances = instances
         #: ``csvc.notify.subscriptions.Subscriptions`` (webhooks), when notifying
@@ -660,6 +664,15 @@ class NativeAPI:
         yield self._store.reset_quota(project)
         return 204, None
 
+    @inlineCallbacks
+    def _network_count(self, project):
+        if self._networks is None:
+            return None
+        try:
+            return (yield self._networks.count(project))
+        except InstanceUnavailable:
+            return None
+
     @_app.route("/v1/quotas/<project>/usage", methods=["GET"])
     @endpoint()
     @inlineCallbacks
@@ -671,4 +684,6 @@ class NativeAPI:
         enforce("quota:usage", identity, project)
         limits, usage = yield self._store.quota_usage(project)
         usage["attach_sessions"] = self.relay.project_sessions(project) if self.relay is not None else 0
+        # (null when no instance of the project is there to ask)
+        usage["networks"] = yield self._network_count(project)
         return 200, {r: {"limit": limits[r], "in_use": usage[r]} for r in RESOURCES}

@@ -248,7 +248,11 @@ SCHEMAS = {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["limit", "in_use"],
-                "properties": {"limit": {"type": "integer", "minimum": -1}, "in_use": {"type": "number", "minimum": 0}},
+                "properties": {
+                    "limit": {"type": "integer", "minimum": -1},
+                    # networks: null when no instance of the project is connected to count them
+                    "in_use": {"type": ["number", "null"] if r == "networks" else "number", "minimum": 0},
+                },
             }
             for r in RESOURCES
         },

@@ -249,6 +249,7 @@ QUOTA_UPDATE = {
         "memory": _LIMIT,
         "cpu": _LIMIT,
         "attach_sessions": _LIMIT,
+        "networks": _LIMIT,
     },
 }
 

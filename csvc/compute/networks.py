@@ -12,11 +12,12 @@ container created on it, or connected to it, must be on that instance
 (containers created on it are placed there).
 """
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import DeferredLock, inlineCallbacks
 
 from csvc.agent import commands
 from csvc.agent.docker_config import engine_network
 from csvc.compute.volumes import LABEL_PROJECT, project_instance
+from csvc.store.quotas import QuotaExceeded, over
 
 #: The engine's own networks a project sees (and may not create or remove).
 BUILTIN = ("bridge", "none")
@@ -28,6 +29,8 @@ class ProjectNetworks:
     def __init__(self, store, hub):
         self._store = store
         self._hub = hub
+        #: project -> the lock its creates take turns on (while any waits)
+        self._creating = {}
 
     def instance(self, project_id):
         return project_instance(self._store, self._hub, project_id, "networks")
@@ -87,7 +90,34 @@ class ProjectNetworks:
         return self.shown(project_id, result["network"], names)
 
     @inlineCallbacks
+    def count(self, project_id):
+        """
+        How many networks the project has (the engine's own not counted).
+        """
+        _instance, networks = yield self._listed(project_id)
+        return sum(1 for n in networks if n["Name"] not in BUILTIN)
+
+    @inlineCallbacks
     def create(self, project_id, name, options):
+        """
+        Create the project's network ``name`` within its ``networks`` quota
+        (the project's creates take turns, so that two cannot both take
+        the last one); fires with its inspect.
+        """
+        lock = self._creating.setdefault(project_id, DeferredLock())
+        try:
+            network = yield lock.run(self._create, project_id, name, options)
+        finally:
+            if not lock.locked and not lock.waiting:
+                self._creating.pop(project_id, None)
+        return network
+
+    @inlineCallbacks
+    def _create(self, project_id, name, options):
+        limits = yield self._store.get_quota(project_id)
+        in_use = yield self.count(project_id)
+        if over(limits["networks"], in_use, 1):
+            raise QuotaExceeded("networks", limits["networks"], in_use)
         instance = yield self.instance(project_id)
         options = dict(options, Labels=dict(options.get("Labels") or {}, **{LABEL_PROJECT: project_id}))
         result = yield self._hub.call(

@@ -576,7 +576,7 @@ class Store(Service):
     def get_quota(self, project_id):
         """
         A project's limits in effect: ``{"containers", "memory", "cpu",
-        "attach_sessions"}``, -1 for unlimited.
+        "attach_sessions", "networks"}``, -1 for unlimited.
         """
         return self._run(quota_units.thd_limits, project_id, self.quota_defaults)
 
@@ -593,7 +593,8 @@ class Store(Service):
     def quota_usage(self, project_id):
         """
         ``(limits, usage)``: what a project may and does use in containers,
-        memory and cpu (attach sessions are the relay's to count).
+        memory and cpu (attach sessions are the relay's to count, networks
+        the engine's).
         """
         return self._run(self._thd_quota_usage, project_id)
 

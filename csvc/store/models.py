@@ -136,6 +136,9 @@ quotas = Table(
     Column("memory", Integer),  # MiB
     Column("cpu", Integer),
     Column("attach_sessions", Integer),
+    # A project's networks take address ranges from its instance's engine,
+    # which has some 30 in all (Docker's default pools).
+    Column("networks", Integer),
 )
 
 subscriptions = Table(

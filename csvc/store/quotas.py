@@ -18,13 +18,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from csvc.store.models import containers, quotas
 
 #: The resources a quota limits, in the order the API shows them.
-RESOURCES = ("containers", "memory", "cpu", "attach_sessions")
+RESOURCES = ("containers", "memory", "cpu", "attach_sessions", "networks")
 
 #: Unlimited.
 UNLIMITED = -1
 
 #: The service's defaults unless configured otherwise (memory in MiB).
-DEFAULT_LIMITS = {"containers": 100, "memory": 65536, "cpu": 64, "attach_sessions": 50}
+DEFAULT_LIMITS = {"containers": 100, "memory": 65536, "cpu": 64, "attach_sessions": 50, "networks": 8}
 
 
 class QuotaExceeded(Exception):

@@ -86,6 +86,9 @@ def test_a_projects_network_its_containers_and_their_names(projects):
     db.reload()
     assert db.attrs["HostConfig"]["NetworkMode"] == "backend"
     assert list(db.attrs["NetworkSettings"]["Networks"]) == ["backend"]
+    [listed_db] = mine.api.containers(filters={"name": "db"})
+    assert listed_db["HostConfig"]["NetworkMode"] == "backend"
+    assert list(listed_db["NetworkSettings"]["Networks"]) == ["backend"]
     cache = mine.containers.get("cache")
     assert cache.attrs["NetworkSettings"]["Networks"]["backend"]["Aliases"] == ["cache", "memo"]
 
@@ -156,6 +159,24 @@ def test_bad_network_requests_say_what_is_wrong(projects):
                                       "other": mine.api.create_endpoint_config()}))
     assert two.value.status_code == 400
     assert "connect it to other after" in str(two.value)
+
+
+def test_a_projects_networks_are_within_its_quota(control_plane, projects):
+    (project, _other), (mine, _theirs) = projects
+    admin = control_plane.admin
+    assert admin.request("PUT", f"/v1/quotas/{project}", json={"networks": 1}).status_code == 200
+    try:
+        mine.networks.create("first")
+        with pytest.raises(docker.errors.APIError) as refused:
+            mine.networks.create("second")
+        assert refused.value.status_code == 403
+        assert "quota exceeded for networks: limit 1, in use 1, requested 1" in str(refused.value)
+        usage = admin.get(f"/v1/quotas/{project}/usage").json()
+        assert usage["networks"] == {"limit": 1, "in_use": 1}
+        mine.networks.get("first").remove()
+        mine.networks.create("second")
+    finally:
+        admin.request("DELETE", f"/v1/quotas/{project}")
 
 
 COMPOSE = shutil.which("docker-compose")
