@@ -673,6 +673,18 @@ class UpdateContainer(amp.Command):
     errors = _ENGINE_ERRORS
 
 
+class ContainerSizes(amp.Command):
+    """
+    The sizes of a project's containers on the engine (``docker ps -s``):
+    ``{uuid: [SizeRw, SizeRootFs]}`` in bytes.  The engine walks each
+    container's files for it: asked for only when a client asks.
+    """
+
+    arguments = [(b"project_id", amp.Unicode())]
+    response = [(b"sizes", JSON())]
+    errors = _ENGINE_ERRORS
+
+
 class ContainerPorts(amp.Command):
     """
     The engine's published ports of a container (its

@@ -220,6 +220,21 @@ class DockerEngine:
         except (ValueError, AttributeError):
             return []
 
+    def sizes(self, project_id):
+        """
+        Fires with ``{uuid: [SizeRw, SizeRootFs]}`` of the project's
+        containers on this engine.
+        """
+
+        def sizes(c):
+            found = c.api.containers(all=True, size=True, filters={"label": f"{LABEL_PROJECT}={project_id}"})
+            return {
+                (entry.get("Labels") or {})[LABEL_UUID]: [entry.get("SizeRw") or 0, entry.get("SizeRootFs") or 0]
+                for entry in found if LABEL_UUID in (entry.get("Labels") or {})
+            }
+
+        return self._call(sizes)
+
     def ports(self, uuid):
         """
         Fires with the container's ``NetworkSettings.Ports`` (published

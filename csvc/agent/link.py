@@ -194,6 +194,10 @@ class AgentProtocol(FastBoxes, amp.AMP):
     def update(self, uuid, update):
         return self._core.engine.update(uuid, update).addCallback(lambda warnings: {"warnings": warnings})
 
+    @commands.ContainerSizes.responder
+    def container_sizes(self, project_id):
+        return self._core.engine.sizes(project_id).addCallback(lambda sizes: {"sizes": sizes})
+
     @commands.ContainerPorts.responder
     def container_ports(self, uuid):
         return self._core.engine.ports(uuid).addCallback(lambda ports: {"ports": ports})

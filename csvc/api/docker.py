@@ -782,13 +782,32 @@ class DockerAPI:
         if limit is not None and limit > 0:
             rows = rows[:limit]
         now = self._clock.seconds()
+        sizes = (yield self._sizes(identity.project_id, rows)) if qbool(request, "size") else {}
         summaries = []
         for row in rows:
             summary = self._summary(row, now)
             ports = yield self._published_ports(row)
             summary["Ports"] = _port_list(ports)
+            summary["SizeRw"], summary["SizeRootFs"] = sizes.get(row["uuid"], (0, 0))
             summaries.append(summary)
         return 200, summaries
+
+    @inlineCallbacks
+    def _sizes(self, project_id, rows):
+        """
+        ``{uuid: [SizeRw, SizeRootFs]}`` of ``rows`` (``size=1``), one
+        question per instance they are on; an instance that cannot answer
+        leaves its containers at 0.
+        """
+        sizes = {}
+        for instance in sorted({r["instance_uuid"] for r in rows if r["instance_uuid"] and r["engine_id"]}):
+            try:
+                found = yield self._containers.sizes(project_id, instance)
+            except Exception as exc:
+                log.warn("container sizes on {instance} unavailable: {why}", instance=instance, why=str(exc))
+                continue
+            sizes.update(found)
+        return sizes
 
     @inlineCallbacks
     def _published_ports(self, row):
@@ -911,6 +930,9 @@ class DockerAPI:
     def inspect(self, request, identity, ident):
         row = yield self._get(identity, ident)
         inspected = self._inspect(row)
+        if qbool(request, "size"):
+            sizes = yield self._sizes(identity.project_id, [row])
+            inspected["SizeRw"], inspected["SizeRootFs"] = sizes.get(row["uuid"], (0, 0))
         published = yield self._published_ports(row)
         if published:
             inspected["NetworkSettings"]["Ports"].update(published)

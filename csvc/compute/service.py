@@ -549,6 +549,15 @@ class ContainerService:
         return after, result["warnings"]
 
     @inlineCallbacks
+    def sizes(self, project_id, instance_uuid):
+        """
+        ``{uuid: [SizeRw, SizeRootFs]}`` of the project's containers on one
+        instance, as its engine measures them.
+        """
+        result = yield self._hub.call(instance_uuid, commands.ContainerSizes, project_id=project_id)
+        return result["sizes"]
+
+    @inlineCallbacks
     def published_ports(self, row):
         """
         The container's published ports as its engine has them, wildcard

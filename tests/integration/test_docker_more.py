@@ -346,3 +346,23 @@ def test_native_delete_removes_the_images_anonymous_volumes(control_plane, volum
     finally:
         assert tenant.delete(f"/v1/containers/{container['uuid']}").status_code == 204
     assert _engine_volumes(engine_volume(project, "")) == []
+
+
+def test_sizes_are_the_engines_when_asked(sdk, other):
+    container = sdk.containers.run(IMAGE, ["sh", "-c", "dd if=/dev/zero of=/big bs=1024 count=2048 2>/dev/null"],
+                                   detach=True)
+    try:
+        assert container.wait()["StatusCode"] == 0
+        [listed] = [c for c in sdk.api.containers(all=True, size=True) if c["Id"] == container.id]
+        assert listed["SizeRw"] >= 2 * 1024 * 1024
+        assert listed["SizeRootFs"] > listed["SizeRw"]  # the image's files too
+        # Not asked: not measured.
+        [plain] = [c for c in sdk.api.containers(all=True) if c["Id"] == container.id]
+        assert plain["SizeRw"] == 0
+        inspected = sdk.api._result(sdk.api._get(sdk.api._url("/containers/{0}/json", container.id),
+                                                 params={"size": 1}), json=True)
+        assert inspected["SizeRw"] == listed["SizeRw"]
+        # Another project's listing measures only its own.
+        assert all(c["Id"] != container.id for c in other.api.containers(all=True, size=True))
+    finally:
+        container.remove(force=True)
