@@ -204,6 +204,18 @@ def test_prune_removes_the_projects_containers_that_are_not_running(control_plan
             client.close()
 
 
+def _clean(*clients):
+    """
+    Remove the test projects' containers and volumes, and close the clients.
+    """
+    for client in clients:
+        for container in client.containers.list(all=True):
+            container.remove(force=True)
+        for volume in client.volumes.list():
+            volume.remove(force=True)
+        client.close()
+
+
 def test_volume_prune_removes_unused_volumes_of_the_project(control_plane):
     suffix = uuid.uuid4().hex[:8]
     mine = docker_sdk(control_plane, control_plane.client(f"vprune-{suffix}"))
@@ -235,12 +247,7 @@ def test_volume_prune_removes_unused_volumes_of_the_project(control_plane):
         finally:
             engine.close()
     finally:
-        for client in (mine, theirs):
-            for container in client.containers.list(all=True):
-                container.remove(force=True)
-            for volume in client.volumes.list():
-                volume.remove(force=True)
-            client.close()
+        _clean(mine, theirs)
 
 
 @pytest.fixture(scope="module")
@@ -328,12 +335,7 @@ def test_anonymous_volumes_are_the_projects_and_go_with_rm_v(control_plane, volu
             time.sleep(0.1)
         assert _engine_volumes(prefix) == [] and mine.containers.list(all=True) == []
     finally:
-        for client in (mine, theirs):
-            for container in client.containers.list(all=True):
-                container.remove(force=True)
-            for volume in client.volumes.list():
-                volume.remove(force=True)
-            client.close()
+        _clean(mine, theirs)
 
 
 def test_native_delete_removes_the_images_anonymous_volumes(control_plane, volume_image):
