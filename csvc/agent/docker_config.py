@@ -35,6 +35,15 @@ def engine_volume(project_id, name):
     return f"csvc-{project_id}-{name}"
 
 
+def unscoped(project_id, name):
+    """
+    The name a project sees for the engine's ``name`` (``engine_volume``'s
+    inverse); a name not the project's is left as it is.
+    """
+    prefix = engine_volume(project_id, "")
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
 #: The engine's own networks a container may be on (not the project's).
 BUILTIN_NETWORKS = frozenset({"", "default", "bridge", "none"})
 

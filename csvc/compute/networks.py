@@ -15,7 +15,7 @@ container created on it, or connected to it, must be on that instance
 from twisted.internet.defer import DeferredLock, inlineCallbacks
 
 from csvc.agent import commands
-from csvc.agent.docker_config import engine_network
+from csvc.agent.docker_config import engine_network, unscoped
 from csvc.compute.volumes import LABEL_PROJECT, project_instance
 from csvc.store.quotas import QuotaExceeded, over
 
@@ -49,10 +49,7 @@ class ProjectNetworks:
         among its containers only the project's (``names``: engine id ->
         the container's name in the project).
         """
-        prefix = engine_network(project_id, "")
-        shown = dict(network)
-        if shown.get("Name", "").startswith(prefix):
-            shown["Name"] = shown["Name"][len(prefix):]
+        shown = dict(network, Name=unscoped(project_id, network.get("Name", "")))
         shown["Containers"] = {
             engine_id: dict(endpoint, Name=names[engine_id])
             for engine_id, endpoint in (network.get("Containers") or {}).items() if engine_id in names
@@ -72,13 +69,12 @@ class ProjectNetworks:
         prefix of one id only, as Docker resolves them.
         """
         instance, networks = yield self._listed(project_id)
-        prefix = engine_network(project_id, "")
-        short = {n["Name"]: n["Name"][len(prefix):] if n["Name"].startswith(prefix) else n["Name"] for n in networks}
+        short = {n["Name"]: unscoped(project_id, n["Name"]) for n in networks}
         found = [n for n in networks if n["Id"] == ident] or [n for n in networks if short[n["Name"]] == ident]
         if not found and ident:
             found = [n for n in networks if n["Id"].startswith(ident)]
             if len(found) > 1:
-                raise commands.NoSuchNetwork(f"network {ident} is ambiguous ({len(found)} matches found on name)")
+                raise commands.NoSuchNetwork(f"network {ident} is ambiguous ({len(found)} ids begin with it)")
         if not found:
             raise commands.NoSuchNetwork(f"network {ident} not found")
         return instance, found[0]["Name"], short[found[0]["Name"]]
@@ -95,7 +91,7 @@ class ProjectNetworks:
         How many networks the project has (the engine's own not counted).
         """
         _instance, networks = yield self._listed(project_id)
-        return sum(1 for n in networks if n["Name"] not in BUILTIN)
+        return _count(networks)
 
     @inlineCallbacks
     def create(self, project_id, name, options):
@@ -115,10 +111,10 @@ class ProjectNetworks:
     @inlineCallbacks
     def _create(self, project_id, name, options):
         limits = yield self._store.get_quota(project_id)
-        in_use = yield self.count(project_id)
+        instance, networks = yield self._listed(project_id)
+        in_use = _count(networks)
         if over(limits["networks"], in_use, 1):
             raise QuotaExceeded("networks", limits["networks"], in_use)
-        instance = yield self.instance(project_id)
         options = dict(options, Labels=dict(options.get("Labels") or {}, **{LABEL_PROJECT: project_id}))
         result = yield self._hub.call(
             instance, commands.CreateNetwork, name=engine_network(project_id, name), options=options
@@ -167,6 +163,10 @@ class ProjectNetworks:
         instance, name, short = yield self._for_container(project_id, ident, row)
         yield self._hub.call(instance, commands.DisconnectNetwork, uuid=row["uuid"], name=name, force=bool(force))
         return short
+
+
+def _count(networks):
+    return sum(1 for n in networks if n["Name"] not in BUILTIN)
 
 
 class BuiltinNetwork(Exception):

@@ -12,7 +12,7 @@ implicitly on another instance is not seen here.
 from twisted.internet.defer import inlineCallbacks
 
 from csvc.agent import commands
-from csvc.agent.docker_config import engine_volume
+from csvc.agent.docker_config import engine_volume, unscoped
 from csvc.relay.agentlink import InstanceUnavailable
 
 LABEL_PROJECT = "csvc.project"
@@ -47,11 +47,7 @@ class ProjectVolumes:
         return project_instance(self._store, self._hub, project_id, "volumes")
 
     def _shown(self, project_id, volume):
-        prefix = engine_volume(project_id, "")
-        shown = dict(volume)
-        if shown.get("Name", "").startswith(prefix):
-            shown["Name"] = shown["Name"][len(prefix):]
-        return shown
+        return dict(volume, Name=unscoped(project_id, volume.get("Name", "")))
 
     @inlineCallbacks
     def list(self, project_id):

@@ -186,6 +186,9 @@ def test_engine_volume_names_of_two_projects_never_meet():
     assert docker_config.engine_volume("alpha", "x-y") != docker_config.engine_volume("alpha-x", "y")
     assert docker_config.engine_volume("a b", "v") != docker_config.engine_volume("a_b", "v")
     assert docker_config.engine_volume("0123abcd", "v") == "csvc-0123abcd-v"
+    assert docker_config.unscoped("alpha", docker_config.engine_volume("alpha", "x-y")) == "x-y"
+    assert docker_config.unscoped("alpha", "bridge") == "bridge"
+    assert docker_config.unscoped("alpha", docker_config.engine_volume("beta", "v")) == "csvc-beta-v"
 
 
 # -- LogConfig ---------------------------------------------------------------
