@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import docker
 from docker import errors as docker_errors
-from twisted.internet.defer import inlineCallbacks, returnValue
+from twisted.internet.defer import fail, inlineCallbacks, returnValue
 from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -29,6 +29,7 @@ from csvc.agent.commands import (
     Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
 from csvc.agent.hijack import HijackedStream
+from csvc.agent.psargs import UnsafePsArgs, check_ps_args
 
 LABEL_UUID = "csvc.uuid"
 LABEL_PROJECT = "csvc.project"
@@ -108,6 +109,13 @@ def _engine_error(exc):
     return EngineError(str(exc))
 
 
+#: The longest grace a stop gives, whatever the control plane asked (the
+#: agent's own wall: the control plane clamps to its stop-timeout-max).
+STOP_TIMEOUT_MAX = 3600
+#: Seconds past a stop's grace the engine has to answer (the kill, the exit).
+STOP_ANSWER_SLACK = 60
+
+
 class DockerEngine:
     """
     One Docker engine, addressed by csvc container uuid.
@@ -158,8 +166,23 @@ class DockerEngine:
     def start_container(self, uuid):
         return self._call(lambda c: c.api.start(engine_name(uuid)))
 
+    @inlineCallbacks
     def stop_container(self, uuid, timeout):
-        return self._call(lambda c: c.api.stop(engine_name(uuid), timeout=timeout))
+        """
+        The engine's stop (SIGTERM, SIGKILL after ``timeout`` seconds, at
+        most ``STOP_TIMEOUT_MAX``), asked over the engine's socket with
+        Twisted's HTTP client: waiting for the exit holds no thread of the
+        pool (a long ``t`` would hold one for its whole grace).
+        """
+        timeout = min(max(0, int(timeout)), STOP_TIMEOUT_MAX)
+        url = self._url(f"/containers/{engine_name(uuid)}/stop", {"t": timeout})
+        d = self._http.request(b"POST", url)
+        # The engine answers once the container exited: t, then the kill.
+        d.addTimeout(timeout + STOP_ANSWER_SLACK, self._reactor)
+        response = yield d
+        # 304: it was not running.
+        yield self._checked(response)
+        yield readBody(response)
 
     def kill_container(self, uuid, signal):
         return self._call(lambda c: c.api.kill(engine_name(uuid), signal=signal))
@@ -190,9 +213,16 @@ class DockerEngine:
         return self._call(lambda c: bool((c.api.inspect_container(engine_name(uuid)).get("State") or {}).get("Paused")))
 
     def top(self, uuid, ps_args=None):
+        # The engine runs ps with these on the instance: the agent's own
+        # wall, whatever the control plane let through.
+        try:
+            words = check_ps_args(ps_args)
+        except UnsafePsArgs as exc:
+            return fail(InvalidSpec(str(exc)))
+
         def top(c):
             try:
-                return c.api.top(engine_name(uuid), ps_args=ps_args or None)
+                return c.api.top(engine_name(uuid), ps_args=" ".join(words) or None)
             except docker_errors.APIError as exc:
                 if exc.status_code == 409:
                     raise Conflict(str(exc.explanation or exc)) from None

@@ -21,6 +21,7 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
 from csvc.agent import docker_config as agent_docker_config
+from csvc.agent.psargs import UnsafePsArgs, check_ps_args
 from csvc.agent.commands import (
     Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
@@ -30,6 +31,7 @@ from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import BadRequest
 from csvc import policy
+from csvc.compute.registries import RegistryPolicy
 from csvc.compute.networks import RESERVED as RESERVED_NETWORKS, BuiltinNetwork, ProjectNetworks, WrongInstance
 from csvc.compute.service import ImageNotFound, NotFound, normalize_signal
 from csvc.compute.volumes import ProjectVolumes
@@ -274,7 +276,7 @@ class DockerAPI:
     _app = Klein()
 
     def __init__(self, auth, containers, store, journal, hub, relay, clock, volumes=None, events=None,
-                 networks=None):
+                 networks=None, registries=None):
         self._auth = auth
         self._containers = containers
         self._store = store
@@ -287,6 +289,8 @@ class DockerAPI:
         self._networks = networks if networks is not None else ProjectNetworks(store, hub)
         #: the open event streams, a notification sink (None: no /events)
         self._events = events
+        #: which registries pulls may reach (``csvc.compute.registries``)
+        self._registries = registries if registries is not None else RegistryPolicy(None, clock)
 
     def resource(self):
         return self._app.resource()
@@ -621,6 +625,7 @@ class DockerAPI:
         tag = qstr(request, "tag")
         if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
             image = f"{image}:{tag}"
+        yield self._registries.check_pull(image)
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"application/json")
         request._csvc_streaming = True
@@ -1102,6 +1107,10 @@ class DockerAPI:
     @inlineCallbacks
     def top(self, request, identity, ident):
         ps_args = qstr(request, "ps_args") or ""
+        try:
+            ps_args = " ".join(check_ps_args(ps_args))
+        except UnsafePsArgs as exc:
+            raise BadRequest(str(exc)) from None
         row = yield self._get(identity, ident)
         if row["status"] != "running":
             raise DockerError(409, f"Container {ident} is not running")

@@ -108,11 +108,18 @@ class ContainerService:
     #: leaves the engine's removal to the agent's next registration.
     reconnect_wait = 5.0
 
-    def __init__(self, store, journal, hub, clock, notifier=None, placement=None):
+    def __init__(self, store, journal, hub, clock, notifier=None, placement=None, stop_timeout_max=600,
+                 exec_output_max=None):
         self._store = store
         self._journal = journal
         self._hub = hub
         self._clock = clock
+        #: the longest grace a stop or restart gives (the engine then kills):
+        #: a tenant's ``t`` beyond it is clamped, not refused (clients such as
+        #: Compose pass long ones and expect the stop to work)
+        self.stop_timeout_max = stop_timeout_max
+        #: bytes a non-interactive exec's answer collects (None: CollectedOutput's)
+        self.exec_output_max = exec_output_max
         # Notifications (csvc.notify): emitting never blocks nor fails.
         self._notifier = notifier if notifier is not None else NullNotifier()
         # uuid -> Deferred of a start still on its way to the engine: the
@@ -290,8 +297,17 @@ class ContainerService:
             raise NotFound(f"container {row['uuid']} was deleted")
         return current
 
+    def _stop_timeout(self, row, timeout):
+        timeout = max(0, int(timeout))
+        if timeout > self.stop_timeout_max:
+            self.log.info("stop of {uuid}: t={asked} clamped to {limit} s (stop-timeout-max)", uuid=row["uuid"],
+                          asked=timeout, limit=self.stop_timeout_max)
+            timeout = self.stop_timeout_max
+        return timeout
+
     @inlineCallbacks
     def stop(self, row, timeout=10):
+        timeout = self._stop_timeout(row, timeout)
         row = yield self._started(row)
         states.check("stop", row["status"])
         yield self._hub.call(row["instance_uuid"], commands.StopContainer, uuid=row["uuid"], timeout=timeout)
@@ -660,6 +676,7 @@ class ContainerService:
         spec = dict(spec, interactive=False)
         exec_id = yield self.exec_create(row, spec)
         registry = self._hub.execs
+        limit = self.exec_output_max if limit is None else limit
         kwargs = {} if limit is None else {"limit": limit}
         collected = CollectedOutput(lambda: registry.discard(exec_id), **kwargs)
         registry.claim(exec_id, collected)

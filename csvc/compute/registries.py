@@ -1,0 +1,136 @@
+"""
+Which registries a tenant may pull from.  The instances' engines pull, on
+the instances' own networks: a registry named by a loopback, private or
+link-local address (the cloud's metadata service among them), or by a name
+that resolves to one, would let a tenant reach what only the operator
+should.  Such pulls are refused unless the operator allows those networks
+(``--registry-allow-private``).
+
+The registry of an image reference is its first component when that has a
+``.`` or a ``:`` or is ``localhost`` (Docker's rule); otherwise Docker Hub.
+Names resolve without blocking; the engine resolves again when it pulls, so
+a name whose answers change between the two is not caught here (the
+engines' own resolvers are their operator's).
+"""
+
+import ipaddress
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import TimeoutError as ResolveTimeout
+from twisted.internet.interfaces import IResolutionReceiver
+from zope.interface import implementer
+
+from csvc.notify.destinations import why_internal
+from csvc.policy import Forbidden
+
+#: Longest image reference taken (Docker's own limit on a name is 255 per
+#: component; a reference has a few).
+MAX_REFERENCE = 1024
+
+
+class BadReference(ValueError):
+    """
+    An image reference csvc cannot read.
+    """
+
+
+def registry_of(image):
+    """
+    ``(host, port)`` of the registry an image reference names, or None for
+    Docker Hub.  ``[::1]:5000/x`` gives ``("::1", 5000)``.
+    """
+    if len(image) > MAX_REFERENCE:
+        raise BadReference(f"the image reference is {len(image)} characters long, more than {MAX_REFERENCE}")
+    first, slash, _rest = image.partition("/")
+    if not slash or not (first == "localhost" or "." in first or ":" in first):
+        return None
+    if first.startswith("["):
+        host, bracket, after = first[1:].partition("]")
+        if not bracket or (after and not after.startswith(":")):
+            raise BadReference(f"the registry {first!r} is not a host[:port]")
+        port_text = after[1:]
+    else:
+        host, _colon, port_text = first.partition(":")
+    if not host:
+        raise BadReference(f"the registry {first!r} names no host")
+    port = 443
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise BadReference(f"the registry {first!r} has no valid port")
+        port = int(port_text)
+    return host.lower(), port
+
+
+class RegistryPolicy:
+    """
+    ``allow``: networks (``ipaddress`` networks) pulls may reach although
+    internal; ``resolver``: an ``IHostnameResolver`` (the reactor's; None:
+    names are not resolved, only addresses and ``localhost`` are checked).
+    """
+
+    #: Seconds a registry's name may take to resolve before the pull is refused.
+    resolve_timeout = 5.0
+
+    def __init__(self, resolver, clock, allow=()):
+        self._resolver = resolver
+        self._clock = clock
+        self.allow = tuple(allow)
+
+    def _refusal(self, address):
+        ip = ipaddress.ip_address(address)
+        if any(ip.version == net.version and ip in net for net in self.allow):
+            return None
+        return why_internal(address)
+
+    @inlineCallbacks
+    def check_pull(self, image):
+        """
+        Fires when ``image`` may be pulled; ``Forbidden`` naming the
+        registry and why not.
+        """
+        try:
+            registry = registry_of(image)
+        except BadReference as exc:
+            raise Forbidden(f"pull of {image[:200]!r}: {exc}") from None
+        if registry is None:
+            return
+        host, port = registry
+        if host == "localhost":
+            found = ["127.0.0.1", "::1"]
+        else:
+            try:
+                ipaddress.ip_address(host)
+                found = [host]
+            except ValueError:
+                if self._resolver is None:
+                    return
+                try:
+                    found = yield self._resolve(host, port).addTimeout(self.resolve_timeout, self._clock)
+                except ResolveTimeout:
+                    raise Forbidden(f"the registry {host} did not resolve within {self.resolve_timeout:g} s") from None
+        for address in found:
+            why = self._refusal(address)
+            if why is not None:
+                named = address if address == host else f"{host} resolves to {address}, which"
+                raise Forbidden(
+                    f"pulls from the registry {host}:{port} are refused: {named} is {why}, on the instances' "
+                    "own networks (the operator may allow it with --registry-allow-private)"
+                )
+
+    def _resolve(self, host, port):
+        d = Deferred()
+        found = []
+
+        @implementer(IResolutionReceiver)
+        class Receiver:
+            def resolutionBegan(self, resolution):
+                pass
+
+            def addressResolved(self, address):
+                found.append(address.host)
+
+            def resolutionComplete(self):
+                d.callback(list(dict.fromkeys(found)))
+
+        self._resolver.resolveHostName(Receiver(), host, port)
+        return d
