@@ -63,6 +63,18 @@ DEFAULTS = {
     "quota-containers": 100,
     "quota-memory": 65536,  # MiB
     "quota-cpu": 64,
+    # the project (id, or name in keystone-admin-project-domain) where a
+    # Keystone admin role makes an admin; None = only system-scoped admins
+    "keystone-admin-project": None,
+    "keystone-admin-project-domain": "Default",
+    # Keystone validations at once, and waiting for one (past it: 503)
+    "keystone-validations": 4,
+    "keystone-validation-queue": 64,
+    # MiB a Docker archive upload (PUT /containers/{id}/archive) may carry;
+    # every other request body is refused past 1 MiB
+    "api-max-upload": 1024,
+    # seconds a new agent connection has to register before it is dropped
+    "agent-register-timeout": 10.0,
     "quota-attach-sessions": 50,
     "quota-networks": 8,
     # notifications (csvc.notify): the JSON-lines log, None = <data-dir>/
@@ -113,6 +125,9 @@ OUTPUT_STORES = ("files", "db")
 ORPHAN_ACTIONS = ("log", "remove")
 PROVIDERS = ("local", "static", "nova")
 NOVA_AUTH = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
+# The front door: Keystone's validations, request bodies, agent registration.
+INTEGERS |= {"keystone-validations", "keystone-validation-queue", "api-max-upload"}
+FLOATS |= {"agent-register-timeout"}
 NOVA_REQUIRED = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
 
 
@@ -205,6 +220,11 @@ def resolve(command_line, config_path=None):
     else:
         settings["instance-netns"] = None
     for key, kind, minimum in (("instance-memory", int, 1), ("instance-cpus", float, 0.001)):
+    for key, minimum in (("keystone-validations", 1), ("keystone-validation-queue", 0), ("api-max-upload", 1)):
+        if settings[key] < minimum:
+            raise ConfigError(f"{key} must be at least {minimum}")
+    if settings["agent-register-timeout"] <= 0:
+        raise ConfigError("agent-register-timeout must be more than 0 seconds")
         if settings[key] is None or settings[key] == "":
             settings[key] = None
             continue

@@ -84,6 +84,13 @@ class Options(usage.Options):
         ["auth-cache-ttl", None, None, "Seconds a Keystone token validation is cached [default: 60]."],
         ["quota-containers", None, None, "Containers per project unless its quota says [default: 100; -1 unlimited]."],
         ["quota-memory", None, None, "MiB of memory per project unless its quota says [default: 65536]."],
+        ["keystone-admin-project", None, None,
+         "Project (id or name) whose Keystone admin role makes a csvc admin, besides system scope [none]."],
+        ["keystone-admin-project-domain", None, None, "That project's domain, for a name [default: Default]."],
+        ["keystone-validations", None, None, "Keystone token validations at once [default: 4]."],
+        ["keystone-validation-queue", None, None, "Validations waiting for one of those; past it 503 [default: 64]."],
+        ["api-max-upload", None, None, "MiB a Docker archive upload may carry (other bodies: 1 MiB) [default: 1024]."],
+        ["agent-register-timeout", None, None, "Seconds a new agent connection has to register [default: 10]."],
         ["quota-cpu", None, None, "CPUs per project unless its quota says [default: 64]."],
         ["quota-attach-sessions", None, None, "Open attach sessions per project unless its quota says [default: 50]."],
         ["quota-networks", None, None, "Networks per project unless its quota says [default: 8]."],
@@ -237,7 +244,9 @@ def makeService(options, reactor=None):
     site.displayTracebacks = False
     top.api = Listener(serverFromString(reactor, settings["api"]), site)
     top.api.setServiceParent(top)
-    agent_factory = Factory.forProtocol(lambda: AgentLink(hub, journal))
+    agent_factory = Factory.forProtocol(
+        lambda: AgentLink(hub, journal, clock=reactor, register_timeout=settings["agent-register-timeout"])
+    )
     tls_dir = settings.get("agents-tls-dir")
     if tls_dir:
         agent_factory = agenttls.server_factory(tls_dir, agent_factory)

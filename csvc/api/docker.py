@@ -229,6 +229,8 @@ def docker_endpoint(public=False):
                     request_id = "req-" + str(uuidlib.uuid4())
                     log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
                     known = (500, f"unexpected error (request id {request_id})")
+                if getattr(exc, "retry_after", None):
+                    request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
                 if getattr(request, "_csvc_streaming", False):
                     # Headers are out: nothing sensible can be said any more.
                     return None
@@ -359,6 +361,11 @@ class DockerAPI:
         return 200, {
             "Platform": {"Name": "csvc"},
             "Components": [{"Name": "csvc", "Version": SERVER_VERSION, "Details": {}}],
+        """
+        Unauthenticated, so nothing of the host beyond what clients read
+        (ApiVersion, MinAPIVersion, Version, Os, Arch): no kernel version
+        (an authenticated ``/info`` has it).
+        """
             "Version": SERVER_VERSION,
             "ApiVersion": API_VERSION,
             "MinAPIVersion": MIN_API_VERSION,
@@ -366,7 +373,7 @@ class DockerAPI:
             "GoVersion": "n/a",
             "Os": "linux",
             "Arch": {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine()),
-            "KernelVersion": platform.release(),
+            "KernelVersion": "",
             "BuildTime": "",
         }
 

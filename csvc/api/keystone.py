@@ -17,7 +17,17 @@ Three parts, each with one job:
   default) in a separate, smaller cache, so a flood of bad tokens neither
   reaches Keystone at full rate nor evicts the good ones.  Keystone being
   unreachable (``AuthUnavailable``) is never cached.  Cache keys are SHA-256
-  digests of the tokens, never the tokens.
+  digests of the tokens, never the tokens.  At most ``max_concurrent``
+  validations run at once and ``max_waiting`` wait for their turn; past
+  that, ``AuthBusy`` (a 503 with Retry-After), so that a flood of distinct
+  tokens queues nothing without bound.
+
+Admin means admin, as the cloud says (oslo.policy's ``role:admin and
+system_scope:all``): a token is an admin's when it is system-scoped
+(``system: {all: true}``) with the ``admin`` role, or project-scoped with the
+``admin`` role in the configured admin project (``keystone-admin-project``).
+The ``admin`` role in any other project is a member's.  A system-scoped admin
+acts in the project its ``X-Auth-Project-Id`` names.
 """
 
 import hashlib
@@ -26,6 +36,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from twisted.application.service import MultiService, Service
+from collections import deque
+
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -34,6 +46,17 @@ from twisted.python.threadpool import ThreadPool
 from csvc.api.auth import AuthUnavailable, Identity, Unauthorized
 
 ADMIN_ROLE = "admin"
+#: Seconds a client told the identity service is busy should wait.
+BUSY_RETRY_AFTER = 1
+
+
+class AuthBusy(AuthUnavailable):
+    """
+    Too many token validations are running and waiting: a 503 whose
+    ``retry_after`` (seconds) goes out as Retry-After.
+    """
+
+    retry_after = BUSY_RETRY_AFTER
 
 
 class InvalidToken(Exception):
@@ -48,10 +71,15 @@ class TokenInfo:
     What csvc keeps of a validated token.
     """
 
-    project_id: str
+    project_id: str | None  # None for a system-scoped token
     user_id: str
     roles: tuple = ()
     expires_at: float | None = None  # seconds since the epoch
+    #: scoped to the whole system (``system: {all: true}``), not a project
+    system: bool = False
+    project_name: str | None = None
+    #: the project's domain: (id, name)
+    project_domain: tuple = (None, None)
 
 
 def _epoch(iso):
@@ -70,18 +98,26 @@ def _epoch(iso):
 def token_info(body):
     """
     ``TokenInfo`` from the body of ``GET /v3/auth/tokens``; ``InvalidToken``
-    for a token that is not scoped to a project.
+    for a token scoped neither to a project nor to the whole system.
     """
     try:
         token = body["token"]
         user_id = token["user"]["id"]
-    except (KeyError, TypeError):
+        roles = tuple(sorted({r["name"] for r in token.get("roles") or () if r.get("name")}))
+    except (KeyError, TypeError, AttributeError):
         raise AuthUnavailable("Keystone answered a token validation without a token") from None
+    expires_at = _epoch(token.get("expires_at"))
+    system = token.get("system")
+    if isinstance(system, dict) and system.get("all") is True:
+        return TokenInfo(None, user_id, roles, expires_at, system=True)
     project = token.get("project")
-    if not project or not project.get("id"):
+    if not isinstance(project, dict) or not project.get("id"):
         raise InvalidToken("the token is not scoped to a project")
-    roles = tuple(sorted({r["name"] for r in token.get("roles") or () if r.get("name")}))
-    return TokenInfo(project["id"], user_id, roles, _epoch(token.get("expires_at")))
+    domain = project.get("domain") if isinstance(project.get("domain"), dict) else {}
+    return TokenInfo(
+        project["id"], user_id, roles, expires_at,
+        project_name=project.get("name"), project_domain=(domain.get("id"), domain.get("name")),
+    )
 
 
 def identity_url(url):
@@ -215,10 +251,13 @@ class KeystoneAuth(MultiService):
     """
     ``authenticate(token, project_id)`` against Keystone through
     ``validate(token) -> Deferred[TokenInfo]`` (failing with ``InvalidToken``
-    or ``AuthUnavailable``), with the caches described in the module's
-    docstring.  Concurrent requests with the same uncached token share one
-    validation.  A MultiService so that the validator's thread pool (when
-    given as ``validator_service``) starts and stops with it.
+    or ``AuthUnavailable``), with the caches and the bound described in the
+    module's docstring.  Concurrent requests with the same uncached token
+    share one validation.  ``admin_project``: the project (id, or name in
+    the domain ``admin_project_domain``, by name or id) whose ``admin`` role
+    makes an admin; None for system-scoped admins only.  A MultiService so
+    that the validator's thread pool (when given as ``validator_service``)
+    starts and stops with it.
     """
 
     log = Logger()
@@ -232,6 +271,10 @@ class KeystoneAuth(MultiService):
         max_entries=10_000,
         max_negative_entries=1_000,
         validator_service=None,
+        admin_project=None,
+        admin_project_domain="Default",
+        max_concurrent=4,
+        max_waiting=64,
     ):
         MultiService.__init__(self)
         self._validate = validate
@@ -241,6 +284,14 @@ class KeystoneAuth(MultiService):
         self._valid = ExpiringLRU(max_entries)
         self._invalid = ExpiringLRU(max_negative_entries)
         self._pending = {}
+        self._admin_project = admin_project or None
+        self._admin_project_domain = admin_project_domain
+        self._max_concurrent = max_concurrent
+        self._max_waiting = max_waiting
+        #: validations running now
+        self._running = 0
+        #: (key, token) waiting for one of them to finish
+        self._queue = deque()
         if validator_service is not None:
             validator_service.setServiceParent(self)
 
@@ -251,14 +302,27 @@ class KeystoneAuth(MultiService):
         if not project_id:
             raise Unauthorized("the X-Auth-Project-Id header is missing")
         info = yield self._token_info(token_key(token), token)
+        if info.system:
+            if ADMIN_ROLE not in info.roles:
+                raise Unauthorized("a system-scoped token is accepted with the admin role only: "
+                                   "use a token scoped to project " + project_id)
+            return Identity(project_id=project_id, user_id=info.user_id, is_admin=True, roles=info.roles)
         if info.project_id != project_id:
             raise Unauthorized("the token does not belong to project " + project_id)
         return Identity(
             project_id=info.project_id,
             user_id=info.user_id,
-            is_admin=ADMIN_ROLE in info.roles,
+            is_admin=ADMIN_ROLE in info.roles and self._in_admin_project(info),
             roles=info.roles,
         )
+
+    def _in_admin_project(self, info):
+        wanted = self._admin_project
+        if wanted is None:
+            return False
+        if info.project_id == wanted:
+            return True
+        return info.project_name == wanted and self._admin_project_domain in info.project_domain
 
     def _token_info(self, key, token):
         now = self._clock.seconds()
@@ -272,11 +336,28 @@ class KeystoneAuth(MultiService):
         if key in self._pending:
             self._pending[key].append(waiting)
             return waiting
-        self._pending[key] = [waiting]
-        self._validate(token).addBoth(self._validated, key)
+        if self._running < self._max_concurrent:
+            self._pending[key] = [waiting]
+            self._start(key, token)
+        elif len(self._queue) < self._max_waiting:
+            self._pending[key] = [waiting]
+            self._queue.append((key, token))
+        else:
+            self.log.warn("token validation refused: {running} running and {waiting} waiting already",
+                          running=self._running, waiting=len(self._queue))
+            return fail(AuthBusy("the identity service is busy with other token validations: retry shortly"))
         return waiting
 
+    def _start(self, key, token):
+        self._running += 1
+        try:
+            d = self._validate(token)
+        except Exception:
+            d = fail()
+        d.addBoth(self._validated, key)
+
     def _validated(self, result, key):
+        self._running -= 1
         now = self._clock.seconds()
         waiters = self._pending.pop(key, [])
         if isinstance(result, TokenInfo):
@@ -302,6 +383,8 @@ class KeystoneAuth(MultiService):
                 waiting.errback(outcome)
             else:
                 waiting.callback(outcome)
+        if self._queue and self._running < self._max_concurrent:
+            self._start(*self._queue.popleft())
         return None
 
 
@@ -318,10 +401,15 @@ def keystone_auth(settings, reactor):
         user_domain=settings["keystone-user-domain"],
         project_domain=settings["keystone-project-domain"],
     )
-    validator = KeystoneValidator(client, reactor)
+    concurrent = settings.get("keystone-validations", 4)
+    validator = KeystoneValidator(client, reactor, threads=concurrent)
     return KeystoneAuth(
         validator.validate,
         reactor,
         cache_ttl=settings["auth-cache-ttl"],
         validator_service=validator,
+        admin_project=settings.get("keystone-admin-project"),
+        admin_project_domain=settings.get("keystone-admin-project-domain") or "Default",
+        max_concurrent=concurrent,
+        max_waiting=settings.get("keystone-validation-queue", 64),
     )

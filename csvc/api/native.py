@@ -165,6 +165,8 @@ def endpoint(public=False):
                     return None
                 known = classify(exc)
                 if known is None:
+                if getattr(exc, "retry_after", None):
+                    request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
                     log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
                     known = (500, "Internal Server Error", f"unexpected error (request id {request_id})")
                 elif known[0] >= 500:

@@ -16,6 +16,7 @@ followed.  Nothing here ever blocks or fails an emitter.
 
 import json
 from collections import deque
+from urllib.parse import urlsplit, urlunsplit
 
 from treq import collect
 from twisted.internet.defer import CancelledError
@@ -35,6 +36,27 @@ def _discard(_data):
     pass
 
 
+def loggable_url(url):
+    """
+    A webhook URL as logs may show it: no query string, fragment or user
+    information (receivers put their secrets there).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        return "<a URL that does not parse>"
+    query = "?<redacted>" if parts.query else ""
+    return urlunsplit((parts.scheme, host + port, parts.path, "", "")) + query
+
+
+def _without(text, url, shown):
+    return text.replace(url, shown) if url else text
+
+
 class WebhookQueue:
     """
     One subscription's deliveries.
@@ -46,6 +68,8 @@ class WebhookQueue:
                  backoff=1.0, max_backoff=60.0, on_idle=None):
         self.subscription_uuid = subscription["uuid"]
         self.url = subscription["url"]
+        #: what log lines say of it
+        self.logged_url = loggable_url(self.url)
         self._post = post
         self._clock = clock
         self._counts = counts
@@ -157,13 +181,14 @@ class WebhookQueue:
 
     def _retry_or_give_up(self, why):
         envelope = self._current
+        why = _without(why, self.url, self.logged_url)
         if self._attempt >= self._attempts:
             self._counts["failed"] += 1
             self.log.warn(
                 "webhook {subscription}: gave up delivering {event_type} {message_id} to {url} after "
                 "{attempts} attempt(s): {why}",
                 subscription=self.subscription_uuid, event_type=envelope["event_type"],
-                message_id=envelope["message_id"], url=self.url, attempts=self._attempt, why=why,
+                message_id=envelope["message_id"], url=self.logged_url, attempts=self._attempt, why=why,
             )
             self._advance()
             return
@@ -171,7 +196,7 @@ class WebhookQueue:
         self._counts["retried"] += 1
         self.log.info(
             "webhook {subscription}: attempt {attempt} to {url} failed ({why}); retrying in {delay}s",
-            subscription=self.subscription_uuid, attempt=self._attempt, url=self.url, why=why, delay=delay,
+            subscription=self.subscription_uuid, attempt=self._attempt, url=self.logged_url, why=why, delay=delay,
         )
         self._timer = self._clock.callLater(delay, self._send)
 

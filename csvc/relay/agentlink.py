@@ -18,6 +18,11 @@ from csvc.relay.transfers import TransferRegistry
 RECV_SIZE = 512 * 1024
 
 
+#: Bytes a connection may send before it has registered: a Register box
+#: (its two JSON values at most 64 KiB each) with room to spare.
+PREREGISTER_BYTES = 256 * 1024
+#: Seconds a connection has to register (``agent-register-timeout``).
+REGISTER_TIMEOUT = 10.0
 def _marked_down(row):
     """
     Whether a container's error is only its instance having been marked
@@ -453,14 +458,18 @@ class AgentHub:
 
 class AgentLink(FastBoxes, amp.AMP):
     """
-    One agent's connection.  Until it registers, it may send nothing else.
+    One agent's connection.  Until it registers, it may send nothing else,
+    and at most ``preregister_bytes``; a connection that has not registered
+    within ``register_timeout`` seconds of ``clock`` is dropped (no clock:
+    no deadline).
     """
 
     log = Logger()
     instance_uuid = None
     fast_commands = commands.STREAM_COMMANDS
 
-    def __init__(self, hub, journal):
+    def __init__(self, hub, journal, clock=None, register_timeout=REGISTER_TIMEOUT,
+                 preregister_bytes=PREREGISTER_BYTES):
         super().__init__()
         self._hub = hub
         self._journal = journal
@@ -554,3 +563,36 @@ class AgentLink(FastBoxes, amp.AMP):
         self._registered()
         self._hub.transfers.end(self.instance_uuid, transfer_id, error)
         return {}
+        self._clock = clock
+        self._register_timeout = register_timeout
+        self._preregister_bytes = preregister_bytes
+        self._received_unregistered = 0
+        self._register_deadline = None
+        self._dropped = False
+        if self._clock is not None:
+            self._register_deadline = self._clock.callLater(self._register_timeout, self._register_late)
+
+    def _register_late(self):
+        self._register_deadline = None
+        if self.instance_uuid is None:
+            self._drop_unregistered(f"it has not registered within {self._register_timeout:g} s")
+
+    def _drop_unregistered(self, why):
+        self._dropped = True
+        self.log.warn("agent connection from {peer} dropped: {why}", peer=self.peer(), why=why)
+        (getattr(self.transport, "abortConnection", None) or self.transport.loseConnection)()
+
+    def dataReceived(self, data):
+        if self._dropped:
+            return
+        if self.instance_uuid is None:
+            self._received_unregistered += len(data)
+            if self._received_unregistered > self._preregister_bytes:
+                self._drop_unregistered(
+                    f"it sent more than {self._preregister_bytes} bytes before registering"
+                )
+                return
+        super().dataReceived(data)
+        if self._register_deadline is not None and self._register_deadline.active():
+            self._register_deadline.cancel()
+        self._register_deadline = None

@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from csvc import config
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.keystone import (
+    AuthBusy,
     ExpiringLRU,
     InvalidToken,
     KeystoneAuth,
@@ -54,11 +55,24 @@ class FakeKeystone:
             self._answer(token).chainDeferred(d)
 
 
+DEFAULT = ("default", "Default")
+
+
 def make(**kwargs):
     clock = Clock()
     keystone = FakeKeystone()
     keystone.tokens["tok-alpha"] = TokenInfo("p-alpha", "u-alpha", ("member", "reader"))
-    keystone.tokens["tok-admin"] = TokenInfo("p-alpha", "u-admin", ("admin", "member", "reader"))
+    # The admin role, but in a tenant's project.
+    keystone.tokens["tok-admin"] = TokenInfo("p-alpha", "u-admin", ("admin", "member", "reader"),
+                                             project_name="alpha", project_domain=DEFAULT)
+    keystone.tokens["tok-system"] = TokenInfo(None, "u-root", ("admin", "member", "reader"), system=True)
+    keystone.tokens["tok-system-reader"] = TokenInfo(None, "u-auditor", ("reader",), system=True)
+    keystone.tokens["tok-cloud-admin"] = TokenInfo("p-cloud", "u-ops", ("admin", "member", "reader"),
+                                                   project_name="cloud", project_domain=DEFAULT)
+    keystone.tokens["tok-cloud-elsewhere"] = TokenInfo("p-cloud-2", "u-ops", ("admin", "member", "reader"),
+                                                       project_name="cloud", project_domain=("d-2", "Other"))
+    keystone.tokens["tok-cloud-member"] = TokenInfo("p-cloud", "u-dev", ("member", "reader"),
+                                                    project_name="cloud", project_domain=DEFAULT)
     auth = KeystoneAuth(keystone.validate, clock, **kwargs)
     return auth, keystone, clock
 
@@ -90,9 +104,47 @@ def test_valid_token_of_its_project():
     assert ident.roles == ("member", "reader")
 
 
-def test_admin_role_makes_admin():
+def test_admin_role_in_a_tenants_project_is_a_member():
     auth, _, _ = make()
-    assert identity(auth, "tok-admin", "p-alpha").is_admin
+    ident = identity(auth, "tok-admin", "p-alpha")
+    assert not ident.is_admin
+    assert "admin" in ident.roles
+    # Even when that project is someone's admin project by id elsewhere:
+    # only the configured one counts.
+    auth, _, _ = make(admin_project="p-cloud")
+    assert not identity(auth, "tok-admin", "p-alpha").is_admin
+
+
+def test_system_scoped_admin_is_admin_in_the_project_it_names():
+    auth, _, _ = make()
+    ident = identity(auth, "tok-system", "p-beta")
+    assert (ident.project_id, ident.user_id, ident.is_admin) == ("p-beta", "u-root", True)
+
+
+def test_system_scope_without_the_admin_role_is_refused():
+    auth, _, _ = make()
+    assert "admin role only" in refused(auth, "tok-system-reader", "p-alpha")
+
+
+@pytest.mark.parametrize("configured", ["p-cloud", "cloud"])
+def test_admin_role_in_the_admin_project_by_id_or_name(configured):
+    auth, _, _ = make(admin_project=configured)
+    assert identity(auth, "tok-cloud-admin", "p-cloud").is_admin
+    # Its members stay members.
+    assert not identity(auth, "tok-cloud-member", "p-cloud").is_admin
+
+
+def test_admin_project_name_is_of_its_domain_only():
+    auth, _, _ = make(admin_project="cloud")
+    assert not identity(auth, "tok-cloud-elsewhere", "p-cloud-2").is_admin
+    auth, _, _ = make(admin_project="cloud", admin_project_domain="d-2")
+    assert identity(auth, "tok-cloud-elsewhere", "p-cloud-2").is_admin
+    assert not identity(auth, "tok-cloud-admin", "p-cloud").is_admin
+
+
+def test_no_admin_project_by_default():
+    auth, _, _ = make()
+    assert not identity(auth, "tok-cloud-admin", "p-cloud").is_admin
 
 
 def test_other_project_is_401_even_from_cache():
@@ -185,6 +237,50 @@ def test_concurrent_requests_share_one_validation():
     assert result(second).check(Unauthorized)
 
 
+def test_validations_at_once_are_bounded_and_the_rest_wait():
+    auth, keystone, _ = make(max_concurrent=2, max_waiting=3)
+    keystone.hold = True
+    waiting = [auth.authenticate(f"bogus-{i}", "p-alpha") for i in range(5)]
+    # Two asked now, three in line.
+    assert keystone.calls == ["bogus-0", "bogus-1"]
+    keystone.release()
+    assert keystone.calls == ["bogus-0", "bogus-1", "bogus-2", "bogus-3"]
+    keystone.release()
+    keystone.release()
+    assert len(keystone.calls) == 5
+    assert all(result(d).check(Unauthorized) for d in waiting)
+
+
+def test_past_the_queue_is_busy_503_without_asking_keystone():
+    auth, keystone, _ = make(max_concurrent=1, max_waiting=2)
+    keystone.hold = True
+    held = [auth.authenticate(f"bogus-{i}", "p-alpha") for i in range(3)]
+    failure = result(auth.authenticate("bogus-3", "p-alpha"))
+    assert failure.check(AuthBusy) and failure.check(AuthUnavailable)
+    assert "busy" in str(failure.value) and failure.value.retry_after >= 1
+    assert keystone.calls == ["bogus-0"]
+    # The same token as one in line joins it instead of being refused;
+    # cached tokens need no validation at all.
+    joined = auth.authenticate("bogus-2", "p-alpha")
+    while keystone.held:
+        keystone.release()
+    assert result(joined).check(Unauthorized)
+    assert all(result(d).check(Unauthorized) for d in held)
+    assert keystone.calls == ["bogus-0", "bogus-1", "bogus-2"]
+    # Room again.
+    keystone.hold = False
+    identity(auth, "tok-alpha", "p-alpha")
+
+
+def test_a_validator_that_raises_frees_its_place():
+    def broken(token):
+        raise RuntimeError("bug")
+
+    auth = KeystoneAuth(broken, Clock(), max_concurrent=1, max_waiting=0)
+    for _ in range(3):
+        refused(auth, "tok", "p", kind=AuthUnavailable)
+
+
 def test_cache_is_bounded_and_keyed_by_digest():
     auth, keystone, _ = make(max_entries=3)
     for i in range(5):
@@ -216,7 +312,22 @@ def test_token_info_from_keystone_body():
             "expires_at": "1970-01-01T00:01:40.000000Z",
         }
     }
-    assert token_info(body) == TokenInfo("p1", "u1", ("member", "reader"), 100.0)
+    assert token_info(body) == TokenInfo("p1", "u1", ("member", "reader"), 100.0, project_name="alpha")
+    body["token"]["project"]["domain"] = {"id": "default", "name": "Default"}
+    assert token_info(body).project_domain == ("default", "Default")
+
+
+def test_system_scoped_token_info():
+    body = {"token": {"user": {"id": "u1"}, "system": {"all": True}, "roles": [{"name": "admin"}]}}
+    info = token_info(body)
+    assert (info.system, info.project_id, info.roles) == (True, None, ("admin",))
+
+
+@pytest.mark.parametrize("scope", [{"system": {}}, {"system": {"all": False}}, {"system": True},
+                                   {"domain": {"id": "default"}}, {"project": {"name": "no-id"}}])
+def test_other_scopes_are_invalid(scope):
+    with pytest.raises(InvalidToken):
+        token_info({"token": {"user": {"id": "u1"}, "roles": [{"name": "admin"}], **scope}})
 
 
 def test_unscoped_token_is_invalid():
@@ -248,3 +359,15 @@ def test_config_auth_modes():
     )
     assert settings["auth-cache-ttl"] == 1.0
     assert settings["keystone-user-domain"] == "Default"
+
+
+def test_config_of_the_admin_project_and_the_bound():
+    settings = config.resolve({})
+    assert settings["keystone-admin-project"] is None
+    assert (settings["keystone-validations"], settings["keystone-validation-queue"]) == (4, 64)
+    settings = config.resolve({"keystone-admin-project": "cloud", "keystone-validation-queue": "0"})
+    assert (settings["keystone-admin-project"], settings["keystone-validation-queue"]) == ("cloud", 0)
+    with pytest.raises(config.ConfigError, match="keystone-validations must be at least 1"):
+        config.resolve({"keystone-validations": "0"})
+    with pytest.raises(config.ConfigError, match="keystone-validation-queue must be an integer"):
+        config.resolve({"keystone-validation-queue": "lots"})

@@ -690,3 +690,27 @@ def test_notification_settings(tmp_path):
         config.resolve({"notifications-webhook-queue": "0"})
     with pytest.raises(config.ConfigError, match="notifications-exists-interval must be a number"):
         config.resolve({"notifications-exists-interval": "hourly"})
+
+
+def test_webhook_logs_show_no_query_string_or_user_information(logged):
+    receiver = Receiver([500] * 3)
+    hooks = Webhooks(receiver, attempts=2, backoff=1.0)
+    hooks.subscribe("alpha", url="http://hook-user:pa55word@hooks.test:8080/in?sig=S3CR3T-SIG&x=1")
+    hooks.notifier.container(events.CONTAINER_EXIT, ROW)
+    hooks.settle()
+    hooks.settle(1)
+    assert hooks.sink.counts["failed"] == 1
+    lines = [t for t in texts(logged) if "webhook" in t]
+    assert any("retrying" in t for t in lines) and any("gave up" in t for t in lines)
+    for line in lines:
+        assert "S3CR3T-SIG" not in line and "pa55word" not in line and "hook-user" not in line
+    assert any("http://hooks.test:8080/in?<redacted>" in t for t in lines)
+
+
+def test_loggable_url():
+    from csvc.notify.webhook import loggable_url
+
+    assert loggable_url("https://h.test/p") == "https://h.test/p"
+    assert loggable_url("https://u:p@h.test/p?token=t#frag") == "https://h.test/p?<redacted>"
+    assert loggable_url("http://[2001:db8::1]:81/p?a=b") == "http://[2001:db8::1]:81/p?<redacted>"
+    assert loggable_url("http://h.test:notaport/p?a=b") == "<a URL that does not parse>"
