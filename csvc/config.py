@@ -20,6 +20,10 @@ DEFAULTS = {
     # written to its file (older pages are dropped); -1 = leave it all to
     # the kernel
     "output-cache": 32,
+    # MiB of output each container keeps: past it, its oldest output is
+    # dropped (whole chunks) and logs start with a marker saying how much;
+    # -1 = unlimited
+    "output-retention-mib": 1024,
     "api": "tcp:8780:interface=127.0.0.1",
     "agents": "tcp:8781:interface=127.0.0.1",
     # a csvc-manage tls directory: the agent port speaks TLS, agents present
@@ -59,10 +63,6 @@ DEFAULTS = {
     "keystone-user-domain": "Default",
     "keystone-project-domain": "Default",
     "auth-cache-ttl": 60.0,
-    # each project's limits unless set through /v1/quotas; -1 = unlimited
-    "quota-containers": 100,
-    "quota-memory": 65536,  # MiB
-    "quota-cpu": 64,
     # the project (id, or name in keystone-admin-project-domain) where a
     # Keystone admin role makes an admin; None = only system-scoped admins
     "keystone-admin-project": None,
@@ -75,8 +75,13 @@ DEFAULTS = {
     "api-max-upload": 1024,
     # seconds a new agent connection has to register before it is dropped
     "agent-register-timeout": 10.0,
+    # each project's limits unless set through /v1/quotas; -1 = unlimited
+    "quota-containers": 100,
+    "quota-memory": 65536,  # MiB
+    "quota-cpu": 64,
     "quota-attach-sessions": 50,
     "quota-networks": 8,
+    "quota-output": 10240,  # MiB of output a project's containers keep together
     # notifications (csvc.notify): the JSON-lines log, None = <data-dir>/
     # notifications.jsonl, "off" = none; compute.container.exists every so
     # many seconds, 0 = never; webhook delivery
@@ -114,20 +119,21 @@ QUOTAS = {
     "quota-cpu": "cpu",
     "quota-attach-sessions": "attach_sessions",
     "quota-networks": "networks",
+    "quota-output": "output",
 }
 
-INTEGERS = {"instances", "instance-capacity", "output-cache", *QUOTAS}
+INTEGERS = {"instances", "instance-capacity", "output-cache", "output-retention-mib", *QUOTAS}
 FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wait", "agent-restart-delay",
           "nova-timeout"}
+# The front door: Keystone's validations, request bodies, agent registration.
+INTEGERS |= {"keystone-validations", "keystone-validation-queue", "api-max-upload"}
+FLOATS |= {"agent-register-timeout"}
 AUTH_MODES = ("token", "keystone")
 KEYSTONE_REQUIRED = ("keystone-url", "keystone-username", "keystone-password", "keystone-project")
 OUTPUT_STORES = ("files", "db")
 ORPHAN_ACTIONS = ("log", "remove")
 PROVIDERS = ("local", "static", "nova")
 NOVA_AUTH = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
-# The front door: Keystone's validations, request bodies, agent registration.
-INTEGERS |= {"keystone-validations", "keystone-validation-queue", "api-max-upload"}
-FLOATS |= {"agent-register-timeout"}
 NOVA_REQUIRED = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
 
 
@@ -194,6 +200,10 @@ def resolve(command_line, config_path=None):
         )
     if settings["output-cache"] < -1:
         raise ConfigError(f"output-cache must be MiB (0 or more) or -1 (no limit), not {settings['output-cache']}")
+    if settings["output-retention-mib"] < -1:
+        raise ConfigError(
+            f"output-retention-mib must be MiB (0 or more) or -1 (unlimited), not {settings['output-retention-mib']}"
+        )
     if settings["orphan-action"] not in ORPHAN_ACTIONS:
         raise ConfigError(
             f"orphan-action must be one of {', '.join(ORPHAN_ACTIONS)}, not {settings['orphan-action']!r}"
@@ -210,6 +220,11 @@ def resolve(command_line, config_path=None):
             raise ConfigError(f"auth keystone needs {', '.join(missing)}")
     if settings["auth-cache-ttl"] < 0:
         raise ConfigError("auth-cache-ttl must not be negative")
+    for key, minimum in (("keystone-validations", 1), ("keystone-validation-queue", 0), ("api-max-upload", 1)):
+        if settings[key] < minimum:
+            raise ConfigError(f"{key} must be at least {minimum}")
+    if settings["agent-register-timeout"] <= 0:
+        raise ConfigError("agent-register-timeout must be more than 0 seconds")
     if settings["instance-capacity"] < 1:
         raise ConfigError("instance-capacity must be at least 1")
     if settings["instance-netns"]:
@@ -220,11 +235,6 @@ def resolve(command_line, config_path=None):
     else:
         settings["instance-netns"] = None
     for key, kind, minimum in (("instance-memory", int, 1), ("instance-cpus", float, 0.001)):
-    for key, minimum in (("keystone-validations", 1), ("keystone-validation-queue", 0), ("api-max-upload", 1)):
-        if settings[key] < minimum:
-            raise ConfigError(f"{key} must be at least {minimum}")
-    if settings["agent-register-timeout"] <= 0:
-        raise ConfigError("agent-register-timeout must be more than 0 seconds")
         if settings[key] is None or settings[key] == "":
             settings[key] = None
             continue

@@ -14,13 +14,13 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory
 from twisted.python import usage
 from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.server import Site
 from treq.client import HTTPClient
 
 from csvc import config, process
 from csvc.api.auth import TokenAuth
 from csvc.api.docker import DockerAPI
 from csvc.api.docker_events import DockerEvents
+from csvc.api.front import BodyLimits, FrontSite
 from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
@@ -53,6 +53,8 @@ class Options(usage.Options):
         ["output-store", None, None, "Container output in 'files' under the data dir or 'db' rows [default: files]."],
         ["output-cache", None, None,
          "MiB of each container's newest output left in the page cache; -1 = no limit [default: 32]."],
+        ["output-retention-mib", None, None,
+         "MiB of output each container keeps, its oldest dropped past it; -1 = unlimited [default: 1024]."],
         ["api", None, None, "API endpoint [default: tcp:8780:interface=127.0.0.1]."],
         ["agents", None, None, "Agent endpoint [default: tcp:8781:interface=127.0.0.1]."],
         ["agents-tls-dir", None, None,
@@ -82,8 +84,6 @@ class Options(usage.Options):
         ["keystone-user-domain", None, None, "The service user's domain name [default: Default]."],
         ["keystone-project-domain", None, None, "The service project's domain name [default: Default]."],
         ["auth-cache-ttl", None, None, "Seconds a Keystone token validation is cached [default: 60]."],
-        ["quota-containers", None, None, "Containers per project unless its quota says [default: 100; -1 unlimited]."],
-        ["quota-memory", None, None, "MiB of memory per project unless its quota says [default: 65536]."],
         ["keystone-admin-project", None, None,
          "Project (id or name) whose Keystone admin role makes a csvc admin, besides system scope [none]."],
         ["keystone-admin-project-domain", None, None, "That project's domain, for a name [default: Default]."],
@@ -91,9 +91,13 @@ class Options(usage.Options):
         ["keystone-validation-queue", None, None, "Validations waiting for one of those; past it 503 [default: 64]."],
         ["api-max-upload", None, None, "MiB a Docker archive upload may carry (other bodies: 1 MiB) [default: 1024]."],
         ["agent-register-timeout", None, None, "Seconds a new agent connection has to register [default: 10]."],
+        ["quota-containers", None, None, "Containers per project unless its quota says [default: 100; -1 unlimited]."],
+        ["quota-memory", None, None, "MiB of memory per project unless its quota says [default: 65536]."],
         ["quota-cpu", None, None, "CPUs per project unless its quota says [default: 64]."],
         ["quota-attach-sessions", None, None, "Open attach sessions per project unless its quota says [default: 50]."],
         ["quota-networks", None, None, "Networks per project unless its quota says [default: 8]."],
+        ["quota-output", None, None,
+         "MiB of output a project's containers keep together unless its quota says [default: 10240]."],
         ["notifications-log", None, None, "JSON-lines notification log, or off [default: DATA-DIR/notifications.jsonl]."],
         ["notifications-exists-interval", None, None, "Seconds between compute.container.exists rounds; 0: never [3600]."],
         ["notifications-webhook-attempts", None, None, "Attempts per webhook notification before it is dropped [5]."],
@@ -134,6 +138,12 @@ class Options(usage.Options):
         network = self.settings["instance-netns"]
         if network is not None:
             _check_netns(network, agents, local)
+        if self.settings["provider"] == "nova":
+            from csvc.providers.nova import check_settings
+
+            problem = check_settings(self.settings)
+            if problem:
+                raise usage.UsageError(problem)
 
 
 def _check_netns(network, agents, local):
@@ -208,8 +218,10 @@ def makeService(options, reactor=None):
     if settings["output-store"] == "files":
         output_dir = os.path.join(os.path.abspath(settings["data-dir"]), "output")
     cache = settings["output-cache"]
+    retention = settings["output-retention-mib"]
     store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings), output_dir=output_dir,
-                  output_cache=None if cache < 0 else cache * 1024 * 1024)
+                  output_cache=None if cache < 0 else cache * 1024 * 1024,
+                  output_retention=None if retention < 0 else retention * 1024 * 1024)
     # Before any agent can connect: blocking, like the migration above.
     store.prepare_output()
     journal = Journal(store)
@@ -240,8 +252,8 @@ def makeService(options, reactor=None):
     notifier.sinks.append(docker_events)
     docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, events=docker_events,
                            networks=networks)
-    site = Site(APIRoot(api.resource(), docker_api.resource()))
-    site.displayTracebacks = False
+    site = FrontSite(APIRoot(api.resource(), docker_api.resource()), reactor=reactor,
+                     body_limits=BodyLimits(upload=settings["api-max-upload"] * 1024 * 1024))
     top.api = Listener(serverFromString(reactor, settings["api"]), site)
     top.api.setServiceParent(top)
     agent_factory = Factory.forProtocol(
@@ -250,6 +262,8 @@ def makeService(options, reactor=None):
     tls_dir = settings.get("agents-tls-dir")
     if tls_dir:
         agent_factory = agenttls.server_factory(tls_dir, agent_factory)
+        # With the CA's key there, agents enroll for certificates of their own.
+        hub.authority = agenttls.AgentAuthority.from_directory(tls_dir, reactor)
     netns = None
     if settings.get("instance-netns") is not None:
         netns = NetworkNamespaces(reactor, settings["instance-netns"])
@@ -291,6 +305,7 @@ def _nova_provider(settings, store, reactor):
         key_name=settings["nova-key"],
         agent_connect=settings["nova-agent-connect"],
         agent_package=settings["nova-agent-package"],
+        ca_pem=nova.agents_ca(settings),
     )
     compute = nova.NovaCompute(nova.connection_factory(settings))
     return nova.NovaProvider(store, compute, template, settings["instance-capacity"], reactor,

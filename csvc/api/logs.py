@@ -3,6 +3,11 @@ Serving a container's persisted output over HTTP, optionally following it
 until the container exits.  Reads the store by seq, one bounded batch at a
 time, as a push producer: when the client stops reading, the transport pauses
 this producer and no more is read.
+
+Output the retention policy dropped (csvc/store/retention.py) is never
+skipped silently: a read that starts before the first chunk kept starts with
+``dropped_marker`` (on stderr's stream), once; if chunks are dropped under a
+reader's feet while it follows, a marker says so where they were.
 """
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -12,6 +17,17 @@ from zope.interface import implementer
 
 from csvc.compute.states import LIVE
 from csvc.stdio.tail import TailFinder
+
+def dropped_marker(dropped):
+    """
+    What a read of output the retention policy dropped starts with.
+    """
+    return f"[csvc: {dropped} bytes of older output dropped by the retention policy]\n".encode()
+
+
+#: Where chunks went while a follower read (its position fell behind the
+#: first chunk kept).
+OVERTAKEN_MARKER = b"[csvc: output dropped by the retention policy while it was being read]\n"
 
 #: chunks read from the store at once (each at most CHUNK_SIZE, 256 KiB:
 #: at most 2 MiB per read)
@@ -61,6 +77,8 @@ class LogStream:
         self._running = False
         self._gone = False
         self._waiter = None
+        # Whether the start was checked against what the retention dropped.
+        self._checked = False
         self.done = Deferred()
 
     def start(self):
@@ -100,7 +118,15 @@ class LogStream:
         self.log.failure("serving output of {uuid} failed", failure, uuid=self._uuid)
         self._finish()
 
+    def _marker(self, marker):
+        if self._encode is not None:
+            marker = self._encode(2, marker, None)
+        if marker:
+            self._request.write(marker)
+
     def _write(self, chunks):
+        if chunks[0][0] > self._after + 1:
+            self._marker(OVERTAKEN_MARKER)
         for seq, stream, data, *rest in chunks:
             self._after = seq
             if stream not in self._streams:
@@ -121,6 +147,15 @@ class LogStream:
                     return
                 if self._paused:
                     return
+                if not self._checked:
+                    self._checked = True
+                    start = yield self._store.output_start(self._uuid)
+                    if start is not None and self._after < start[0] - 1:
+                        if self._gone:
+                            continue
+                        self._marker(dropped_marker(start[1]))
+                        self._after = start[0] - 1
+                    continue
                 chunks = yield self._store.read_output(
                     self._uuid, self._after, BATCH, with_time=self._encode is not None
                 )

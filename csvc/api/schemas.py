@@ -250,6 +250,7 @@ QUOTA_UPDATE = {
         "cpu": _LIMIT,
         "attach_sessions": _LIMIT,
         "networks": _LIMIT,
+        "output": _LIMIT,
     },
 }
 

@@ -24,10 +24,10 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from csvc.store import capacity, models, quotas as quota_units, subscriptions as subscription_units
+from csvc.store import capacity, models, quotas as quota_units, retention, subscriptions as subscription_units
 from csvc.store.capacity import ContainerTooLarge, NoRoom
 from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
-from csvc.store.outputfiles import CACHE_BYTES, OutputFiles
+from csvc.store.outputfiles import CACHE_BYTES, OutputFiles, StoredFiles
 from csvc.store.quotas import QuotaExceeded
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,7 +99,8 @@ class Store(Service):
     #: waits for one: an exit to record, an agent registering).
     positions_interval = 0.1
 
-    def __init__(self, engine, clock, quota_defaults=None, output_dir=None, output_cache=CACHE_BYTES):
+    def __init__(self, engine, clock, quota_defaults=None, output_dir=None, output_cache=CACHE_BYTES,
+                 output_retention=None):
         self.engine = engine
         self._clock = clock
         #: Where output bytes go: files under ``output_dir`` (see
@@ -107,6 +108,10 @@ class Store(Service):
         #: ``output_cache``: bytes of each one's newest output left in the
         #: page cache (None: no limit).
         self.output = OutputFiles(output_dir, clock, output_cache) if output_dir else None
+        #: Bytes of output each container keeps (None: no limit), its
+        #: oldest dropped past it (csvc/store/retention.py).
+        self.output_retention = output_retention
+        self._stored = StoredFiles(self.output) if self.output is not None else retention.StoredRows()
         # Output positions written to files and waiting for their commit:
         # uuid -> (seq, cursor); one commit in flight at a time.
         self._positions = {}
@@ -289,9 +294,51 @@ class Store(Service):
         conn.execute(
             instances.update()
             .where(instances.c.uuid == instance_uuid, instances.c.status != "revoked")
-            .values(enroll_token_hash=hash_secret(token))
+            .values(enroll_token_hash=hash_secret(token), enrolled_at=None)
         )
         return token
+
+    def consume_enroll_token(self, instance_uuid, token, cert_sha256):
+        """
+        Use the instance's one-time enrollment token: mark it used and keep
+        the SHA-256 of the certificate the agent registers with from now on.
+        Fires with True, or False when the token was used already (or was
+        replaced, or the instance revoked or deleted) meanwhile.
+        """
+        return self._run(self._thd_consume_enroll_token, instance_uuid, hash_secret(token), cert_sha256)
+
+    def _thd_consume_enroll_token(self, conn, instance_uuid, token_hash, cert_sha256):
+        result = conn.execute(
+            instances.update()
+            .where(
+                instances.c.uuid == instance_uuid,
+                instances.c.enroll_token_hash == token_hash,
+                instances.c.enrolled_at.is_(None),
+                instances.c.status.notin_(("revoked", "deleted")),
+            )
+            .values(enrolled_at=self._now(), agent_cert_sha256=cert_sha256)
+        )
+        return result.rowcount == 1
+
+    def replace_agent_cert(self, instance_uuid, old_sha256, new_sha256):
+        """
+        An enrolled agent renewed its certificate: the new one replaces the
+        old one (which stops working).  Fires with True, or False when the
+        old one was not the instance's (any more).
+        """
+        return self._run(self._thd_replace_agent_cert, instance_uuid, old_sha256, new_sha256)
+
+    def _thd_replace_agent_cert(self, conn, instance_uuid, old_sha256, new_sha256):
+        result = conn.execute(
+            instances.update()
+            .where(
+                instances.c.uuid == instance_uuid,
+                instances.c.agent_cert_sha256 == old_sha256,
+                instances.c.status.notin_(("revoked", "deleted")),
+            )
+            .values(agent_cert_sha256=new_sha256)
+        )
+        return result.rowcount == 1
 
     def instance_by_token(self, token):
         return self._run(self._thd_instance_by_token, hash_secret(token))
@@ -383,7 +430,7 @@ class Store(Service):
         conn.execute(
             instances.update()
             .where(instances.c.uuid == row["uuid"])
-            .values(enroll_token_hash=hash_secret(new_secret()), status="revoked")
+            .values(enroll_token_hash=hash_secret(new_secret()), status="revoked", agent_cert_sha256=None)
         )
         return row
 
@@ -412,7 +459,7 @@ class Store(Service):
         conn.execute(
             instances.update()
             .where(instances.c.uuid == instance_uuid)
-            .values(status="deleted", enroll_token_hash=hash_secret(new_secret()))
+            .values(status="deleted", enroll_token_hash=hash_secret(new_secret()), agent_cert_sha256=None)
         )
 
     def stale_instances(self, seen_before):
@@ -800,8 +847,9 @@ class Store(Service):
         batch, self._positions = self._positions, {}
         self._positions_inflight = batch
 
-        def committed(_):
+        def committed(moved):
             self._positions_inflight = {}
+            self._dropped(moved)
             for u in batch:
                 if u not in self._positions:
                     for d in self._positions_waiters.pop(u, []):
@@ -815,7 +863,24 @@ class Store(Service):
                 self._positions.setdefault(u, position)
             self._positions_retry = self._clock.callLater(1.0, self._commit_positions)
 
-        self._run(self._thd_set_positions, batch).addCallbacks(committed, failed)
+        self._run(self._thd_commit_positions, batch).addCallbacks(committed, failed)
+
+    def _thd_commit_positions(self, conn, positions):
+        self._thd_set_positions(conn, positions)
+        return self._thd_enforce(conn, {u: None for u in positions})
+
+    def _thd_enforce(self, conn, touched):
+        return retention.thd_enforce(conn, touched, self._stored, self.output_retention, self.quota_defaults)
+
+    def _dropped(self, moved):
+        """
+        The retention dropped the oldest output of ``moved`` (uuid -> first
+        chunk kept), committed: files punch it out now.
+        """
+        if self.output is not None:
+            for u, first in moved.items():
+                self.output.drop_before(u, first).addErrback(
+                    lambda f, u=u: self.log.failure("dropping old output of {uuid} failed", f, uuid=u))
 
     def _thd_set_positions(self, conn, positions):
         conn.execute(
@@ -834,10 +899,25 @@ class Store(Service):
                 for (u, seq, stream, data, _cursor) in chunks
             ],
         )
-        last = {}
-        for u, seq, _stream, _data, cursor in chunks:
+        last, added = {}, {}
+        for u, seq, _stream, data, cursor in chunks:
             last[u] = (seq, cursor)
+            added[u] = added.get(u, 0) + len(data)
         self._thd_set_positions(conn, last)
+        self._thd_enforce(conn, added)
+
+    def output_start(self, container_uuid):
+        """
+        ``(first, dropped)``: the first chunk the container keeps, and how
+        many bytes before it the retention dropped; None when it is gone.
+        """
+        return self._run(self._thd_output_start, container_uuid)
+
+    def _thd_output_start(self, conn, container_uuid):
+        row = conn.execute(
+            select(containers.c.output_first, containers.c.output_dropped).where(containers.c.uuid == container_uuid)
+        ).first()
+        return (row[0], row[1]) if row is not None else None
 
     def read_output(self, container_uuid, after_seq=0, limit=64, before_seq=None, descending=False,
                     with_time=False):
@@ -885,6 +965,12 @@ class Store(Service):
                 ).first()
                 if row is not None:
                     after = 0
+                    first = conn.execute(
+                        select(func.min(output_chunks.c.seq)).where(output_chunks.c.container_uuid == u)
+                    ).scalar()
+                    if first and first > 1:
+                        # The retention dropped the rows before it.
+                        self.output.skip_to(u, first)
                     while True:
                         batch = conn.execute(
                             select(output_chunks.c.seq, output_chunks.c.stream, output_chunks.c.data,
@@ -913,6 +999,30 @@ class Store(Service):
                 conn.execute(
                     containers.update().where(containers.c.uuid == u).values(last_seq=seq, log_cursor=cursor)
                 )
+        self._count_output_files()
+
+    def _count_output_files(self):
+        """
+        At start (blocking): what each container keeps in its files, from
+        their indexes (counted afresh: the files are what is there), and
+        the holes punched again where a stop came between the commit of a
+        drop and its punch.
+        """
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(containers.c.uuid, containers.c.last_seq, containers.c.output_first, containers.c.output_bytes)
+            ).all()
+            for u, last_seq, first, kept in rows:
+                if first > last_seq + 1:
+                    # The files lost their newest chunks (see reconcile).
+                    first = last_seq + 1
+                    conn.execute(containers.update().where(containers.c.uuid == u).values(output_first=first))
+                counted = self.output.thd_kept(u, first, last_seq)
+                if counted != kept:
+                    conn.execute(containers.update().where(containers.c.uuid == u).values(output_bytes=counted))
+                if first > 1:
+                    self.output.known_first(u, first)
+                    self.output.punch_now(u, first)
 
 
 __all__ = [

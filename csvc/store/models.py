@@ -5,6 +5,7 @@ create them; keep the two in step.
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -60,6 +61,11 @@ instances = Table(
     # known yet, placement does not count that resource there.
     Column("memory", Integer),
     Column("cpus", Float),
+    # When the one-time enrollment token was used (NULL: not yet), where the
+    # control plane is the agents' CA; and the SHA-256 of the certificate the
+    # agent registers with from then on (csvc.relay.agenttls).
+    Column("enrolled_at", DateTime),
+    Column("agent_cert_sha256", String(64)),
 )
 
 containers = Table(
@@ -100,6 +106,13 @@ containers = Table(
     # engine-log cursor after it.  Updated in the transaction that stores it.
     Column("last_seq", Integer, nullable=False, default=0),
     Column("log_cursor", String(128), nullable=False, default=""),
+    # The retention policy's counters (csvc/store/retention.py), updated in
+    # the transaction that stores output (or commits its position): the
+    # first chunk still kept (those before it were dropped), the bytes kept,
+    # and the bytes dropped so far.
+    Column("output_first", Integer, nullable=False, default=1, server_default="1"),
+    Column("output_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("output_dropped", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("project_id", "name", name="uq_containers_project_name"),
 )
 
@@ -139,6 +152,8 @@ quotas = Table(
     # A project's networks take address ranges from its instance's engine,
     # which has some 30 in all (Docker's default pools).
     Column("networks", Integer),
+    # MiB of container output the project's containers keep together.
+    Column("output", Integer),
 )
 
 subscriptions = Table(

@@ -39,12 +39,26 @@ of eight: 1.18) with the dropping (docs/benchmarks.md, sixth session).
 The first call on a range also starts its writeback; pages still dirty or
 under writeback stay, and the next calls (which cover the range once more)
 drop them.
+
+Retention (csvc/store/retention.py): a container's oldest output is dropped
+by punching a hole (``fallocate(FALLOC_FL_PUNCH_HOLE)``) over the bytes and
+entries before its first kept chunk: the disk space goes back, no byte is
+moved, every position stays what it was, and it costs one system call
+whatever the size.  The database says where the kept output starts
+(``containers.output_first``) and is committed first; the hole is punched
+after, so a crash in between leaves bytes that are no longer shown, and the
+start punches again.  Readers never go before the first kept chunk.  The
+file systems csvc runs on (ext4, XFS, Btrfs, tmpfs) punch holes; on one that
+cannot, the bytes stay on disk (logged once) though they are not shown.
 """
 
+import ctypes
+import errno
 import os
 import struct
 
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 #: offset in .out, length, stream, cursor length, arrival time, cursor.
@@ -61,6 +75,29 @@ CACHE_BYTES = 32 * 1024 * 1024
 TRIM_STEP = 8 * 1024 * 1024
 
 
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = ctypes.CDLL(None, use_errno=True)
+_fallocate = getattr(_libc, "fallocate", None)
+if _fallocate is not None:
+    _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    _fallocate.restype = ctypes.c_int
+
+
+def punch_hole(fd, offset, length):
+    """
+    Give back the disk space of ``length`` bytes at ``offset`` of ``fd``:
+    they read as zeros after, the file keeps its size.
+    """
+    if length <= 0:
+        return
+    if _fallocate is None:
+        raise OSError(errno.EOPNOTSUPP, "fallocate is not available")
+    if _fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
 class OutputCorrupt(Exception):
     """
     A write would leave a hole in a container's output.
@@ -68,7 +105,7 @@ class OutputCorrupt(Exception):
 
 
 class _Handle:
-    __slots__ = ("out", "idx", "last_seq", "end", "trimmed")
+    __slots__ = ("out", "idx", "last_seq", "end", "trimmed", "punched")
 
     def __init__(self, out, idx, last_seq, end):
         self.out = out
@@ -77,6 +114,8 @@ class _Handle:
         self.end = end
         # Where the last drop of pages from the cache ended.
         self.trimmed = 0
+        # (.out, .idx) offsets up to which holes were punched.
+        self.punched = (0, 0)
 
     def close(self):
         os.close(self.out)
@@ -103,6 +142,8 @@ class OutputFiles:
     The output of every container, in files under ``root``.
     """
 
+    log = Logger()
+
     def __init__(self, root, clock, cache_bytes=CACHE_BYTES):
         """
         ``cache_bytes``: how much of each container's newest output to leave
@@ -119,6 +160,11 @@ class OutputFiles:
         # Reactor thread: the newest seq of each container whose bytes are
         # written in this process's lifetime (readers stop there).
         self._readable = {}
+        # Reactor thread: the first chunk each container keeps, where it is
+        # not the first (readers start there).
+        self._first = {}
+        # Writer thread: holes cannot be punched here (logged once).
+        self._no_holes = False
 
     def start(self):
         self._writer.start()
@@ -241,6 +287,7 @@ class OutputFiles:
         Remove a container's output (after every write queued before).
         """
         self._readable.pop(container_uuid, None)
+        self._first.pop(container_uuid, None)
         return deferToThreadPool(self._clock, self._writer, self._thd_delete, container_uuid)
 
     def _thd_delete(self, container_uuid):
@@ -262,6 +309,7 @@ class OutputFiles:
         before_seq``, ascending or descending.
         """
         readable = self._readable.get(container_uuid)
+        after_seq = max(after_seq, self._first.get(container_uuid, 1) - 1)
         return deferToThreadPool(
             self._clock, self._readers, self._thd_read, container_uuid, after_seq, limit, before_seq,
             descending, with_time, readable,
@@ -307,6 +355,99 @@ class OutputFiles:
         if descending:
             chunks.reverse()
         return chunks
+
+    # -- retention ---------------------------------------------------------
+
+    def drop_before(self, container_uuid, first):
+        """
+        The container keeps its output from chunk ``first`` on (the
+        database says so already): readers start there at once, and the
+        writer punches the rest out of its files (after every write queued
+        before).
+        """
+        if first > self._first.get(container_uuid, 1):
+            self._first[container_uuid] = first
+        return deferToThreadPool(self._clock, self._writer, self.punch_now, container_uuid, first)
+
+    def punch_now(self, container_uuid, first):
+        """
+        The writer's part of ``drop_before`` (and the start's): idempotent.
+        """
+        if container_uuid not in self._handles and not os.path.exists(self._paths(container_uuid)[1]):
+            return  # deleted meanwhile: nothing to punch, nothing to create
+        handle = self._handle(container_uuid)
+        first = min(first, handle.last_seq + 1)
+        if first <= 1:
+            return
+        entry = _entry(handle.idx, first) if first <= handle.last_seq else None
+        out_end = entry[0] if entry is not None else handle.end
+        idx_end = (first - 1) * ENTRY.size
+        done_out, done_idx = handle.punched
+        try:
+            punch_hole(handle.out, done_out, out_end - done_out)
+            punch_hole(handle.idx, done_idx, idx_end - done_idx)
+        except OSError as exc:
+            if not self._no_holes:
+                self._no_holes = True
+                self.log.error("cannot punch holes in output files under {root} ({error}): "
+                               "dropped output stays on disk", root=self.root, error=exc.strerror)
+            return
+        handle.punched = (max(done_out, out_end), max(done_idx, idx_end))
+
+    def known_first(self, container_uuid, first):
+        """
+        At start: where the container's kept output begins.
+        """
+        if first > 1:
+            self._first[container_uuid] = first
+
+    def skip_to(self, container_uuid, first):
+        """
+        On the calling thread (the start, moving rows into files): the
+        chunks before ``first`` are gone, so the file starts at ``first``
+        (empty entries stand for the others, a hole in the index).
+        """
+        handle = self._handle(container_uuid)
+        if handle.last_seq < first - 1:
+            os.ftruncate(handle.idx, (first - 1) * ENTRY.size)
+            handle.last_seq = first - 1
+
+    def thd_sizes(self, container_uuid, first, last, limit):
+        """
+        ``(seq, length)`` of chunks ``first`` to ``last`` (at most ``limit``),
+        from the index, on the calling thread.
+        """
+        last = min(last, first + limit - 1)
+        if last < first:
+            return []
+        raw = self._read_index(container_uuid, first, last)
+        return [(seq, ENTRY.unpack_from(raw, i * ENTRY.size)[1])
+                for i, seq in enumerate(range(first, first + len(raw) // ENTRY.size))]
+
+    def thd_kept(self, container_uuid, first, last):
+        """
+        Bytes of chunks ``first`` to ``last``, on the calling thread.
+        """
+        if last < first:
+            return 0
+        start = self._read_index(container_uuid, first, first)
+        end = self._read_index(container_uuid, last, last)
+        if len(start) < ENTRY.size or len(end) < ENTRY.size:
+            return 0
+        begin = ENTRY.unpack(start)[0]
+        offset, length = ENTRY.unpack(end)[:2]
+        return max(0, offset + length - begin)
+
+    def _read_index(self, container_uuid, first, last):
+        try:
+            idx = os.open(self._paths(container_uuid)[1], os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return b""
+        try:
+            raw = os.pread(idx, (last - first + 1) * ENTRY.size, (first - 1) * ENTRY.size)
+        finally:
+            os.close(idx)
+        return raw[:len(raw) - len(raw) % ENTRY.size]
 
     # -- recovery ----------------------------------------------------------
 
@@ -360,3 +501,23 @@ class OutputFiles:
             if last_seq > 0 and u not in names:
                 behind[u] = (0, "")
         return behind
+
+
+class StoredFiles:
+    """
+    What the retention (csvc/store/retention.py) needs of output files: the
+    chunks' sizes from the index; dropping is punching, after the commit
+    (``OutputFiles.drop_before``).
+    """
+
+    def __init__(self, files):
+        self._files = files
+
+    def sizes(self, conn, uuid, first, last, limit):
+        return self._files.thd_sizes(uuid, first, last, limit)
+
+    def kept(self, conn, uuid, first, last):
+        return self._files.thd_kept(uuid, first, last)
+
+    def drop(self, conn, uuid, first):
+        pass

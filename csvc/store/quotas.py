@@ -18,13 +18,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from csvc.store.models import containers, quotas
 
 #: The resources a quota limits, in the order the API shows them.
-RESOURCES = ("containers", "memory", "cpu", "attach_sessions", "networks")
+RESOURCES = ("containers", "memory", "cpu", "attach_sessions", "networks", "output")
 
 #: Unlimited.
 UNLIMITED = -1
 
 #: The service's defaults unless configured otherwise (memory in MiB).
-DEFAULT_LIMITS = {"containers": 100, "memory": 65536, "cpu": 64, "attach_sessions": 50, "networks": 8}
+DEFAULT_LIMITS = {"containers": 100, "memory": 65536, "cpu": 64, "attach_sessions": 50, "networks": 8,
+                  "output": 10240}
+
+#: Bytes in a MiB (memory and output limits are MiB).
+MIB = 1024 * 1024
 
 
 class QuotaExceeded(Exception):
@@ -85,17 +89,20 @@ def thd_reset_limits(conn, project_id):
 
 def thd_usage(conn, project_id):
     """
-    What the project's stored containers use: their number, and the sums of
-    their memory and cpu (none given counts as 0).
+    What the project's stored containers use: their number, the sums of
+    their memory and cpu (none given counts as 0), and the MiB of output
+    they keep (from the retention counters: no output is read).
     """
-    count, memory, cpu = conn.execute(
+    count, memory, cpu, output = conn.execute(
         select(
             func.count(),
             func.coalesce(func.sum(func.coalesce(containers.c.memory, 0)), 0),
             func.coalesce(func.sum(func.coalesce(containers.c.cpu, 0.0)), 0.0),
+            func.coalesce(func.sum(containers.c.output_bytes), 0),
         ).where(containers.c.project_id == project_id)
     ).one()
-    return {"containers": int(count), "memory": int(memory), "cpu": float(cpu)}
+    return {"containers": int(count), "memory": int(memory), "cpu": float(cpu),
+            "output": round(int(output) / MIB, 3)}
 
 
 def _ensure_row(conn, project_id):

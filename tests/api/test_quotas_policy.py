@@ -16,7 +16,7 @@ from csvc.relay.attach import Relay
 from csvc.store.quotas import DEFAULT_LIMITS, QuotaExceeded
 from tests.api.conftest import result_of
 
-DEFAULTS = {"containers": 100, "memory": 65536, "cpu": 64, "attach_sessions": 50, "networks": 8}
+DEFAULTS = {"containers": 100, "memory": 65536, "cpu": 64, "attach_sessions": 50, "networks": 8, "output": 10240}
 
 
 def denied(reply, rule):
@@ -173,7 +173,8 @@ def test_an_admin_reads_and_sets_any_quota(env):
     assert reply.json() == dict(DEFAULTS, containers=3, cpu=-1)
     # a partial update keeps what it does not name
     reply = env.admin.request("PUT", "/v1/quotas/project-a", body={"memory": 512, "attach_sessions": 0})
-    assert reply.json() == {"containers": 3, "memory": 512, "cpu": -1, "attach_sessions": 0, "networks": 8}
+    assert reply.json() == {"containers": 3, "memory": 512, "cpu": -1, "attach_sessions": 0, "networks": 8,
+                            "output": 10240}
     assert env.alice.get("/v1/quotas/project-a").json() == reply.json()
     # other projects are untouched
     assert env.bob.get("/v1/quotas/project-b").json() == DEFAULTS
@@ -201,6 +202,7 @@ def test_a_member_may_not_set_quotas_not_even_its_own(env):
         ({"cpu": 1.5}, "cpu"),
         ({"attach_sessions": True}, "attach_sessions"),
         ({"networks": 0.5}, "networks"),
+        ({"output": -3}, "output"),
         ({"containers": 1, "instances": 4}, "instances"),
     ],
 )
@@ -228,6 +230,7 @@ def test_usage_counts_containers_memory_and_cpu(env):
         "attach_sessions": {"limit": 50, "in_use": 0},
         # (this API is not given the instances' networks to count)
         "networks": {"limit": 8, "in_use": None},
+        "output": {"limit": 10240, "in_use": 0},
     }
     assert env.admin.get("/v1/quotas/project-b/usage").json()["cpu"] == {"limit": 64, "in_use": 2.0}
     assert env.alice.get("/v1/quotas/nobody-here/usage").code == 403
