@@ -10,11 +10,23 @@ ones (``Config.Volumes``, an image's ``VOLUME``): csvc names them itself,
 as the project's, with Docker's label for anonymous volumes, so that the
 project lists and prunes them and ``docker rm -v`` / ``--rm`` remove them
 (the engine would name them at random, outside every project).
+
+A container on the engine's default network (``NetworkMode`` "", "default"
+or "bridge") goes on its project's own default network instead
+(``default_network``, made on demand by the agent): projects never share a
+network, and the engine's isolation between bridge networks keeps them
+apart.  Every network csvc makes has a bridge named ``csvcbr<hash>``
+(``bridge_name``), so that the instance's firewall matches them all by one
+interface pattern (``csvcbr+``).  Published ports are rebuilt under the
+operator's rules (``port_rules``).
 """
 
 import hashlib
 import posixpath
 import re
+
+from csvc.agent.commands import InvalidSpec
+from csvc.agent.port_rules import PortRefused, check_publish_all, rebuild
 
 #: Set by csvc itself; a client's value never replaces them.
 _OWN_CONFIG = {"Image", "Labels", "HostConfig"}
@@ -53,6 +65,46 @@ def engine_network(project_id, name):
     The engine's name for a project's network: scoped as its volumes are.
     """
     return engine_volume(project_id, name)
+
+
+#: The ``NetworkMode`` values that mean the engine's default network.
+DEFAULT_MODES = frozenset({"", "default", "bridge"})
+#: The bridges of csvc's networks are named this and a digest (15
+#: characters at most: Linux's interface names).
+BRIDGE_PREFIX = "csvcbr"
+
+
+def default_network(project_id):
+    """
+    The engine's name for a project's default network: outside the
+    ``csvc-<project>-`` names of its own networks (a user network's name
+    could never spell it, and a listing of the project's networks by that
+    prefix does not count it).
+    """
+    return "csvc_default-" + engine_volume(project_id, "")[len("csvc-"):-1]
+
+
+def bridge_name(network):
+    """
+    The Linux bridge of csvc's engine network ``network``.
+    """
+    return BRIDGE_PREFIX + hashlib.sha256(network.encode("utf-8")).hexdigest()[:15 - len(BRIDGE_PREFIX)]
+
+
+def network_driver_options(network):
+    """
+    The bridge driver's options of a network csvc makes: its bridge's name,
+    containers on it reaching one another.
+    """
+    return {"com.docker.network.bridge.name": bridge_name(network),
+            "com.docker.network.bridge.enable_icc": "true"}
+
+
+def on_default_network(host):
+    """
+    Whether a HostConfig puts the container on the engine's default network.
+    """
+    return host.get("NetworkMode") is None or host.get("NetworkMode") in DEFAULT_MODES
 
 
 def project_network(mode):
@@ -125,12 +177,16 @@ def _scoped_mounts(project_id, mounts):
     return out
 
 
-def merge(config, spec, image_volumes=()):
+def merge(config, spec, image_volumes=(), default_network_id=None, port_rules=None):
     """
     ``config`` (the engine create config csvc built from ``spec``) with the
     client's options of ``spec["docker_config"]`` merged in, and a volume of
     the project's for each anonymous mount (``Config.Volumes``, then
-    ``image_volumes``: the image's own ``VOLUME`` paths); a new dict.
+    ``image_volumes``: the image's own ``VOLUME`` paths); a new dict.  A
+    container of the engine's default network goes on
+    ``default_network_id`` (its project's default network), known there by
+    its name; with ``port_rules`` its published ports are checked and
+    rebuilt (InvalidSpec naming a refused one).
     """
     docker_config = spec.get("docker_config") or {}
     merged = dict(config)
@@ -152,6 +208,16 @@ def merge(config, spec, image_volumes=()):
             value = _scoped_binds(spec["project_id"], value)
         elif field == "Mounts":
             value = _scoped_mounts(spec["project_id"], value)
+        elif field == "PortBindings" and port_rules is not None:
+            try:
+                value = rebuild(value, port_rules)
+            except PortRefused as exc:
+                raise InvalidSpec(str(exc)) from None
+        elif field == "PublishAllPorts" and port_rules is not None:
+            try:
+                check_publish_all(value, port_rules)
+            except PortRefused as exc:
+                raise InvalidSpec(str(exc)) from None
         host[field] = value
     targets = anonymous_targets(list(merged.get("Volumes") or {}) + list(image_volumes), host)
     if targets:
@@ -168,5 +234,9 @@ def merge(config, spec, image_volumes=()):
         aliases = [spec["name"]] if spec.get("name") else []
         aliases += [a for a in endpoint.get("Aliases") or [] if a not in aliases]
         merged["NetworkingConfig"] = {"EndpointsConfig": {host["NetworkMode"]: {"Aliases": aliases}}}
+    elif default_network_id and on_default_network(host):
+        host["NetworkMode"] = default_network_id
+        aliases = [spec["name"]] if spec.get("name") else []
+        merged["NetworkingConfig"] = {"EndpointsConfig": {default_network_id: {"Aliases": aliases}}}
     merged["HostConfig"] = host
     return merged

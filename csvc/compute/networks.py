@@ -6,6 +6,12 @@ A project's networks on the engines: bridge networks named
 another's networks: every name or id a client gives is resolved among the
 project's before anything reaches an engine.
 
+The project's ``bridge`` is its own default network
+(``docker_config.default_network``, which the agent makes on demand for the
+project's first container on the engine's default network), never the
+engine's ``bridge`` that all projects would share: the engine's ``bridge``
+is shown only while the project has no default network of its own there.
+
 A network is local to one engine, as Docker's bridge networks are: it lives
 on the first active instance the project may use (as its volumes), and a
 container created on it, or connected to it, must be on that instance
@@ -15,7 +21,7 @@ container created on it, or connected to it, must be on that instance
 from twisted.internet.defer import DeferredLock, inlineCallbacks
 
 from csvc.agent import commands
-from csvc.agent.docker_config import engine_network, unscoped
+from csvc.agent.docker_config import default_network, engine_network, unscoped
 from csvc.compute.volumes import LABEL_PROJECT, project_instance
 from csvc.store.quotas import QuotaExceeded, over
 
@@ -38,10 +44,24 @@ class ProjectNetworks:
     @inlineCallbacks
     def _listed(self, project_id):
         instance = yield self.instance(project_id)
+        own_default = default_network(project_id)
         result = yield self._hub.call(
-            instance, commands.ListNetworks, prefix=engine_network(project_id, ""), names=list(BUILTIN)
+            instance, commands.ListNetworks, prefix=engine_network(project_id, ""),
+            names=list(BUILTIN) + [own_default],
         )
-        return instance, result["networks"]
+        networks = result["networks"]
+        if any(n["Name"] == own_default for n in networks):
+            # The project's bridge is its own: the engine's is none of its.
+            networks = [n for n in networks if n["Name"] != "bridge"]
+        return instance, networks
+
+    def short_name(self, project_id, name):
+        """
+        The name a project sees for the engine's network ``name``.
+        """
+        if name == default_network(project_id):
+            return "bridge"
+        return unscoped(project_id, name)
 
     def shown(self, project_id, network, names):
         """
@@ -49,7 +69,7 @@ class ProjectNetworks:
         among its containers only the project's (``names``: engine id ->
         the container's name in the project).
         """
-        shown = dict(network, Name=unscoped(project_id, network.get("Name", "")))
+        shown = dict(network, Name=self.short_name(project_id, network.get("Name", "")))
         shown["Containers"] = {
             engine_id: dict(endpoint, Name=names[engine_id])
             for engine_id, endpoint in (network.get("Containers") or {}).items() if engine_id in names
@@ -69,7 +89,7 @@ class ProjectNetworks:
         prefix of one id only, as Docker resolves them.
         """
         instance, networks = yield self._listed(project_id)
-        short = {n["Name"]: unscoped(project_id, n["Name"]) for n in networks}
+        short = {n["Name"]: self.short_name(project_id, n["Name"]) for n in networks}
         found = [n for n in networks if n["Id"] == ident] or [n for n in networks if short[n["Name"]] == ident]
         if not found and ident:
             found = [n for n in networks if n["Id"].startswith(ident)]
@@ -91,7 +111,7 @@ class ProjectNetworks:
         How many networks the project has (the engine's own not counted).
         """
         _instance, networks = yield self._listed(project_id)
-        return _count(networks)
+        return _count(project_id, networks)
 
     @inlineCallbacks
     def create(self, project_id, name, options):
@@ -112,7 +132,7 @@ class ProjectNetworks:
     def _create(self, project_id, name, options):
         limits = yield self._store.get_quota(project_id)
         instance, networks = yield self._listed(project_id)
-        in_use = _count(networks)
+        in_use = _count(project_id, networks)
         if over(limits["networks"], in_use, 1):
             raise QuotaExceeded("networks", limits["networks"], in_use)
         options = dict(options, Labels=dict(options.get("Labels") or {}, **{LABEL_PROJECT: project_id}))
@@ -165,8 +185,8 @@ class ProjectNetworks:
         return short
 
 
-def _count(networks):
-    return sum(1 for n in networks if n["Name"] not in BUILTIN)
+def _count(project_id, networks):
+    return sum(1 for n in networks if n["Name"] not in BUILTIN and n["Name"] != default_network(project_id))
 
 
 class BuiltinNetwork(Exception):
