@@ -16,13 +16,13 @@ from csvc.relay.transfers import TransferRegistry
 
 #: Bytes read from an agent link at once (Twisted reads 64 KiB).
 RECV_SIZE = 512 * 1024
-
-
 #: Bytes a connection may send before it has registered: a Register box
 #: (its two JSON values at most 64 KiB each) with room to spare.
 PREREGISTER_BYTES = 256 * 1024
 #: Seconds a connection has to register (``agent-register-timeout``).
 REGISTER_TIMEOUT = 10.0
+
+
 def _marked_down(row):
     """
     Whether a container's error is only its instance having been marked
@@ -473,6 +473,12 @@ class AgentLink(FastBoxes, amp.AMP):
         super().__init__()
         self._hub = hub
         self._journal = journal
+        self._clock = clock
+        self._register_timeout = register_timeout
+        self._preregister_bytes = preregister_bytes
+        self._received_unregistered = 0
+        self._register_deadline = None
+        self._dropped = False
 
     def connectionMade(self):
         super().connectionMade()
@@ -483,11 +489,38 @@ class AgentLink(FastBoxes, amp.AMP):
         # Output boxes are up to CHUNK_SIZE: read them in a few reads, not
         # 64 KiB at a time.
         self.transport.bufferSize = RECV_SIZE
+        if self._clock is not None:
+            self._register_deadline = self._clock.callLater(self._register_timeout, self._register_late)
+
+    def _register_late(self):
+        self._register_deadline = None
+        if self.instance_uuid is None:
+            self._drop_unregistered(f"it has not registered within {self._register_timeout:g} s")
+
+    def _drop_unregistered(self, why):
+        self._dropped = True
+        self.log.warn("agent connection from {peer} dropped: {why}", peer=self.peer(), why=why)
+        (getattr(self.transport, "abortConnection", None) or self.transport.loseConnection)()
+
+    def dataReceived(self, data):
+        if self._dropped:
+            return
+        if self.instance_uuid is None:
+            self._received_unregistered += len(data)
+            if self._received_unregistered > self._preregister_bytes:
+                self._drop_unregistered(
+                    f"it sent more than {self._preregister_bytes} bytes before registering"
+                )
+                return
+        super().dataReceived(data)
 
     def peer(self):
         return str(self.transport.getPeer()) if self.transport else "?"
 
     def connectionLost(self, reason):
+        if self._register_deadline is not None and self._register_deadline.active():
+            self._register_deadline.cancel()
+        self._register_deadline = None
         super().connectionLost(reason)
         self._hub.lost(self)
 
@@ -563,36 +596,3 @@ class AgentLink(FastBoxes, amp.AMP):
         self._registered()
         self._hub.transfers.end(self.instance_uuid, transfer_id, error)
         return {}
-        self._clock = clock
-        self._register_timeout = register_timeout
-        self._preregister_bytes = preregister_bytes
-        self._received_unregistered = 0
-        self._register_deadline = None
-        self._dropped = False
-        if self._clock is not None:
-            self._register_deadline = self._clock.callLater(self._register_timeout, self._register_late)
-
-    def _register_late(self):
-        self._register_deadline = None
-        if self.instance_uuid is None:
-            self._drop_unregistered(f"it has not registered within {self._register_timeout:g} s")
-
-    def _drop_unregistered(self, why):
-        self._dropped = True
-        self.log.warn("agent connection from {peer} dropped: {why}", peer=self.peer(), why=why)
-        (getattr(self.transport, "abortConnection", None) or self.transport.loseConnection)()
-
-    def dataReceived(self, data):
-        if self._dropped:
-            return
-        if self.instance_uuid is None:
-            self._received_unregistered += len(data)
-            if self._received_unregistered > self._preregister_bytes:
-                self._drop_unregistered(
-                    f"it sent more than {self._preregister_bytes} bytes before registering"
-                )
-                return
-        super().dataReceived(data)
-        if self._register_deadline is not None and self._register_deadline.active():
-            self._register_deadline.cancel()
-        self._register_deadline = None
