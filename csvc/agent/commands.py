@@ -7,7 +7,7 @@ bytes, each split by ``Bytes`` over several values of one box, and structured
 values (container specs, inventories) travel as JSON in a single bounded value.
 
 Direction:
-  agent -> service: Register, Heartbeat, Output, Exited, Started,
+  agent -> service: Enroll, Register, Renew, Heartbeat, Output, Exited, Started,
                     ExecOutput, ExecExited
   service -> agent: CreateContainer, StartContainer, StopContainer,
                     KillContainer, RemoveContainer, ResumeOutput,
@@ -28,7 +28,8 @@ from twisted.protocols import amp
 
 #: The version of this contract.  1: output in chunks of at most 60 KiB, one
 #: AMP value each.  2: chunks of up to CHUNK_SIZE in ``Bytes`` pieces.
-PROTOCOL = 2
+#: 3: Enroll and Renew (agents' certificates from the control plane's CA).
+PROTOCOL = 3
 
 #: Largest output chunk the agent sends in one Output box.
 CHUNK_SIZE = 256 * 1024
@@ -180,6 +181,13 @@ class ProtocolMismatch(Exception):
     """
 
 
+class CertificateRefused(Exception):
+    """
+    The control plane will not sign the agent's certificate signing request,
+    or will not take the certificate it presented (the message says why).
+    """
+
+
 #: What a report (output, a start, an exit) may be refused with: a link that
 #: has not registered (or whose instance was revoked), a contract broken.
 _REPORT_ERRORS = {OutputRefused: b"OUTPUT_REFUSED", NotEnrolled: b"NOT_ENROLLED"}
@@ -228,6 +236,44 @@ class Register(amp.Command):
         (b"heartbeat_interval", amp.Float()),
     ]
     errors = {NotEnrolled: b"NOT_ENROLLED", ProtocolMismatch: b"PROTOCOL_MISMATCH"}
+
+
+class Enroll(amp.Command):
+    """
+    Where the control plane is the agents' certificate authority, the first
+    box of an agent that has no certificate of its own yet: its instance's
+    one-time enrollment token and a certificate signing request (PEM).  The
+    answer is its certificate (PEM), naming its instance; the token is used
+    up.  The agent then connects again presenting the certificate, and
+    registers by it.
+    """
+
+    arguments = [
+        (b"enroll_token", amp.Unicode()),
+        (b"csr", amp.String()),
+        (b"protocol", amp.Integer()),
+    ]
+    response = [
+        (b"instance_uuid", amp.Unicode()),
+        (b"certificate", amp.String()),
+    ]
+    errors = {
+        NotEnrolled: b"NOT_ENROLLED",
+        ProtocolMismatch: b"PROTOCOL_MISMATCH",
+        CertificateRefused: b"CERTIFICATE_REFUSED",
+    }
+
+
+class Renew(amp.Command):
+    """
+    An agent registered by its certificate asks for a new one (its own
+    expires soon): a certificate signing request, answered with the new
+    certificate (PEM), which replaces the old one.
+    """
+
+    arguments = [(b"csr", amp.String())]
+    response = [(b"certificate", amp.String())]
+    errors = {NotEnrolled: b"NOT_ENROLLED", CertificateRefused: b"CERTIFICATE_REFUSED"}
 
 
 class Heartbeat(amp.Command):

@@ -9,6 +9,8 @@ start (its own restart, the engine's restart policy), from the engine's log,
 skipping what the store already has (``csvc.stdio.reader``).
 """
 
+import datetime
+
 from twisted.internet.defer import Deferred, DeferredLock, fail, inlineCallbacks
 from twisted.logger import Logger
 
@@ -46,18 +48,32 @@ class ContainerWatch:
         self.on_died = None
 
 
+class Enrolled(Exception):
+    """
+    The agent enrolled on this link and stored its new certificate: it
+    connects again, presenting it.
+    """
+
+
 class AgentCore:
     log = Logger()
 
     #: Seconds a container found missing waits for the engine's destroy event.
     destroy_grace = 2.0
 
-    def __init__(self, engine, enroll_token, capacity, hostname, follower_factory, clock=None):
+    def __init__(self, engine, enroll_token, capacity, hostname, follower_factory, clock=None, identity=None,
+                 on_enrolled=None):
         if clock is None:
             from twisted.internet import reactor as clock
         self._engine = engine
         self.engine = engine
         self._enroll_token = enroll_token
+        #: ``csvc.agent.identity.AgentIdentity`` where the control plane is
+        #: the agents' CA: enroll once, then register by certificate
+        self._identity = identity
+        #: called once enrolled (the token is then of no use: its file goes)
+        self._on_enrolled = on_enrolled
+        self._renewing = False
         self._capacity = capacity
         self._hostname = hostname
         self._follower_factory = follower_factory
@@ -78,6 +94,8 @@ class AgentCore:
         A new connection to the control plane: register, then resume the
         output of every container from where the store has it.
         """
+        if self._identity is not None and self._identity.certificate() is None:
+            yield self._enroll(link)
         inventory = yield self._engine.inventory()
         try:
             facts = yield self._engine.facts()
@@ -85,7 +103,8 @@ class AgentCore:
             facts = {}
         result = yield link.callRemote(
             commands.Register,
-            enroll_token=self._enroll_token,
+            # An agent with a certificate of its own is known by it.
+            enroll_token=self._enroll_token if self._identity is None else "",
             engine=self._engine.name,
             capacity=self._capacity,
             hostname=self._hostname,
@@ -113,7 +132,59 @@ class AgentCore:
             watch.seq, watch.cursor = position["seq"], position["cursor"]
             if item["state"] != "created" and watch.follower is None:
                 self._follow_log(watch)
+        self.renew_if_due()
         return result
+
+    @inlineCallbacks
+    def _enroll(self, link):
+        """
+        Trade the one-time enrollment token for a certificate, store it,
+        and fail with ``Enrolled``: the link closes and the next connection
+        presents the certificate.
+        """
+        if not self._enroll_token:
+            raise commands.NotEnrolled("this agent has no certificate in its state directory and no enrollment token")
+        result = yield link.callRemote(
+            commands.Enroll, enroll_token=self._enroll_token, csr=self._identity.request(),
+            protocol=commands.PROTOCOL,
+        )
+        cert = self._identity.store(result["certificate"])
+        self._enroll_token = None
+        self.log.info(
+            "enrolled as instance {instance}: certificate valid until {until} in {dir}",
+            instance=result["instance_uuid"], until=cert.not_valid_after_utc.isoformat(),
+            dir=self._identity.state_dir,
+        )
+        if self._on_enrolled is not None:
+            self._on_enrolled()
+        raise Enrolled(result["instance_uuid"])
+
+    def renew_if_due(self):
+        """
+        Ask the control plane for a new certificate when the agent's own
+        expires soon (checked at registration and every heartbeat).
+        """
+        if self._identity is None or self.link is None or self._renewing:
+            return
+        now = datetime.datetime.fromtimestamp(self._clock.seconds(), datetime.timezone.utc)
+        if not self._identity.renewal_due(now):
+            return
+        self._renewing = True
+        d = self.link.callRemote(commands.Renew, csr=self._identity.request())
+        d.addCallback(lambda result: self._identity.store(result["certificate"]))
+
+        def renewed(cert):
+            self.log.info("renewed this agent's certificate: valid until {until}",
+                          until=cert.not_valid_after_utc.isoformat())
+
+        def failed(failure):
+            self.log.warn("renewing this agent's certificate failed: {why}", why=failure.getErrorMessage())
+
+        def done(_):
+            self._renewing = False
+
+        d.addCallbacks(renewed, failed)
+        d.addBoth(done)
 
     def disconnected(self, link):
         if self.link is not link:

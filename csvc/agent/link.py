@@ -7,6 +7,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from csvc.agent import commands
+from csvc.agent.core import Enrolled
 from csvc.ampwire import FastBoxes
 
 
@@ -34,13 +35,20 @@ class AgentProtocol(FastBoxes, amp.AMP):
         self._heartbeat.start(result["heartbeat_interval"], now=False)
 
     def _beat(self):
+        self._core.renew_if_due()
         d = self.callRemote(commands.Heartbeat)
         d.addErrback(lambda f: self.log.debug("heartbeat failed: {why}", why=f.getErrorMessage()))
         return None
 
     def _refused(self, failure):
-        if failure.check(commands.NotEnrolled):
-            self.log.error("the control plane refused this agent's enrollment token")
+        if failure.check(Enrolled):
+            # Not a refusal: connect again, presenting the new certificate.
+            pass
+        elif failure.check(commands.NotEnrolled):
+            self.log.error("the control plane refused this agent's enrollment token: {why}",
+                           why=failure.getErrorMessage())
+        elif failure.check(commands.CertificateRefused):
+            self.log.error("the control plane refused this agent's certificate: {why}", why=failure.getErrorMessage())
         elif failure.check(commands.ProtocolMismatch):
             self.log.error("the control plane refused this agent: {why}", why=failure.getErrorMessage())
         else:

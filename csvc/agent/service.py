@@ -9,11 +9,13 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python import usage
 
 from csvc import process
 from csvc.agent.core import AgentCore
 from csvc.agent.events import EngineEvents
+from csvc.agent.identity import AgentIdentity, IdentityEndpoint, IdentityError, parse_connect
 from csvc.agent.link import AgentProtocol
 from csvc.agent.output import OutputFollower
 
@@ -23,6 +25,12 @@ class Options(usage.Options):
         ["connect", None, "tcp:127.0.0.1:8781", "Endpoint of the control plane's agent port."],
         ["enroll-token", None, os.environ.get("CSVC_ENROLL_TOKEN"),
          "This instance's enrollment token (default: $CSVC_ENROLL_TOKEN)."],
+        ["enroll-token-file", None, None,
+         "Read the enrollment token from this file (removed once the token is used, with --ca-cert)."],
+        ["ca-cert", None, None,
+         "The control plane's CA certificate: dial --connect tls:HOST:PORT verifying the control plane, "
+         "enroll once for a certificate of this agent's own and present it from then on."],
+        ["state-dir", None, "/var/lib/csvc-agent", "Where the agent keeps its key and certificate (--ca-cert)."],
         ["engine", None, "docker", "Container engine: docker or lxc."],
         ["capacity", None, 10, "Containers this instance may run.", int],
         ["docker-socket", None, "/var/run/docker.sock", "The Docker engine's socket."],
@@ -31,8 +39,29 @@ class Options(usage.Options):
     ]
 
     def postOptions(self):
+        if not self["enroll-token"] and self["enroll-token-file"]:
+            try:
+                with open(self["enroll-token-file"], encoding="utf-8") as f:
+                    self["enroll-token"] = f.read(4096).strip()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise usage.UsageError(f"--enroll-token-file: {exc}") from None
+        self.identity = None
+        if self["ca-cert"]:
+            try:
+                self.host, self.port = parse_connect(self["connect"])
+            except IdentityError as exc:
+                raise usage.UsageError(str(exc)) from None
+            self.identity = AgentIdentity(self["state-dir"], self["ca-cert"])
+            if self.identity.certificate() is not None:
+                # Known by its certificate: no token needed.
+                return self._check()
         if not self["enroll-token"]:
-            raise usage.UsageError("--enroll-token is required")
+            raise usage.UsageError("--enroll-token (or $CSVC_ENROLL_TOKEN, or --enroll-token-file) is required")
+        self._check()
+
+    def _check(self):
         if self["engine"] not in ("docker", "lxc"):
             raise usage.UsageError(f"--engine {self['engine']!r}: only 'docker' and 'lxc' are supported")
         if self["capacity"] < 1:
@@ -59,7 +88,22 @@ class EngineService(Service):
         self._engine.stop()
 
 
-def make_engine(options, reactor):
+def _forget_token_file(path):
+    """
+    The enrollment token was used: it is of no use to anyone now, its file
+    goes (when the agent may remove it).
+    """
+    if not path:
+        return
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        Logger().warn("could not remove the used enrollment token file {path}: {why}", path=path, why=str(exc))
+
+
+def make_engine(options, reactor, firewall=None):
     if options["engine"] == "lxc":
         from csvc.agent.lxc_engine import LxcEngine
 
@@ -81,12 +125,18 @@ def makeService(options, reactor=None):
         options["hostname"],
         follower_factory=OutputFollower,
         clock=reactor,
+        identity=getattr(options, "identity", None),
+        on_enrolled=lambda: _forget_token_file(options["enroll-token-file"]),
     )
     top = MultiService()
     EngineService(engine, EngineEvents(engine, core, reactor)).setServiceParent(top)
     factory = Factory.forProtocol(lambda: AgentProtocol(core, reactor))
+    if getattr(options, "identity", None) is not None:
+        endpoint = IdentityEndpoint(reactor, options.host, options.port, options.identity)
+    else:
+        endpoint = clientFromString(reactor, options["connect"])
     ClientService(
-        clientFromString(reactor, options["connect"]),
+        endpoint,
         factory,
         retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
         clock=reactor,

@@ -1,8 +1,12 @@
 """
 The ``nova`` instance provider: each instance is an OpenStack server, made
 through openstacksdk from the configured flavor, image, network and key,
-whose user data installs csvc and starts ``csvc-agent`` with the instance's
-enrollment token.
+whose user data (cloud-config) installs csvc and starts ``csvc-agent``
+with the instance's enrollment token, in a file of mode 0600, never on a
+command line.  Where the control plane is the agents' CA (its
+``agents-tls-dir`` holds ``ca.key``), the user data also carries the CA's
+certificate: the agent verifies the control plane over TLS, trades the
+one-time token for a certificate of its own, and registers by it from then on.
 
 openstacksdk blocks: every SDK call runs on the provider's own thread pool
 (``csvc-nova``) inside ``NovaCompute``, which hands back plain dicts only.
@@ -14,9 +18,12 @@ finds it after a restart.
 """
 
 import base64
+import os
 import secrets
 import shlex
 from dataclasses import dataclass
+
+import yaml
 
 from twisted.application.service import Service
 from twisted.internet.defer import inlineCallbacks
@@ -45,6 +52,61 @@ class NovaTimeout(NovaError):
 AUTH_SETTINGS = ("nova-auth-url", "nova-username", "nova-password", "nova-project")
 REQUIRED_SETTINGS = ("nova-flavor", "nova-image", "nova-network", "nova-agent-connect")
 
+#: Where the user data puts the agent's files on the server.
+AGENT_CA = "/etc/csvc-agent/ca.pem"
+AGENT_TOKEN = "/etc/csvc-agent/enroll-token"
+AGENT_STATE = "/var/lib/csvc-agent"
+#: Nova refuses user data larger than this (base64-encoded).
+USER_DATA_MAX = 65535
+
+
+def agents_ca(settings):
+    """
+    The CA certificate (PEM text) servers' agents verify the control plane
+    with and enroll against, when the control plane is the agents' CA
+    (``agents-tls-dir`` holds ``ca.key``); None otherwise.
+    """
+    from csvc.relay import agenttls
+
+    directory = settings.get("agents-tls-dir")
+    if not directory or not agenttls.can_enroll(directory):
+        return None
+    with open(os.path.join(directory, agenttls.CA_CERT), encoding="ascii") as f:
+        return f.read()
+
+
+def check_settings(settings):
+    """
+    What is wrong with the ``nova`` provider's settings, or None.
+    """
+    missing = [name for name in REQUIRED_SETTINGS if not settings.get(name)]
+    if not settings.get("nova-cloud"):
+        missing += [name for name in AUTH_SETTINGS if not settings.get(name)]
+    if missing:
+        return "--provider nova needs " + ", ".join("--" + name for name in missing)
+    connect = settings["nova-agent-connect"]
+    if settings.get("agents-tls-dir") and os.path.exists(os.path.join(settings["agents-tls-dir"], "ca.key")):
+        parts = connect.split(":")
+        if len(parts) != 3 or parts[0] != "tls" or not parts[2].isdigit():
+            return (f"--nova-agent-connect {connect!r}: servers' agents enroll with this control plane's CA "
+                    "(--agents-tls-dir holds ca.key), so they dial tls:HOST:PORT, HOST one of the names "
+                    "of its server certificate")
+    return None
+
+
+class _CloudConfig(yaml.SafeDumper):
+    """
+    YAML with each multi-line text (a certificate, the unit) as a literal
+    block, as one would write it by hand.
+    """
+
+
+def _text(dumper, value):
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+
+_CloudConfig.add_representer(str, _text)
+
 
 @dataclass(frozen=True)
 class ServerTemplate:
@@ -60,54 +122,79 @@ class ServerTemplate:
     agent_connect: str
     #: what ``pip install`` is given on the server
     agent_package: str = "csvc"
+    #: the agents' CA certificate (PEM) where the control plane is their CA
+    #: (``agents_ca``): the agent enrolls; None: it registers by token
+    ca_pem: str | None = None
+
+    def agent_command(self, instance_name, capacity):
+        """
+        The agent's command line (no secret on it: the token is read from
+        its file).
+        """
+        parts = [
+            "/opt/csvc/bin/twistd", "-n", "--pidfile=", "csvc-agent",
+            "--connect", self.agent_connect,
+            "--capacity", str(capacity),
+            "--hostname", instance_name,
+            "--enroll-token-file", AGENT_TOKEN,
+        ]
+        if self.ca_pem is not None:
+            parts += ["--ca-cert", AGENT_CA, "--state-dir", AGENT_STATE]
+        # systemd's ExecStart= expands $ and % itself: neither may come from a setting.
+        return " ".join(shlex.quote(part).replace("%", "%%").replace("$", "$$") for part in parts)
 
     def user_data(self, instance_name, enroll_token, capacity):
         """
-        The cloud-init user data (a shell script): install csvc in a venv and
-        run ``twistd -n csvc-agent`` under systemd; the enrollment token is in
-        a root-only environment file, not on a command line.
+        The cloud-init user data (``#cloud-config``): the enrollment token in
+        a file only root reads (``write_files``, mode 0600), the CA
+        certificate beside it, and a systemd unit that runs ``twistd -n
+        csvc-agent`` reading the token from its file; ``runcmd`` installs
+        csvc in a venv and starts the unit.  Fails with NovaError when it
+        would exceed what Nova takes.
         """
-        command = " ".join(
-            shlex.quote(part)
-            for part in (
-                "/opt/csvc/bin/twistd", "-n", "--pidfile=", "csvc-agent",
-                "--connect", self.agent_connect,
-                "--capacity", str(capacity),
-                "--hostname", instance_name,
-            )
-        )
-        return "\n".join(
+        unit = "\n".join(
             [
-                "#!/bin/sh",
-                "# csvc instance " + instance_name + ": install and start csvc-agent",
-                "set -eu",
-                "if ! command -v docker >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then",
-                "  apt-get update && apt-get install -y docker.io python3-venv",
-                "fi",
-                "python3 -m venv /opt/csvc",
-                "/opt/csvc/bin/pip install " + shlex.quote(self.agent_package),
-                "umask 077",
-                "cat > /etc/csvc-agent.env <<'EOF'",
-                "CSVC_ENROLL_TOKEN=" + enroll_token,
-                "EOF",
-                "cat > /etc/systemd/system/csvc-agent.service <<'EOF'",
                 "[Unit]",
                 "Description=csvc agent",
                 "After=network-online.target docker.service",
                 "Wants=network-online.target",
                 "[Service]",
-                "EnvironmentFile=/etc/csvc-agent.env",
-                "ExecStart=" + command + " --enroll-token ${CSVC_ENROLL_TOKEN}",
+                "ExecStart=" + self.agent_command(instance_name, capacity),
                 "Restart=always",
                 "RestartSec=2",
                 "[Install]",
                 "WantedBy=multi-user.target",
-                "EOF",
-                "systemctl daemon-reload",
-                "systemctl enable --now csvc-agent",
                 "",
             ]
         )
+        files = [{"path": AGENT_TOKEN, "owner": "root:root", "permissions": "0600", "content": enroll_token + "\n"}]
+        if self.ca_pem is not None:
+            files.append({"path": AGENT_CA, "owner": "root:root", "permissions": "0644", "content": self.ca_pem})
+        files.append({"path": "/etc/systemd/system/csvc-agent.service", "owner": "root:root",
+                      "permissions": "0644", "content": unit})
+        install = (
+            "set -eu; "
+            "if ! command -v docker >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then "
+            "apt-get update && apt-get install -y docker.io python3-venv; fi; "
+            "python3 -m venv /opt/csvc; "
+            "/opt/csvc/bin/pip install " + shlex.quote(self.agent_package)
+        )
+        document = {
+            "write_files": files,
+            "runcmd": [
+                ["sh", "-c", install],
+                ["systemctl", "daemon-reload"],
+                ["systemctl", "enable", "--now", "csvc-agent"],
+            ],
+        }
+        text = "#cloud-config\n# csvc instance " + instance_name + "\n" + yaml.dump(
+            document, Dumper=_CloudConfig, default_flow_style=False, sort_keys=False, width=1000
+        )
+        encoded = len(base64.b64encode(text.encode("utf-8")))
+        if encoded > USER_DATA_MAX:
+            raise NovaError(f"the user data of instance {instance_name} is {encoded} bytes base64-encoded; "
+                            f"Nova takes at most {USER_DATA_MAX}")
+        return text
 
 
 def connection_factory(settings):

@@ -3,6 +3,7 @@ The control plane's end of the agent links: which instance each connected
 agent is, calls to it, and the boxes agents send (output, starts, exits).
 """
 
+from cryptography import x509
 from twisted.internet.defer import Deferred, TimeoutError, fail, gatherResults, inlineCallbacks, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import deferLater
@@ -11,6 +12,7 @@ from twisted.protocols import amp
 
 from csvc.agent import commands
 from csvc.ampwire import FastBoxes
+from csvc.relay.agenttls import EnrollmentRefused, fingerprint
 from csvc.relay.execs import ExecRegistry
 from csvc.relay.transfers import TransferRegistry
 
@@ -105,6 +107,10 @@ class AgentHub:
         #: calls to an instance not connected yet wait for its agent until
         #: then (``expect_agents``); None = no start window
         self._expecting = None
+        #: ``csvc.relay.agenttls.AgentAuthority`` where the control plane is
+        #: the agents' CA (its TLS directory holds ``ca.key``): enrollment
+        #: tokens are then single-use, and agents register by certificate.
+        self.authority = None
 
     def connected_instances(self):
         return set(self._links)
@@ -231,11 +237,133 @@ class AgentHub:
         return deferLater(self._clock, 0, f, *args, **kwargs)
 
     @inlineCallbacks
-    def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):
+    def enroll(self, link, enroll_token, csr):
+        """
+        An agent without a certificate of its own: its instance's one-time
+        token buys it one, signed by ``authority``, naming the instance.  A
+        token used already, unknown or revoked is refused and logged.
+        """
+        if self.authority is None:
+            self.log.error("agent from {peer} refused: it asks for a certificate, and this control plane has no "
+                           "CA key to sign one", peer=link.peer())
+            raise commands.CertificateRefused(
+                "this control plane issues no certificates (its TLS directory holds no ca.key): "
+                "register with the enrollment token"
+            )
         instance = yield self._store.instance_by_token(enroll_token)
-        if instance is None or instance["status"] == "revoked":
+        if instance is None or instance["status"] in ("revoked", "deleted"):
+            self.log.error("agent from {peer} refused enrollment: unknown or revoked enrollment token",
+                           peer=link.peer())
+            raise commands.NotEnrolled("unknown or revoked enrollment token")
+        if instance["enrolled_at"] is not None:
+            self._token_reused(link, instance)
+        try:
+            pem = self.authority.sign(csr, instance)
+        except EnrollmentRefused as exc:
+            self.log.error("agent of instance {name} from {peer} refused enrollment: {why}",
+                           name=instance["name"], peer=link.peer(), why=str(exc))
+            raise commands.CertificateRefused(str(exc)) from None
+        cert = x509.load_pem_x509_certificate(pem)
+        used = yield self._store.consume_enroll_token(instance["uuid"], enroll_token, fingerprint(cert))
+        if not used:
+            self._token_reused(link, instance)
+        self.log.info(
+            "instance {name} enrolled from {peer}: its certificate {sha256} is valid until {until}",
+            name=instance["name"], peer=link.peer(), sha256=fingerprint(cert),
+            until=cert.not_valid_after_utc.isoformat(),
+        )
+        return {"instance_uuid": instance["uuid"], "certificate": pem}
+
+    def _token_reused(self, link, instance):
+        self.log.error(
+            "agent from {peer} refused: the enrollment token of instance {name} was used already "
+            "(it is single-use; the instance's agent registers by its certificate)",
+            peer=link.peer(), name=instance["name"],
+        )
+        raise commands.NotEnrolled("this enrollment token was used already")
+
+    @inlineCallbacks
+    def _identify(self, link, enroll_token):
+        """
+        The instance row of an agent that registers: by its enrollment token
+        (where the control plane is no CA), else by the certificate it
+        presented: one issued at enrollment names its instance; with an
+        operator's (``csvc-manage tls agent``), the token's first use binds
+        the instance to that certificate, and a later use needs the same.
+        """
+        cert = link.peer_certificate() if self.authority is not None else None
+        named = None
+        if cert is not None:
+            try:
+                named = self.authority.identify(cert)
+            except EnrollmentRefused as exc:
+                self.log.error("agent from {peer} refused: {why}", peer=link.peer(), why=str(exc))
+                raise commands.NotEnrolled(str(exc)) from None
+        if named is not None:
+            instance = yield self._store.get_instance(named)
+            if instance is None or instance["uuid"] != named or instance["status"] in ("revoked", "deleted"):
+                self.log.error("agent from {peer} refused: its certificate names instance {uuid}, unknown, "
+                               "revoked or deleted", peer=link.peer(), uuid=named)
+                raise commands.NotEnrolled("this certificate's instance is unknown or revoked")
+            if instance["agent_cert_sha256"] != fingerprint(cert):
+                self.log.error("agent from {peer} refused: its certificate is not the one instance {name} was "
+                               "last issued", peer=link.peer(), name=instance["name"])
+                raise commands.NotEnrolled("this certificate was replaced or revoked")
+            link.certificate_sha256 = fingerprint(cert)
+            return instance
+        instance = yield self._store.instance_by_token(enroll_token)
+        if instance is None or instance["status"] in ("revoked", "deleted"):
             self.log.error("agent from {peer} refused: unknown or revoked enrollment token", peer=link.peer())
             raise commands.NotEnrolled("unknown or revoked enrollment token")
+        if self.authority is None:
+            return instance
+        if cert is None:
+            self.log.error("agent of instance {name} from {peer} refused: it presented no certificate, and "
+                           "this control plane's agents enroll for one", name=instance["name"], peer=link.peer())
+            raise commands.NotEnrolled(
+                "this control plane's agents enroll for a certificate: run csvc-agent with --ca-cert"
+            )
+        sha256 = fingerprint(cert)
+        if instance["enrolled_at"] is None:
+            used = yield self._store.consume_enroll_token(instance["uuid"], enroll_token, sha256)
+            if not used:
+                self._token_reused(link, instance)
+        elif instance["agent_cert_sha256"] != sha256:
+            self._token_reused(link, instance)
+        return instance
+
+    @inlineCallbacks
+    def renew(self, link, csr):
+        """
+        An agent registered by its certificate gets a new one (the old one
+        stops working).
+        """
+        old = getattr(link, "certificate_sha256", None)
+        if self.authority is None or old is None:
+            self.log.error("agent from {peer} refused: it asks to renew a certificate it did not register by",
+                           peer=link.peer())
+            raise commands.CertificateRefused("only an agent registered by its certificate renews it")
+        instance = yield self._store.get_instance(link.instance_uuid)
+        try:
+            pem = self.authority.sign(csr, instance)
+        except EnrollmentRefused as exc:
+            self.log.error("agent of instance {name} from {peer} refused renewal: {why}",
+                           name=instance["name"], peer=link.peer(), why=str(exc))
+            raise commands.CertificateRefused(str(exc)) from None
+        cert = x509.load_pem_x509_certificate(pem)
+        replaced = yield self._store.replace_agent_cert(instance["uuid"], old, fingerprint(cert))
+        if not replaced:
+            self.log.error("agent of instance {name} from {peer} refused renewal: its certificate was replaced "
+                           "or revoked", name=instance["name"], peer=link.peer())
+            raise commands.NotEnrolled("this certificate was replaced or revoked")
+        link.certificate_sha256 = fingerprint(cert)
+        self.log.info("instance {name} renewed its certificate: {sha256}, valid until {until}",
+                      name=instance["name"], sha256=fingerprint(cert), until=cert.not_valid_after_utc.isoformat())
+        return {"certificate": pem}
+
+    @inlineCallbacks
+    def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):
+        instance = yield self._identify(link, enroll_token)
         uuid = instance["uuid"]
         old = self._links.get(uuid)
         if old is not None and old is not link:
@@ -466,6 +594,8 @@ class AgentLink(FastBoxes, amp.AMP):
 
     log = Logger()
     instance_uuid = None
+    #: the SHA-256 of the certificate it registered by (issued at enrollment)
+    certificate_sha256 = None
     fast_commands = commands.STREAM_COMMANDS
 
     def __init__(self, hub, journal, clock=None, register_timeout=REGISTER_TIMEOUT,
@@ -517,6 +647,26 @@ class AgentLink(FastBoxes, amp.AMP):
     def peer(self):
         return str(self.transport.getPeer()) if self.transport else "?"
 
+    def peer_certificate(self):
+        """
+        The client certificate the agent presented over TLS (an
+        ``x509.Certificate``), or None.
+        """
+        get = getattr(self.transport, "getPeerCertificate", None)
+        cert = get() if get is not None else None
+        return cert.to_cryptography() if cert is not None else None
+
+    def _check_protocol(self, protocol):
+        if protocol != commands.PROTOCOL:
+            self.log.error(
+                "agent from {peer} refused: it speaks protocol {theirs}, this control plane {ours}",
+                peer=self.peer(), theirs=protocol or 1, ours=commands.PROTOCOL,
+            )
+            raise commands.ProtocolMismatch(
+                f"the agent speaks protocol {protocol or 1}, the control plane {commands.PROTOCOL}:"
+                " run the same csvc version on both"
+            )
+
     def connectionLost(self, reason):
         if self._register_deadline is not None and self._register_deadline.active():
             self._register_deadline.cancel()
@@ -531,16 +681,18 @@ class AgentLink(FastBoxes, amp.AMP):
 
     @commands.Register.responder
     def register(self, enroll_token, engine, capacity, hostname, containers, facts=None, protocol=None):
-        if protocol != commands.PROTOCOL:
-            self.log.error(
-                "agent from {peer} refused: it speaks protocol {theirs}, this control plane {ours}",
-                peer=self.peer(), theirs=protocol or 1, ours=commands.PROTOCOL,
-            )
-            raise commands.ProtocolMismatch(
-                f"the agent speaks protocol {protocol or 1}, the control plane {commands.PROTOCOL}:"
-                " run the same csvc version on both"
-            )
+        self._check_protocol(protocol)
         return self._hub.register(self, enroll_token, engine, capacity, hostname, containers, facts)
+
+    @commands.Enroll.responder
+    def enroll(self, enroll_token, csr, protocol):
+        self._check_protocol(protocol)
+        return self._hub.enroll(self, enroll_token, csr)
+
+    @commands.Renew.responder
+    def renew(self, csr):
+        self._registered()
+        return self._hub.renew(self, csr)
 
     @commands.Heartbeat.responder
     def heartbeat(self):

@@ -14,18 +14,27 @@ A TLS directory holds::
                                   (``agent-local`` is the local provider's)
 
 Keys are written 0600.  An agent host needs ``ca.pem`` and its own pair only.
+
+When the control plane's directory holds ``ca.key`` it is also the agents'
+certificate authority (``AgentAuthority``): an agent enrolls once with its
+instance's one-time token and a certificate signing request, and is given a
+certificate naming its instance (``OU=csvc instances, CN=<instance uuid>``,
+valid ``AGENT_CERT_DAYS``); from then on it registers by presenting it.
 """
 
 import datetime
+import hashlib
 import ipaddress
 import os
+import uuid as uuidlib
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet.endpoints import quoteStringArgument
-from twisted.internet.ssl import Certificate, PrivateCertificate
+from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 CA_CERT = "ca.pem"
@@ -37,6 +46,17 @@ LOCAL_AGENT = "local"
 
 _DAYS = 3650
 _SKEW = datetime.timedelta(minutes=5)
+
+
+#: The organizational unit of the certificates issued at enrollment.
+INSTANCE_UNIT = "csvc instances"
+#: How long a certificate issued at enrollment is valid.
+AGENT_CERT_DAYS = 30
+#: An agent asks for a new certificate when its own has less than this left.
+RENEW_BEFORE = datetime.timedelta(days=10)
+#: The largest certificate signing request accepted (PEM bytes).
+CSR_MAX = 8 * 1024
+_EC_CURVES = (ec.SECP256R1, ec.SECP384R1)
 
 
 class TLSDirectoryError(Exception):
@@ -188,16 +208,33 @@ def issue_agent(directory, name, now=None):
     )
 
 
+def can_enroll(directory):
+    """
+    Whether the control plane signs agents' certificates: its TLS directory
+    holds the CA's key.
+    """
+    return os.path.exists(os.path.join(directory, CA_KEY))
+
+
 def server_options(directory):
     """
-    The control plane's TLS options: its certificate, and agents must present
-    a client certificate signed by the directory's CA.
+    The control plane's TLS options: its certificate, and a client
+    certificate an agent presents must be signed by the directory's CA.
+    Agents must present one, unless the directory holds ``ca.key``: then an
+    agent without one yet may connect, to enroll (and nothing else: see
+    ``csvc.relay.agentlink``).
     """
     server = PrivateCertificate.loadPEM(
         _read(os.path.join(directory, SERVER_CERT)) + _read(os.path.join(directory, SERVER_KEY))
     )
     ca = Certificate.loadPEM(_read(os.path.join(directory, CA_CERT)))
-    return server.options(ca)
+    return CertificateOptions(
+        privateKey=server.privateKey.original,
+        certificate=server.original,
+        verify=True,
+        caCerts=[ca.original],
+        requireCertificate=not can_enroll(directory),
+    )
 
 
 def server_factory(directory, factory):
@@ -225,3 +262,154 @@ def agent_endpoint(host, port, directory, name=LOCAL_AGENT):
             "privateKey=" + quoteStringArgument(os.path.abspath(key_path)),
         ]
     )
+
+
+class EnrollmentRefused(Exception):
+    """
+    A certificate signing request or a presented certificate is not
+    acceptable (the message says why).
+    """
+
+
+def fingerprint(cert):
+    """
+    The SHA-256 of a certificate's DER, in hex: what the store keeps of the
+    certificate issued to an instance.
+    """
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def _now_of(clock):
+    return datetime.datetime.fromtimestamp(clock.seconds(), datetime.timezone.utc)
+
+
+def instance_subject(instance_uuid):
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, INSTANCE_UNIT),
+            x509.NameAttribute(NameOID.COMMON_NAME, instance_uuid),
+        ]
+    )
+
+
+def _check_key(public_key):
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if isinstance(public_key.curve, _EC_CURVES):
+            return
+        raise EnrollmentRefused(f"the request's key is on curve {public_key.curve.name}: use P-256 or P-384")
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size >= 2048:
+            return
+        raise EnrollmentRefused(f"the request's RSA key has {public_key.key_size} bits: at least 2048 are needed")
+    raise EnrollmentRefused("the request's key is neither EC (P-256, P-384) nor RSA")
+
+
+class AgentAuthority:
+    """
+    The agents' certificate authority on the control plane: signs an
+    enrolling agent's request with a certificate naming its instance, and
+    says which instance a presented certificate names.
+
+    Only the request's public key is taken (once its signature proves the
+    agent holds the private key): the subject, the extensions and the
+    validity are csvc's own.  ``clock`` is an ``IReactorTime``.
+    """
+
+    def __init__(self, ca_cert, ca_key, clock, days=AGENT_CERT_DAYS):
+        self._ca_cert = ca_cert
+        self._ca_key = ca_key
+        self._clock = clock
+        self.validity = datetime.timedelta(days=days)
+
+    @classmethod
+    def from_directory(cls, directory, clock, days=AGENT_CERT_DAYS):
+        """
+        The authority of a ``csvc-manage tls`` directory, or None when it
+        does not hold ``ca.key`` (agents' certificates are then made by hand).
+        """
+        if not can_enroll(directory):
+            return None
+        ca_cert, ca_key = _load_ca(directory)
+        return cls(ca_cert, ca_key, clock, days)
+
+    def sign(self, csr_pem, instance):
+        """
+        The PEM certificate for ``instance`` (a row: ``uuid``, ``name``) from
+        the agent's request ``csr_pem`` (bytes).  EnrollmentRefused when the
+        request is too large, not a request, not signed by its own key, of
+        a weak key, or names a subject other than this instance.
+        """
+        if len(csr_pem) > CSR_MAX:
+            raise EnrollmentRefused(f"the certificate signing request is larger than {CSR_MAX} bytes")
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError:
+            raise EnrollmentRefused("not a PEM certificate signing request") from None
+        if not csr.is_signature_valid:
+            raise EnrollmentRefused("the certificate signing request is not signed by its own key")
+        asked = csr.subject
+        if len(asked) and asked not in (
+            instance_subject(instance["uuid"]),
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, instance["uuid"])]),
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, instance["name"])]),
+        ):
+            raise EnrollmentRefused(
+                f"the request names the subject {asked.rfc4514_string()!r}, not instance {instance['name']}"
+            )
+        public_key = csr.public_key()
+        _check_key(public_key)
+        now = _now_of(self._clock)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(instance_subject(instance["uuid"]))
+            .issuer_name(self._ca_cert.subject)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _SKEW)
+            .not_valid_after(now + self.validity)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False,
+                    key_encipherment=isinstance(public_key, rsa.RSAPublicKey), data_encipherment=False,
+                    key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._ca_key.public_key()), critical=False
+            )
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        return _cert_pem(cert)
+
+    def identify(self, cert):
+        """
+        The instance uuid a presented certificate (``x509.Certificate``)
+        names, or None when it is not one issued at enrollment (an
+        operator's ``csvc-manage tls agent`` certificate).  EnrollmentRefused
+        when it is not this CA's, not valid now, or names no instance.
+        """
+        try:
+            cert.verify_directly_issued_by(self._ca_cert)
+        except (ValueError, TypeError, InvalidSignature):
+            raise EnrollmentRefused("the certificate is not signed by this control plane's CA") from None
+        now = _now_of(self._clock)
+        if now < cert.not_valid_before_utc:
+            raise EnrollmentRefused(f"the certificate is not valid before {cert.not_valid_before_utc.isoformat()}")
+        if now > cert.not_valid_after_utc:
+            raise EnrollmentRefused(f"the certificate expired at {cert.not_valid_after_utc.isoformat()}")
+        subject = cert.subject
+        units = [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+        if units != [INSTANCE_UNIT]:
+            return None
+        names = [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if len(names) != 1 or subject != instance_subject(names[0]):
+            raise EnrollmentRefused(f"the certificate's subject {subject.rfc4514_string()!r} names no instance")
+        try:
+            return str(uuidlib.UUID(names[0]))
+        except ValueError:
+            raise EnrollmentRefused(f"the certificate's subject {subject.rfc4514_string()!r} names no instance") from None
