@@ -5,7 +5,9 @@ defaults, and ``enforce``.
 A rule is a check string of base checks joined by ``or``:
 
 - ``project``: any authenticated member of a project;
-- ``admin``: the admin role;
+- ``admin``: an admin as authentication says (csvc tokens made with
+  ``--admin``; with Keystone, a system-scoped admin or the admin role in the
+  configured admin project, never the admin role of any project);
 - ``owner``: the target belongs to the caller's project;
 - ``shared``: the target (an instance) is shared between projects.
 
@@ -81,7 +83,7 @@ RULES = {
 #: what each check needs, for the message of a denial
 _NEEDS = {
     "project": "a project member",
-    "admin": "the admin role",
+    "admin": "an admin",
     "owner": "the target's own project",
     "shared": "a shared instance",
 }

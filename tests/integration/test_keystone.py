@@ -28,11 +28,11 @@ def _accounts():
 ACCOUNTS = _accounts()
 
 
-def keystone_login(user, project):
+def keystone_login(user, project, password=None):
     """
     A project-scoped token of ``user``: (token, project id).
     """
-    password = ACCOUNTS.USERS[user][0]
+    password = password or ACCOUNTS.USERS[user][0]
     response = requests.post(
         KEYSTONE_URL + "/auth/tokens",
         json={
@@ -48,6 +48,34 @@ def keystone_login(user, project):
     )
     assert response.status_code == 201, response.text
     return response.headers["X-Subject-Token"], response.json()["token"]["project"]["id"]
+
+
+#: keystone-manage bootstrap's admin (scripts/keystone.sh): the admin role on
+#: the system and on project "admin".
+BOOTSTRAP_ADMIN = ("admin", os.environ.get("CSVC_KEYSTONE_ADMIN_PASSWORD", "csvc-keystone-admin"))
+#: The plane's admin project: csvc-admin's admin role there makes an admin.
+ADMIN_PROJECT = "alpha"
+
+
+def keystone_system_login(user, password):
+    """
+    A system-scoped token (``system: {all: true}``) of ``user``.
+    """
+    response = requests.post(
+        KEYSTONE_URL + "/auth/tokens",
+        json={
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+                },
+                "scope": {"system": {"all": True}},
+            }
+        },
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return response.headers["X-Subject-Token"]
 
 
 def keystone_client(plane, user, project):
@@ -81,7 +109,8 @@ def ks_plane(keystone, tmp_path_factory):
     if not engine_available():
         pytest.fail("no Docker engine answers on /var/run/docker.sock: run `make bootstrap` first")
     tmp = tmp_path_factory.mktemp("csvc-keystone")
-    args = ["--config", keystone_config(tmp, keystone), "--auth", "keystone", "--auth-cache-ttl", str(CACHE_TTL)]
+    args = ["--config", keystone_config(tmp, keystone), "--auth", "keystone", "--auth-cache-ttl", str(CACHE_TTL),
+            "--keystone-admin-project", ADMIN_PROJECT]
     plane = ControlPlane(tmp, capacity=20, extra_args=args)
     plane.start()
     try:
@@ -135,10 +164,28 @@ def test_missing_headers_are_401(ks_plane, ks_alpha, drop):
     assert response.status_code == 401, response.text
 
 
-def test_admin_role_from_the_token(ks_plane, ks_alpha):
-    admin = keystone_client(ks_plane, "csvc-admin", "alpha")
+def test_admin_role_in_the_admin_project_makes_an_admin(ks_plane, ks_alpha):
+    admin = keystone_client(ks_plane, "csvc-admin", ADMIN_PROJECT)
     assert admin.get("/v1/instances").status_code == 200
     assert ks_alpha.get("/v1/instances").status_code == 403
+
+
+def test_admin_role_in_another_project_is_a_member(ks_plane):
+    # The bootstrap admin's token scoped to project "admin", which is not
+    # this plane's admin project.
+    token, project_id = keystone_login(BOOTSTRAP_ADMIN[0], "admin", password=BOOTSTRAP_ADMIN[1])
+    elsewhere = Client(ks_plane.base, token, project_id)
+    assert elsewhere.get("/v1/containers").status_code == 200
+    denied = elsewhere.get("/v1/instances")
+    assert denied.status_code == 403, denied.text
+
+
+def test_system_scoped_admin_is_an_admin(ks_plane, ks_alpha):
+    token = keystone_system_login(*BOOTSTRAP_ADMIN)
+    system = Client(ks_plane.base, token, ks_alpha.project)
+    assert system.get("/v1/instances").status_code == 200
+    # It acts in the project it names.
+    assert system.get("/v1/containers").status_code == 200
 
 
 def test_revoked_token_stops_working_within_the_cache_ttl(ks_plane):
