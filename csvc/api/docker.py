@@ -40,6 +40,8 @@ from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.dockerexec import DetachedExec, DockerExecs, DockerExecStream, ExecState
 from csvc.relay.dockerstream import DockerAttachStream
 from csvc.relay.hijack import MULTIPLEXED, RAW, HijackResource
+from csvc.relay.execs import ExecClaimed, ExecSlot
+from csvc.relay.transfers import TooManyTransfers
 from csvc.store.db import ContainerTooLarge, NameInUse, NoRoom
 from csvc.store.quotas import QuotaExceeded
 
@@ -188,7 +190,9 @@ def classify(exc, ident=None):
         return 400, str(exc)
     if isinstance(exc, PayloadTooLarge):
         return 413, str(exc)
-    if isinstance(exc, (InvalidState, Conflict)):
+    if isinstance(exc, TooManyTransfers):
+        return 429, str(exc)
+    if isinstance(exc, (InvalidState, Conflict, ExecClaimed)):
         return 409, str(exc)
     if isinstance(exc, NameInUse):
         return 409, (
@@ -225,12 +229,12 @@ def docker_endpoint(public=False):
                 if isinstance(exc, CancelledError) and request.channel is None:
                     return None
                 known = classify(exc, kwargs.get("ident"))
-                if getattr(exc, "retry_after", None):
-                    request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
                 if known is None:
                     request_id = "req-" + str(uuidlib.uuid4())
                     log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
                     known = (500, f"unexpected error (request id {request_id})")
+                if getattr(exc, "retry_after", None):
+                    request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
                 if getattr(request, "_csvc_streaming", False):
                     # Headers are out: nothing sensible can be said any more.
                     return None
@@ -357,15 +361,15 @@ class DockerAPI:
     @_app.route("/version", methods=["GET"])
     @docker_endpoint(public=True)
     def version(self, request, identity):
+        self._ping_headers(request)
+        return 200, {
+            "Platform": {"Name": "csvc"},
+            "Components": [{"Name": "csvc", "Version": SERVER_VERSION, "Details": {}}],
         """
         Unauthenticated, so nothing of the host beyond what clients read
         (ApiVersion, MinAPIVersion, Version, Os, Arch): no kernel version
         (an authenticated ``/info`` has it).
         """
-        self._ping_headers(request)
-        return 200, {
-            "Platform": {"Name": "csvc"},
-            "Components": [{"Name": "csvc", "Version": SERVER_VERSION, "Details": {}}],
             "Version": SERVER_VERSION,
             "ApiVersion": API_VERSION,
             "MinAPIVersion": MIN_API_VERSION,
@@ -1484,7 +1488,8 @@ class DockerAPI:
                 return b""
             if until is not None and at is not None and at > until:
                 return b""
-            if timestamps:
+            # (at None: csvc's own marker of dropped output, not a line of it)
+            if timestamps and at is not None:
                 stamp = (
                     datetime.fromtimestamp(at or 0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z "
                 ).encode()
@@ -1540,10 +1545,22 @@ class DockerAPI:
         if state.running or state.exit_code is not None:
             raise DockerError(409, f"exec {exec_id} has already run")
         if body.get("Detach"):
-            self._containers.execs.claim(exec_id, DetachedExec(state), state.row["uuid"])
+            # Running, it holds one of the project's attach sessions.
+            slot = yield self._relay.hold_session(state.row, ExecSlot(state.project_id))
+            detached = DetachedExec(state, lambda: self._relay.sessions.discard(slot))
+            try:
+                self._containers.execs.claim(exec_id, detached, state.row["uuid"])
+            except Exception:
+                self._relay.sessions.discard(slot)
+                raise
             state.running = True
             d = self._containers.exec_start(state.row, exec_id, bool(state.spec.get("tty")))
-            d.addErrback(lambda f: DetachedExec(state).failed(f.value))
+
+            def failed(failure):
+                self._containers.execs.discard(exec_id)
+                detached.failed(failure.value)
+
+            d.addErrback(failed)
             return 200, None
         tty = bool(body.get("Tty", state.spec.get("tty")))
         state.spec["tty"] = tty

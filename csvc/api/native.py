@@ -14,7 +14,6 @@ from twisted.internet.defer import CancelledError, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.api.errors import Forbidden, PayloadTooLarge, classify
-from csvc.api.front import redact_uri
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import QUERY, CONTAINER_CREATE, BadRequest, read_query, validate
 from csvc.api import openapi
@@ -31,7 +30,7 @@ from csvc.store.capacity import empty_usage, usage_of
 from csvc.store.quotas import RESOURCES
 from csvc.compute import states
 from csvc.relay.exec_attach import exec_upgrade
-from csvc.relay.execs import ExecClaimed
+from csvc.relay.execs import ExecClaimed, ExecSlot
 
 #: Largest request body accepted, checked before it is parsed.
 MAX_BODY = 1024 * 1024
@@ -165,13 +164,13 @@ def endpoint(public=False):
                     # there is no one left to answer.
                     return None
                 known = classify(exc)
+                if known is None:
                 if getattr(exc, "retry_after", None):
                     request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
-                if known is None:
-                    log.failure("unexpected error in {path}", path=_logged_path(request), request_id=request_id)
+                    log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
                     known = (500, "Internal Server Error", f"unexpected error (request id {request_id})")
                 elif known[0] >= 500:
-                    log.warn("{path}: {message}", path=_logged_path(request), message=known[2])
+                    log.warn("{path}: {message}", path=request.path, message=known[2])
                 return send_error(request, *known, request_id)
             if result is Streamed:
                 return None
@@ -186,11 +185,6 @@ def endpoint(public=False):
         return route
 
     return decorator
-
-
-def _logged_path(request):
-    # The one-time attach token is in its path: never in a log line.
-    return redact_uri(request.path.decode("latin-1"))
 
 
 def _is_websocket(request):
@@ -482,7 +476,8 @@ class NativeAPI:
 
         Non-interactive: 200 ``{"exec_id", "output", "exit_code"}`` once it
         exited, ``output`` being stdout and stderr together in arrival order,
-        decoded as UTF-8 (bad bytes replaced).  At most 16 MiB is collected:
+        decoded as UTF-8 (bad bytes replaced).  At most 1 MiB (the
+        operator's ``--exec-output-max``) is collected:
         beyond it the answer is 413 (title "Payload Too Large", the message
         names the cap) and the exec's output is dropped (the agent closes
         its stream).
@@ -495,7 +490,15 @@ class NativeAPI:
         row = yield self._containers.get(identity, ident)
         states.check("exec", row["status"])
         if not spec.get("interactive"):
-            result = yield self._containers.exec_run(row, spec)
+            # A running exec holds one of the project's attach sessions.
+            sessions = self.relay.sessions if self.relay is not None else set()
+            slot = ExecSlot(row["project_id"])
+            if self.relay is not None:
+                yield self.relay.hold_session(row, slot)
+            try:
+                result = yield self._containers.exec_run(row, spec)
+            finally:
+                sessions.discard(slot)
             return 200, result
         exec_id = yield self._containers.exec_create(row, spec)
         options = {"exec_id": exec_id, "stdin": True, "tty": bool(spec.get("tty", False))}

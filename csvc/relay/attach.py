@@ -75,6 +75,22 @@ class Relay:
         if over(limits["attach_sessions"], in_use, 1):
             raise QuotaExceeded("attach_sessions", limits["attach_sessions"], in_use)
 
+    @inlineCallbacks
+    def hold_session(self, row, holder):
+        """
+        Count ``holder`` (with a ``project_id``) among the open sessions,
+        or fail with ``QuotaExceeded`` when the project has no session
+        left (checked and counted in one turn, so concurrent requests
+        cannot both take the last one).  ``self.sessions.discard`` it
+        once over.
+        """
+        limits = yield self._store.get_quota(row["project_id"])
+        in_use = self.project_sessions(row["project_id"])
+        if over(limits["attach_sessions"], in_use, 1):
+            raise QuotaExceeded("attach_sessions", limits["attach_sessions"], in_use)
+        self.sessions.add(holder)
+        return holder
+
     def upgrade(self, request, row, options, raw_only=False):
         streams = {s for s, key in ((1, "stdout"), (2, "stderr")) if options.get(key)}
         if options.get("logs"):

@@ -32,19 +32,40 @@ class ExecState:
 
 class DockerExecs:
     """
-    What the Docker API knows of the execs it created, the newest
-    ``capacity`` of them.
+    What the Docker API knows of the execs it created: of each project its
+    newest ``capacity_per_project``, and ``capacity`` in all (beyond, the
+    oldest of the project holding the most go first: a project creating
+    execs in a loop forgets its own, never another's).
     """
 
     capacity = 4096
+    capacity_per_project = 256
 
     def __init__(self):
         self._states = OrderedDict()
+        #: project -> its exec ids, oldest first
+        self._projects = {}
+
+    def _drop(self, exec_id):
+        state = self._states.pop(exec_id)
+        ids = self._projects[state.project_id]
+        del ids[exec_id]
+        if not ids:
+            del self._projects[state.project_id]
 
     def add(self, state):
+        if state.exec_id in self._states:
+            self._drop(state.exec_id)
         self._states[state.exec_id] = state
+        own = self._projects.setdefault(state.project_id, OrderedDict())
+        own[state.exec_id] = None
+        while len(own) > self.capacity_per_project:
+            self._drop(next(iter(own)))
         while len(self._states) > self.capacity:
-            self._states.popitem(last=False)
+            most = max(len(ids) for ids in self._projects.values())
+            project = state.project_id if len(own) == most else next(
+                p for p, ids in self._projects.items() if len(ids) == most)
+            self._drop(next(iter(self._projects[project])))
 
     def get(self, exec_id, project_id):
         state = self._states.get(exec_id)
@@ -147,11 +168,18 @@ class DockerExecStream(Protocol):
 class DetachedExec:
     """
     The consumer of an exec started with ``Detach``: its output is dropped,
-    its exit code kept.
+    its exit code kept.  ``on_end`` is called once when it is over (it
+    releases the session it holds).
     """
 
-    def __init__(self, state):
+    def __init__(self, state, on_end=None):
         self._state = state
+        self._on_end = on_end
+
+    def _ended(self):
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
 
     def output(self, stream, data):
         return None
@@ -159,7 +187,9 @@ class DetachedExec:
     def exited(self, exit_code):
         self._state.running = False
         self._state.exit_code = exit_code
+        self._ended()
 
     def failed(self, exc):
         self._state.running = False
         self._state.exit_code = 126
+        self._ended()

@@ -25,8 +25,10 @@ from twisted.internet.defer import Deferred, maybeDeferred
 
 from csvc.agent.commands import EXEC_WINDOW, NoSuchExec, OutputRefused
 
-#: Largest output a non-interactive exec collects for its answer.
-MAX_COLLECTED = 16 * 1024 * 1024
+#: Largest output a non-interactive exec collects for its answer (by
+#: default: ``--exec-output-max``; each running one also holds one of its
+#: project's attach sessions, so a project holds at most that many).
+MAX_COLLECTED = 1024 * 1024
 
 
 class ExecOutputTooLarge(Exception):
@@ -41,9 +43,21 @@ class ExecClaimed(Exception):
     """
 
 
+class ExecSlot:
+    """
+    A running exec with no attach session of its own (its output collected
+    for one answer, or dropped when detached), counted among the relay's
+    sessions against its project's ``attach_sessions`` quota.
+    """
+
+    def __init__(self, project_id):
+        self.project_id = project_id
+
+
 class ExecRecord:
-    def __init__(self, exec_id, container_uuid, instance_uuid, tty, interactive):
+    def __init__(self, exec_id, container_uuid, instance_uuid, tty, interactive, project_id=None):
         self.exec_id = exec_id
+        self.project_id = project_id
         self.container_uuid = container_uuid
         self.instance_uuid = instance_uuid
         self.tty = tty
@@ -55,31 +69,65 @@ class ExecRecord:
 
 class ExecRegistry:
     """
-    Execs created through this control plane and not over yet.  Created
-    execs nobody started (an interactive exec whose URL was never used) are
-    dropped oldest first beyond ``max_unclaimed``.
+    Execs created through this control plane and not over yet, each of a
+    project.  Created execs nobody started (an interactive exec whose URL
+    was never used) are dropped oldest first: a project's own beyond
+    ``max_unclaimed_per_project``; beyond ``max_unclaimed`` in all, those of
+    the project holding the most (the one registering on a tie), so that
+    a project filling its share never drops another's.  (Started execs are
+    counted against their project's attach sessions.)
     """
 
     max_unclaimed = 1024
+    max_unclaimed_per_project = 64
 
     def __init__(self, window=EXEC_WINDOW):
         self._window = window
         self._records = OrderedDict()
+        #: project -> its unclaimed execs' ids, oldest first
+        self._unclaimed = {}
 
     def __len__(self):
         return len(self._records)
 
-    def register(self, exec_id, container_uuid, instance_uuid, tty, interactive):
-        record = ExecRecord(exec_id, container_uuid, instance_uuid, tty, interactive)
-        self._records[exec_id] = record
-        unclaimed = [r.exec_id for r in self._records.values() if r.consumer is None]
-        for old in unclaimed[: max(0, len(unclaimed) - self.max_unclaimed)]:
-            del self._records[old]
+    def _forget_unclaimed(self, record):
+        ids = self._unclaimed.get(record.project_id)
+        if ids is not None:
+            ids.pop(record.exec_id, None)
+            if not ids:
+                del self._unclaimed[record.project_id]
+
+    def _remove(self, exec_id):
+        record = self._records.pop(exec_id, None)
+        if record is not None and record.consumer is None:
+            self._forget_unclaimed(record)
         return record
 
-    def get(self, exec_id, container_uuid=None):
+    def register(self, exec_id, container_uuid, instance_uuid, tty, interactive, project_id=None):
+        self._remove(exec_id)
+        record = ExecRecord(exec_id, container_uuid, instance_uuid, tty, interactive, project_id)
+        self._records[exec_id] = record
+        own = self._unclaimed.setdefault(project_id, OrderedDict())
+        own[exec_id] = None
+        while len(own) > self.max_unclaimed_per_project:
+            self._remove(next(iter(own)))
+        total = sum(len(ids) for ids in self._unclaimed.values())
+        while total > self.max_unclaimed:
+            most = max(len(ids) for ids in self._unclaimed.values())
+            project = project_id if len(self._unclaimed.get(project_id, ())) == most else next(
+                p for p, ids in self._unclaimed.items() if len(ids) == most)
+            self._remove(next(iter(self._unclaimed[project])))
+            total -= 1
+        return record
+
+    def get(self, exec_id, container_uuid=None, project_id=None):
+        """
+        The record of an exec of that container (and project): another's
+        is ``NoSuchExec``, as one that does not exist.
+        """
         record = self._records.get(exec_id)
-        if record is None or (container_uuid is not None and record.container_uuid != container_uuid):
+        if record is None or (container_uuid is not None and record.container_uuid != container_uuid) or (
+                project_id is not None and record.project_id != project_id):
             raise NoSuchExec(f"exec {exec_id} not found")
         return record
 
@@ -91,6 +139,7 @@ class ExecRegistry:
         record = self.get(exec_id, container_uuid)
         if record.consumer is not None:
             raise ExecClaimed(f"exec {exec_id} is already started")
+        self._forget_unclaimed(record)
         record.consumer = consumer
         return record
 
@@ -99,7 +148,7 @@ class ExecRegistry:
         No one wants this exec's output any more: what the agent still sends
         is refused (and the agent drops the stream).
         """
-        self._records.pop(exec_id, None)
+        self._remove(exec_id)
 
     # -- from agents -------------------------------------------------------
 
@@ -132,7 +181,7 @@ class ExecRegistry:
 
     def exited(self, instance_uuid, exec_id, exit_code):
         record = self._owned(instance_uuid, exec_id)
-        del self._records[exec_id]
+        self._remove(exec_id)
         record.consumer.exited(exit_code)
 
     def instance_lost(self, instance_uuid, exc):
@@ -141,7 +190,7 @@ class ExecRegistry:
         """
         lost = [r for r in self._records.values() if r.instance_uuid == instance_uuid]
         for record in lost:
-            del self._records[record.exec_id]
+            self._remove(record.exec_id)
             if record.consumer is not None:
                 record.consumer.failed(exc)
 

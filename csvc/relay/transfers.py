@@ -28,9 +28,16 @@ from csvc.agent.commands import (
 )
 
 
+class TooManyTransfers(Exception):
+    """
+    A project (or the whole service) has as many transfers open as it may.
+    """
+
+
 class TransferRecord:
-    def __init__(self, transfer_id, instance_uuid, consumer):
+    def __init__(self, transfer_id, instance_uuid, consumer, project_id=None):
         self.transfer_id = transfer_id
+        self.project_id = project_id
         self.instance_uuid = instance_uuid
         self.consumer = consumer
         self.seq = 0
@@ -39,26 +46,70 @@ class TransferRecord:
 
 class TransferRegistry:
     """
-    The downloads in flight, by transfer id.
+    The downloads in flight, by transfer id, and how many transfers
+    (downloads and uploads) each project has open: at most
+    ``max_per_project`` each and ``max_total`` in all, so that no project
+    filling its share refuses another's; beyond, ``TooManyTransfers``.
     """
+
+    max_per_project = 16
+    max_total = 256
 
     def __init__(self, window=TRANSFER_WINDOW):
         self._window = window
         self._records = {}
+        #: project -> transfers open
+        self._open = {}
 
     def __len__(self):
         return len(self._records)
 
-    def register(self, instance_uuid, consumer):
+    def open_count(self, project_id=None):
         """
-        A new transfer id whose chunks go to ``consumer``.
+        Transfers open, of one project or (None) of all.
         """
+        return self._open.get(project_id, 0) if project_id is not None else sum(self._open.values())
+
+    def hold(self, project_id):
+        """
+        Count one more transfer of ``project_id`` (``release`` it once
+        over), or ``TooManyTransfers``.
+        """
+        in_use = self._open.get(project_id, 0)
+        if in_use >= self.max_per_project:
+            raise TooManyTransfers(
+                f"the project has {in_use} transfers (copies, exports, streamed stats) open, "
+                f"at most {self.max_per_project}: wait for one to end"
+            )
+        if self.open_count() >= self.max_total:
+            raise TooManyTransfers(f"the service has {self.max_total} transfers open, its most: try again soon")
+        self._open[project_id] = in_use + 1
+
+    def release(self, project_id):
+        left = self._open.get(project_id, 0) - 1
+        if left > 0:
+            self._open[project_id] = left
+        else:
+            self._open.pop(project_id, None)
+
+    def register(self, instance_uuid, consumer, project_id=None):
+        """
+        A new transfer id whose chunks go to ``consumer``, counted against
+        ``project_id``; ``TooManyTransfers`` when it has as many as it may.
+        """
+        self.hold(project_id)
         transfer_id = str(uuidlib.uuid4())
-        self._records[transfer_id] = TransferRecord(transfer_id, instance_uuid, consumer)
+        self._records[transfer_id] = TransferRecord(transfer_id, instance_uuid, consumer, project_id)
         return transfer_id
 
+    def _remove(self, transfer_id):
+        record = self._records.pop(transfer_id, None)
+        if record is not None:
+            self.release(record.project_id)
+        return record
+
     def discard(self, transfer_id):
-        self._records.pop(transfer_id, None)
+        self._remove(transfer_id)
 
     def _owned(self, instance_uuid, transfer_id):
         record = self._records.get(transfer_id)
@@ -87,13 +138,13 @@ class TransferRegistry:
 
     def end(self, instance_uuid, transfer_id, error):
         record = self._owned(instance_uuid, transfer_id)
-        del self._records[transfer_id]
+        self._remove(transfer_id)
         record.consumer.ended(error or None)
 
     def instance_lost(self, instance_uuid, exc):
         lost = [r for r in self._records.values() if r.instance_uuid == instance_uuid]
         for record in lost:
-            del self._records[record.transfer_id]
+            self._remove(record.transfer_id)
             record.consumer.failed(exc)
 
 
@@ -267,7 +318,7 @@ class Downloads:
                                                  why=f.getErrorMessage()))
 
         consumer = ResponseDownload(request, cancel, transform, is_last)
-        transfer_id = holder["id"] = registry.register(instance, consumer)
+        transfer_id = holder["id"] = registry.register(instance, consumer, row["project_id"])
         try:
             result = yield self._hub.call(instance, OpenDownload, transfer_id=transfer_id, uuid=row["uuid"], kind=kind,
                                           options=options)
@@ -288,14 +339,20 @@ def upload(hub, row, source, length, options, window=TRANSFER_WINDOW, chunk_size
     """
     instance = row["instance_uuid"]
     transfer_id = str(uuidlib.uuid4())
-    yield hub.call(instance, OpenUpload, transfer_id=transfer_id, uuid=row["uuid"], length=length, options=options)
+    registry = hub.transfers
+    registry.hold(row["project_id"])
     try:
-        yield _send_chunks(hub, instance, transfer_id, source, length, window, chunk_size)
-        yield hub.call(instance, FinishUpload, transfer_id=transfer_id)
-    except BaseException:
-        d = hub.call(instance, CancelUpload, transfer_id=transfer_id)
-        d.addErrback(lambda f: None)
-        raise
+        yield hub.call(instance, OpenUpload, transfer_id=transfer_id, uuid=row["uuid"], length=length,
+                       options=options)
+        try:
+            yield _send_chunks(hub, instance, transfer_id, source, length, window, chunk_size)
+            yield hub.call(instance, FinishUpload, transfer_id=transfer_id)
+        except BaseException:
+            d = hub.call(instance, CancelUpload, transfer_id=transfer_id)
+            d.addErrback(lambda f: None)
+            raise
+    finally:
+        registry.release(row["project_id"])
 
 
 def _send_chunks(hub, instance, transfer_id, source, length, window, chunk_size):

@@ -119,3 +119,92 @@ def test_stop_and_restart_grace_is_clamped(env, docker):
     code, body = docker.request(env.alice, "POST", f"/containers/{view['uuid']}/restart", params={"t": "7"})
     assert code == 204, body
     assert env.hub.calls_of(commands.StopContainer)[-1] == {"uuid": view["uuid"], "timeout": 7}
+
+
+class ExecAgent:
+    """
+    The fake agent answering exec commands too: each exec runs until the
+    test reports its exit.
+    """
+
+    def __init__(self, env):
+        self.env = env
+        self.count = 0
+        self._call = env.hub.call
+        env.hub.call = self.call
+
+    def call(self, instance_uuid, command, **kwargs):
+        from twisted.internet.defer import succeed
+
+        if command is commands.ExecCreate:
+            self.count += 1
+            return succeed({"exec_id": f"x{self.count:063d}"})
+        if command is commands.ExecStart:
+            self.env.hub.calls.append((instance_uuid, command, kwargs))
+            return succeed({})
+        return self._call(instance_uuid, command, **kwargs)
+
+    def exit(self, exec_id, code=0):
+        self.env.hub.execs.exited(self.env.instance, exec_id, code)
+        self.env.settle()
+
+
+def native_exec(env, client, uuid):
+    return client.start("POST", f"/v1/containers/{uuid}/exec", body={"command": ["sleep", "9"]})
+
+
+@pytest.fixture
+def native_relay(env):
+    relay = Relay(env.containers, env.journal, env.store)
+    env.api.relay = relay
+    return relay
+
+
+def test_running_native_execs_hold_attach_sessions(env, native_relay):
+    agent = ExecAgent(env)
+    view = env.alice.create(run=True)
+    theirs = env.bob.create(run=True)
+    env.admin.request("PUT", "/v1/quotas/project-a", body={"attach_sessions": 2})
+    first, second = native_exec(env, env.alice, view["uuid"]), native_exec(env, env.alice, view["uuid"])
+    assert native_relay.project_sessions("project-a") == 2
+    refused = env.alice.finish(native_exec(env, env.alice, view["uuid"]))
+    assert "attach_sessions" in refused.error(403)["message"]
+    assert agent.count == 2
+    # Another project is not refused.
+    bobs = native_exec(env, env.bob, theirs["uuid"])
+    assert native_relay.project_sessions("project-b") == 1
+    agent.exit(f"x{1:063d}", 0)
+    reply = env.alice.finish(first)
+    assert reply.code == 200 and reply.json()["exit_code"] == 0
+    assert native_relay.project_sessions("project-a") == 1
+    third = native_exec(env, env.alice, view["uuid"])
+    assert native_relay.project_sessions("project-a") == 2
+    for n in (2, 3, 4):
+        agent.exit(f"x{n:063d}", 0)
+    assert [env.alice.finish(d).code for d in (second,)] == [200]
+    assert env.bob.finish(bobs).code == 200 and env.alice.finish(third).code == 200
+    assert native_relay.project_sessions("project-a") == native_relay.project_sessions("project-b") == 0
+
+
+def test_detached_docker_execs_hold_attach_sessions(env, docker):
+    agent = ExecAgent(env)
+    view = env.alice.create(run=True)
+    env.admin.request("PUT", "/v1/quotas/project-a", body={"attach_sessions": 1})
+    ids = []
+    for _ in range(2):
+        code, body = docker.request(env.alice, "POST", f"/containers/{view['uuid']}/exec",
+                                    json={"Cmd": ["sleep", "9"]})
+        assert code == 201, body
+        ids.append(json.loads(body)["Id"])
+    code, body = docker.request(env.alice, "POST", f"/exec/{ids[0]}/start", json={"Detach": True})
+    assert code == 200, body
+    code, body = docker.request(env.alice, "POST", f"/exec/{ids[1]}/start", json={"Detach": True})
+    assert code == 403 and "attach_sessions" in json.loads(body)["message"]
+    agent.exit(ids[0], 3)
+    code, body = docker.request(env.alice, "GET", f"/exec/{ids[0]}/json")
+    assert json.loads(body)["ExitCode"] == 3
+    code, body = docker.request(env.alice, "POST", f"/exec/{ids[1]}/start", json={"Detach": True})
+    assert code == 200, body
+    # Another project's exec id is not found.
+    code, body = docker.request(env.bob, "GET", f"/exec/{ids[1]}/json")
+    assert code == 404

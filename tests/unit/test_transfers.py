@@ -355,7 +355,7 @@ def test_a_paused_response_pauses_the_engine_stream_across_amp():
 
     request = FakeRequest()
     opened = []
-    ControlDownloads(hub).open({"instance_uuid": "i1", "uuid": "c1"}, "export", {}, request).addCallback(
+    ControlDownloads(hub).open({"instance_uuid": "i1", "uuid": "c1", "project_id": "p"}, "export", {}, request).addCallback(
         opened.append)
     pump.flush()
     [(info, consumer)] = opened
