@@ -102,7 +102,7 @@ def thd_usage(conn, project_id):
         ).where(containers.c.project_id == project_id)
     ).one()
     return {"containers": int(count), "memory": int(memory), "cpu": float(cpu),
-            "output": round(int(output) / MIB, 3)}
+            "output": int(output) / MIB}
 
 
 def _ensure_row(conn, project_id):
