@@ -29,7 +29,9 @@ from twisted.protocols import amp
 #: The version of this contract.  1: output in chunks of at most 60 KiB, one
 #: AMP value each.  2: chunks of up to CHUNK_SIZE in ``Bytes`` pieces.
 #: 3: Enroll and Renew (agents' certificates from the control plane's CA).
-PROTOCOL = 3
+#: 4: the agent's wall (``csvc.agent.wall``): ``Refused``, and a create's
+#: ``spec["admin"]``.
+PROTOCOL = 4
 
 #: Largest output chunk the agent sends in one Output box.
 CHUNK_SIZE = 256 * 1024
@@ -131,6 +133,14 @@ class InvalidSpec(Exception):
     """
 
 
+class Refused(Exception):
+    """
+    The agent's wall refused what no member may have (a host bind, a
+    privileged container, another project's network...), whatever the
+    control plane asked: the message names the rules broken.
+    """
+
+
 class NoSuchImage(Exception):
     """
     The image named in a create is not on the instance.
@@ -195,6 +205,7 @@ _REPORT_ERRORS = {OutputRefused: b"OUTPUT_REFUSED", NotEnrolled: b"NOT_ENROLLED"
 _ENGINE_ERRORS = {
     EngineError: b"ENGINE_ERROR",
     InvalidSpec: b"INVALID_SPEC",
+    Refused: b"REFUSED",
     NoSuchImage: b"NO_SUCH_IMAGE",
     NoSuchContainer: b"NO_SUCH_CONTAINER",
     Conflict: b"CONFLICT",
@@ -363,7 +374,8 @@ class CreateContainer(amp.Command):
     Create (not start) a container.  ``spec`` is the container as the store
     has it: ``uuid``, ``project_id``, ``image``, ``command``, ``environment``,
     ``workdir``, ``labels``, ``tty``, ``interactive``, ``memory``, ``cpu``,
-    ``name``, ``auto_remove``.
+    ``name``, ``auto_remove``; ``admin`` (true: made by an admin, whom
+    the agent's wall lets have what policy lets them have).
     """
 
     arguments = [(b"spec", JSON())]

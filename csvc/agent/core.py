@@ -206,7 +206,12 @@ class AgentCore:
 
     @inlineCallbacks
     def create(self, spec):
-        engine_id = yield self._engine.create(spec)
+        try:
+            engine_id = yield self._engine.create(spec)
+        except commands.Refused as exc:
+            self.log.warn("the wall refused the create of container {uuid}: {why}", uuid=spec.get("uuid"),
+                          why=str(exc))
+            raise
         self._watches[spec["uuid"]] = ContainerWatch(
             spec["uuid"], engine_id, bool(spec.get("tty")), auto_remove=bool(spec.get("auto_remove"))
         )

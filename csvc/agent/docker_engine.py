@@ -24,9 +24,10 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
-from csvc.agent import docker_config
+from csvc.agent import docker_config, wall
 from csvc.agent.commands import (
     Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchPath, NoSuchVolume,
+    Refused,
 )
 from csvc.agent.hijack import HijackedStream
 from csvc.agent.psargs import UnsafePsArgs, check_ps_args
@@ -155,6 +156,15 @@ class DockerEngine:
 
         return deferToThreadPool(self._reactor, self._pool, run)
 
+    def _refusal(self, action, uuid, violations):
+        """
+        The agent's wall refused ``action`` on the container ``uuid``:
+        logged (the rules and fields, never a value), and the error to raise.
+        """
+        why = wall.describe(violations)
+        self.log.warn("the wall refused the {action} of container {uuid}: {why}", action=action, uuid=uuid, why=why)
+        return Refused(why)
+
     # -- control -----------------------------------------------------------
 
     def create(self, spec):
@@ -240,6 +250,9 @@ class DockerEngine:
         body (the SDK's ``update_container`` knows neither NanoCpus nor
         PidsLimit); fires with the engine's warnings.
         """
+        violations = wall.update_violations(update)
+        if violations:
+            raise self._refusal("update", uuid, violations)
         body = FileBodyProducer(BytesIO(json.dumps(update).encode("utf-8")))
         headers = Headers({b"Content-Type": [b"application/json"]})
         url = self._url(f"/containers/{engine_name(uuid)}/update", {})
@@ -407,9 +420,19 @@ class DockerEngine:
         return self._network_call(lambda c: c.api.remove_network(name))
 
     def connect_network(self, uuid, name, aliases):
-        return self._network_call(
-            lambda c: c.api.connect_container_to_network(engine_name(uuid), name, aliases=aliases or None)
-        )
+        def connect(c):
+            labels = (c.api.inspect_container(engine_name(uuid)).get("Config") or {}).get("Labels") or {}
+            violations = wall.connect_violations(name, labels.get(LABEL_PROJECT, ""))
+            if violations:
+                return violations
+            c.api.connect_container_to_network(engine_name(uuid), name, aliases=aliases or None)
+            return None
+
+        def connected(violations):
+            if violations:
+                raise self._refusal("network connect", uuid, violations)
+
+        return self._network_call(connect).addCallback(connected)
 
     def disconnect_network(self, uuid, name, force):
         return self._network_call(
@@ -533,6 +556,9 @@ class DockerEngine:
         """
         Create an exec in the container; fires with the engine's exec id.
         """
+        violations = wall.exec_violations(spec)
+        if violations:
+            return fail(self._refusal("exec", uuid, violations))
         return self._call(_exec_create, uuid, spec)
 
     def exec_start(self, exec_id, tty, protocol):
@@ -611,8 +637,42 @@ def _create(client, spec):
     # The image's own VOLUME paths get the project's anonymous volumes too.
     image_volumes = (client.api.inspect_image(spec["image"]).get("Config") or {}).get("Volumes") or {}
     config = docker_config.merge(config, spec, image_volumes)
+    _walled(client, spec, config)
     result = client.api.create_container_from_config(config, name=engine_name(spec["uuid"]))
     return result["Id"]
+
+
+#: At most this many containers and networks a create names are looked up
+#: to tell whether they are the project's (the others are not).
+_LOOKUPS = 4
+
+
+def _walled(client, spec, config):
+    """
+    Raise ``Refused`` unless the agent's wall lets ``config`` (the final
+    create body) go to the engine.
+    """
+    project = spec["project_id"]
+
+    def project_of(inspect, ident, labels):
+        try:
+            return labels(inspect(ident)).get(LABEL_PROJECT)
+        except docker_errors.NotFound:
+            return None
+
+    containers = {
+        ident for ident in sorted(wall.joined_containers(config))[:_LOOKUPS]
+        if project_of(client.api.inspect_container, ident,
+                      lambda attrs: (attrs.get("Config") or {}).get("Labels") or {}) == project
+    }
+    networks = {
+        ref for ref in sorted(wall.network_refs(config, project))[:_LOOKUPS]
+        if project_of(client.api.inspect_network, ref, lambda attrs: attrs.get("Labels") or {}) == project
+    }
+    violations = wall.create_violations(config, project, admin=spec.get("admin") is True,
+                                        project_containers=containers, project_networks=networks)
+    if violations:
+        raise Refused(wall.describe(violations))
 
 
 def _remove(client, uuid, force, volumes):
@@ -690,5 +750,7 @@ def _exec_create(client, uuid, spec):
         environment=dict(spec.get("environment") or {}) or None,
         workdir=spec.get("workdir") or None,
         user=spec.get("user") or "",
+        # (Only past the wall: an admin's.)
+        privileged=bool(spec.get("privileged")),
     )
     return result["Id"]

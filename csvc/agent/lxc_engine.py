@@ -36,8 +36,10 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from csvc.agent import lxc_runner
-from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchVolume
+from csvc.agent import lxc_runner, wall
+from csvc.agent.commands import (
+    EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchVolume, Refused,
+)
 
 #: The one image this engine has: the rootfs of LXC's busybox template.
 IMAGE_NAME = "busybox"
@@ -437,6 +439,14 @@ class LxcEngine:
     # -- control -----------------------------------------------------------
 
     def create(self, spec):
+        # This engine honours no Docker option; those the wall refuses are
+        # named as refused all the same.
+        violations = wall.create_violations(_docker_body(spec), spec.get("project_id") or "",
+                                            admin=spec.get("admin") is True)
+        if violations:
+            why = wall.describe(violations)
+            self.log.warn("the wall refused the create of container {uuid}: {why}", uuid=spec.get("uuid"), why=why)
+            return fail(Refused(why))
         if spec.get("tty"):
             return _refuse("tty is not supported by the lxc engine")
         if spec.get("docker_config"):
@@ -677,6 +687,20 @@ class LxcEngine:
 
 def _uuid(engine_id):
     return engine_id[len("csvc-"):] if engine_id.startswith("csvc-") else engine_id
+
+
+def _docker_body(spec):
+    """
+    The Docker create body the client's options (``spec["docker_config"]``)
+    would make.
+    """
+    options = spec.get("docker_config") or {}
+    if not isinstance(options, dict):
+        return {"HostConfig": options}
+    body = dict(options.get("Config") or {}) if isinstance(options.get("Config"), dict) else {}
+    body["HostConfig"] = options.get("HostConfig")
+    body["NetworkingConfig"] = options.get("NetworkingConfig")
+    return body
 
 
 def _refuse(message, error=InvalidSpec):

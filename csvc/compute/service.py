@@ -201,12 +201,18 @@ class ContainerService:
         instance = row["instance_uuid"]
         self._hub.assign(container_uuid, instance)
         engine_spec = {k: v for k, v in row.items() if not isinstance(v, datetime)}
+        # The agent's wall lets an admin's container have what policy let it.
+        engine_spec["admin"] = bool(identity.is_admin)
         try:
             result = yield self._hub.call(instance, commands.CreateContainer, spec=engine_spec)
         except commands.NoSuchImage:
             yield self._discard(container_uuid)
             self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, "no such image")
             raise ImageNotFound(f"image '{values['image']}' is not available on the instance") from None
+        except commands.Refused as exc:
+            yield self._discard(container_uuid)
+            self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, "refused by the instance's agent")
+            raise self._refused("create", row, exc) from None
         except LinkLostDuringCall as exc:
             # The engine may hold the container: it goes when the agent
             # registers again, as a delete made while it was away (whose
@@ -230,6 +236,17 @@ class ContainerService:
             d = self.start(row)
             d.addErrback(self._background_failure, container_uuid, "start")
         return row
+
+    def _refused(self, action, row, exc):
+        """
+        The instance's agent refused ``action`` on ``row``'s container (its
+        wall: what no member may have): logged, and the 403 naming the rule.
+        """
+        self.log.warn(
+            "the agent of instance {instance} refused the {action} of container {uuid}: {why}",
+            instance=row["instance_uuid"], action=action, uuid=row["uuid"], why=str(exc),
+        )
+        return policy.Forbidden(f"the instance's agent refused the {action}: {exc}")
 
     def _background_failure(self, failure, container_uuid, action):
         self.log.error(
@@ -559,8 +576,10 @@ class ContainerService:
         try:
             result = yield self._hub.call(row["instance_uuid"], commands.UpdateContainer, uuid=row["uuid"],
                                           update=host_update)
-        except Exception:
+        except Exception as exc:
             yield self._store.restore_container_resources(row["uuid"], before, after)
+            if isinstance(exc, commands.Refused):
+                raise self._refused("update", row, exc) from None
             raise
         return after, result["warnings"]
 
@@ -643,11 +662,14 @@ class ContainerService:
             "workdir": spec.get("workdir"),
             "user": spec.get("user"),
         }
-        result = yield self._hub.call(row["instance_uuid"], commands.ExecCreate, uuid=row["uuid"], spec=engine_spec)
+        try:
+            result = yield self._hub.call(row["instance_uuid"], commands.ExecCreate, uuid=row["uuid"],
+                                          spec=engine_spec)
+        except commands.Refused as exc:
+            raise self._refused("exec", row, exc) from None
         exec_id = result["exec_id"]
         self._hub.execs.register(
-            exec_id, row["uuid"], row["instance_uuid"], engine_spec["tty"], engine_spec["interactive"],
-            project_id=row["project_id"],
+            exec_id, row["uuid"], row["instance_uuid"], engine_spec["tty"], engine_spec["interactive"]
         )
         return exec_id
 
@@ -671,7 +693,7 @@ class ContainerService:
         """
         Create and start a non-interactive exec and collect its output: fires
         with ``{"exec_id", "output", "exit_code"}`` once it exited; fails with
-        ``ExecOutputTooLarge`` past ``limit`` bytes (``exec_output_max``).
+        ``ExecOutputTooLarge`` past ``limit`` bytes (16 MiB by default).
         Cancelling it abandons the exec's output.
         """
         spec = dict(spec, interactive=False)
