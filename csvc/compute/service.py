@@ -669,7 +669,8 @@ class ContainerService:
             raise self._refused("exec", row, exc) from None
         exec_id = result["exec_id"]
         self._hub.execs.register(
-            exec_id, row["uuid"], row["instance_uuid"], engine_spec["tty"], engine_spec["interactive"]
+            exec_id, row["uuid"], row["instance_uuid"], engine_spec["tty"], engine_spec["interactive"],
+            project_id=row["project_id"],
         )
         return exec_id
 
@@ -693,7 +694,7 @@ class ContainerService:
         """
         Create and start a non-interactive exec and collect its output: fires
         with ``{"exec_id", "output", "exit_code"}`` once it exited; fails with
-        ``ExecOutputTooLarge`` past ``limit`` bytes (16 MiB by default).
+        ``ExecOutputTooLarge`` past ``limit`` bytes (``exec_output_max``).
         Cancelling it abandons the exec's output.
         """
         spec = dict(spec, interactive=False)
