@@ -180,6 +180,11 @@ class AttachSession:
                     return
                 fresh = [c for c in chunks if c[0] >= self._next]
                 for seq, stream, data in fresh:
+                    if seq != self._next and seq == fresh[0][0]:
+                        # The retention policy dropped the chunks before
+                        # (csvc/store/retention.py): on from what is kept,
+                        # or this would read the same batch for ever.
+                        self._next = seq
                     if seq != self._next:
                         break
                     self._enqueue(seq, stream, data)
