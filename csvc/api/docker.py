@@ -229,12 +229,12 @@ def docker_endpoint(public=False):
                 if isinstance(exc, CancelledError) and request.channel is None:
                     return None
                 known = classify(exc, kwargs.get("ident"))
+                if getattr(exc, "retry_after", None):
+                    request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
                 if known is None:
                     request_id = "req-" + str(uuidlib.uuid4())
                     log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
                     known = (500, f"unexpected error (request id {request_id})")
-                if getattr(exc, "retry_after", None):
-                    request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
                 if getattr(request, "_csvc_streaming", False):
                     # Headers are out: nothing sensible can be said any more.
                     return None
@@ -361,15 +361,15 @@ class DockerAPI:
     @_app.route("/version", methods=["GET"])
     @docker_endpoint(public=True)
     def version(self, request, identity):
-        self._ping_headers(request)
-        return 200, {
-            "Platform": {"Name": "csvc"},
-            "Components": [{"Name": "csvc", "Version": SERVER_VERSION, "Details": {}}],
         """
         Unauthenticated, so nothing of the host beyond what clients read
         (ApiVersion, MinAPIVersion, Version, Os, Arch): no kernel version
         (an authenticated ``/info`` has it).
         """
+        self._ping_headers(request)
+        return 200, {
+            "Platform": {"Name": "csvc"},
+            "Components": [{"Name": "csvc", "Version": SERVER_VERSION, "Details": {}}],
             "Version": SERVER_VERSION,
             "ApiVersion": API_VERSION,
             "MinAPIVersion": MIN_API_VERSION,
@@ -1488,8 +1488,7 @@ class DockerAPI:
                 return b""
             if until is not None and at is not None and at > until:
                 return b""
-            # (at None: csvc's own marker of dropped output, not a line of it)
-            if timestamps and at is not None:
+            if timestamps:
                 stamp = (
                     datetime.fromtimestamp(at or 0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z "
                 ).encode()

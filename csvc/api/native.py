@@ -14,6 +14,7 @@ from twisted.internet.defer import CancelledError, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc.api.errors import Forbidden, PayloadTooLarge, classify
+from csvc.api.front import redact_uri
 from csvc.api.logs import LogStream, tail_position
 from csvc.api.schemas import QUERY, CONTAINER_CREATE, BadRequest, read_query, validate
 from csvc.api import openapi
@@ -164,13 +165,13 @@ def endpoint(public=False):
                     # there is no one left to answer.
                     return None
                 known = classify(exc)
-                if known is None:
                 if getattr(exc, "retry_after", None):
                     request.setHeader(b"Retry-After", b"%d" % exc.retry_after)
-                    log.failure("unexpected error in {path}", path=request.path, request_id=request_id)
+                if known is None:
+                    log.failure("unexpected error in {path}", path=_logged_path(request), request_id=request_id)
                     known = (500, "Internal Server Error", f"unexpected error (request id {request_id})")
                 elif known[0] >= 500:
-                    log.warn("{path}: {message}", path=request.path, message=known[2])
+                    log.warn("{path}: {message}", path=_logged_path(request), message=known[2])
                 return send_error(request, *known, request_id)
             if result is Streamed:
                 return None
@@ -185,6 +186,11 @@ def endpoint(public=False):
         return route
 
     return decorator
+
+
+def _logged_path(request):
+    # The one-time attach token is in its path: never in a log line.
+    return redact_uri(request.path.decode("latin-1"))
 
 
 def _is_websocket(request):
