@@ -9,6 +9,7 @@ intact.
 import struct
 
 import pytest
+import pytest_twisted
 
 from tests.integration.conftest import docker_sdk, remove_project_containers, running_plane
 
@@ -78,3 +79,32 @@ def test_a_flood_keeps_the_newest_output_and_says_what_went(plane):
     dropped, rest = dropped_of(raw[8:8 + size])
     assert rest == b"" and dropped > 0
     assert raw.endswith(b"THE-END\n")
+
+
+@pytest.mark.parametrize("kind", ["files", "db"])
+@pytest_twisted.inlineCallbacks
+def test_retention_and_project_quota_on_postgresql(tmp_path, database, kind):
+    """
+    The same counting and dropping in PostgreSQL (``length`` of ``bytea``,
+    several store threads).
+    """
+    from tests.unit.test_retention import A, B, C, add_container, chunk, counters, kept, make_store, put
+
+    store = make_store(tmp_path, kind, url=database, output_retention=1000, quota_defaults={"output": 0})
+    try:
+        yield store.set_quota("p", {"output": -1})
+        add_container(store, A, "p")
+        add_container(store, B, "p")
+        add_container(store, C, "q")
+        datas = [chunk(300, i) for i in range(5)]
+        yield put(store, A, datas)
+        assert (yield kept(store, A)) == [(3, datas[2]), (4, datas[3]), (5, datas[4])]
+        assert (yield counters(store, A)) == (3, 900, 600)
+        # q's quota is 0: nothing of it is kept, and p is not touched.
+        yield put(store, C, [chunk(10, 1)])
+        assert (yield kept(store, C)) == []
+        assert (yield counters(store, C)) == (2, 0, 10)
+        assert (yield counters(store, A)) == (3, 900, 600)
+    finally:
+        yield store.stopService()
+        store.engine.dispose()

@@ -26,8 +26,8 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
-def make_store(tmp_path, kind, **kwargs):
-    engine = make_engine(f"sqlite:///{tmp_path / 'csvc.sqlite'}")
+def make_store(tmp_path, kind, url=None, **kwargs):
+    engine = make_engine(url or f"sqlite:///{tmp_path / 'csvc.sqlite'}")
     upgrade(engine)
     output_dir = str(tmp_path / "output") if kind == "files" else None
     store = Store(engine, reactor, output_dir=output_dir, **kwargs)
@@ -238,3 +238,26 @@ def test_a_deleted_container_leaves_nothing_to_punch(tmp_path):
         assert os.listdir(str(tmp_path / "output")) == []
     finally:
         yield store.stopService()
+
+
+def test_the_settings(tmp_path):
+    from csvc import config
+
+    settings = config.resolve({"data-dir": str(tmp_path)})
+    assert settings["output-retention-mib"] == 1024
+    assert config.quota_defaults(settings)["output"] == 10240
+    settings = config.resolve({"data-dir": str(tmp_path), "output-retention-mib": "-1", "quota-output": "7"})
+    assert settings["output-retention-mib"] == -1
+    assert config.quota_defaults(settings)["output"] == 7
+    for key, value in (("output-retention-mib", "-2"), ("output-retention-mib", "lots"), ("quota-output", "-5")):
+        with pytest.raises(config.ConfigError, match=key):
+            config.resolve({"data-dir": str(tmp_path), key: value})
+
+
+def test_the_options(tmp_path):
+    from csvc.server import Options
+
+    options = Options()
+    options.parseOptions(["--data-dir", str(tmp_path), "--output-retention-mib", "3", "--quota-output", "5"])
+    assert options.settings["output-retention-mib"] == 3
+    assert options.settings["quota-output"] == 5
