@@ -93,6 +93,14 @@ DEFAULTS = {
     # internal networks webhooks may go to after all (CIDRs, comma-separated
     # or a list): none by default, so no loopback, link-local, private...
     "webhook-allow-internal": "",
+    # the longest grace (seconds) a stop or restart gives before the kill; a
+    # tenant's longer t is clamped to it
+    "stop-timeout-max": 600,
+    # MiB a non-interactive exec's answer collects (past it a 413)
+    "exec-output-max": 1,
+    # internal networks (CIDRs) image pulls may reach after all: none by
+    # default, so no registry on loopback, link-local, private...
+    "registry-allow-private": "",
     # provider "nova" (csvc.providers.nova): a clouds.yaml cloud, or the
     # Keystone credentials; what servers are made of; the agents' endpoint
     # as the servers reach it; seconds to wait for ACTIVE or for a deletion
@@ -122,7 +130,8 @@ QUOTAS = {
     "quota-output": "output",
 }
 
-INTEGERS = {"instances", "instance-capacity", "output-cache", "output-retention-mib", *QUOTAS}
+INTEGERS = {"instances", "instance-capacity", "output-cache", "output-retention-mib", "stop-timeout-max",
+            "exec-output-max", *QUOTAS}
 FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wait", "agent-restart-delay",
           "nova-timeout"}
 # The front door: Keystone's validations, request bodies, agent registration.
@@ -287,6 +296,13 @@ def _resolve_notifications(settings):
         settings["webhook-allow-internal"] = parse_networks(settings["webhook-allow-internal"])
     except ValueError as exc:
         raise ConfigError(f"webhook-allow-internal: {exc}") from None
+    try:
+        settings["registry-allow-private"] = parse_networks(settings["registry-allow-private"])
+    except ValueError as exc:
+        raise ConfigError(f"registry-allow-private: {exc}") from None
+    for key in ("stop-timeout-max", "exec-output-max"):
+        if settings[key] < 1:
+            raise ConfigError(f"{key} must be at least 1")
     log = settings["notifications-log"]
     if log is None or log == "":
         log = os.path.join(os.path.abspath(settings["data-dir"]), "notifications.jsonl")

@@ -25,6 +25,7 @@ from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
 from csvc.compute.networks import ProjectNetworks
+from csvc.compute.registries import RegistryPolicy
 from csvc.compute.service import ContainerService
 from csvc.notify.destinations import CheckedEndpoints, Destinations
 from csvc.notify.notifier import ExistsAudit, Notifier
@@ -103,6 +104,10 @@ class Options(usage.Options):
         ["notifications-webhook-attempts", None, None, "Attempts per webhook notification before it is dropped [5]."],
         ["notifications-webhook-timeout", None, None, "Seconds a webhook receiver has to answer [default: 10]."],
         ["notifications-webhook-queue", None, None, "Notifications waiting per webhook; the oldest go first [1000]."],
+        ["stop-timeout-max", None, None, "Longest grace in seconds of a stop or restart; longer is clamped [600]."],
+        ["exec-output-max", None, None, "MiB a non-interactive exec's answer collects; past it a 413 [default: 1]."],
+        ["registry-allow-private", None, None,
+         "Internal networks image pulls may reach after all, CIDRs comma-separated (e.g. 127.0.0.0/8) [none]."],
         ["webhook-allow-internal", None, None,
          "Internal networks webhooks may go to after all, CIDRs comma-separated (e.g. 127.0.0.0/8) [none]."],
         ["nova-cloud", None, None, "clouds.yaml cloud of the Nova credentials (provider nova)."],
@@ -230,7 +235,8 @@ def makeService(options, reactor=None):
     # As long as the heartbeat monitor waits for agents after a start.
     hub.expect_agents(HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
     notifier, subscriptions = _notifications(settings, store, reactor)
-    containers = ContainerService(store, journal, hub, reactor, notifier=notifier)
+    containers = ContainerService(store, journal, hub, reactor, stop_timeout_max=settings["stop-timeout-max"],
+                                  exec_output_max=settings["exec-output-max"] * 1024 * 1024, notifier=notifier)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
     relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"],
                   idle_timeout=settings["attach-idle-timeout"])
@@ -250,7 +256,8 @@ def makeService(options, reactor=None):
     # Docker's /events: a notification sink of its own.
     docker_events = DockerEvents(reactor)
     notifier.sinks.append(docker_events)
-    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, events=docker_events,
+    registries = RegistryPolicy(reactor.nameResolver, reactor, allow=settings["registry-allow-private"])
+    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, registries=registries, events=docker_events,
                            networks=networks)
     site = FrontSite(APIRoot(api.resource(), docker_api.resource()), reactor=reactor,
                      body_limits=BodyLimits(upload=settings["api-max-upload"] * 1024 * 1024))
