@@ -257,8 +257,8 @@ def makeService(options, reactor=None):
     docker_events = DockerEvents(reactor)
     notifier.sinks.append(docker_events)
     registries = RegistryPolicy(reactor.nameResolver, reactor, allow=settings["registry-allow-private"])
-    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, registries=registries, events=docker_events,
-                           networks=networks)
+    docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, registries=registries,
+                           events=docker_events, networks=networks)
     site = FrontSite(APIRoot(api.resource(), docker_api.resource()), reactor=reactor,
                      body_limits=BodyLimits(upload=settings["api-max-upload"] * 1024 * 1024))
     top.api = Listener(serverFromString(reactor, settings["api"]), site)
