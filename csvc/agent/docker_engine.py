@@ -9,6 +9,9 @@ backpressure, and no thread is held per container.
 """
 
 import json
+import re
+import threading
+from contextlib import contextmanager
 from io import BytesIO
 from urllib.parse import urlencode
 
@@ -125,9 +128,15 @@ class DockerEngine:
     log = Logger()
     name = "docker"
 
-    def __init__(self, reactor, socket_path="/var/run/docker.sock", threads=4):
+    def __init__(self, reactor, socket_path="/var/run/docker.sock", threads=4, port_rules=None, firewall=None):
         self._reactor = reactor
         self._socket_path = socket_path
+        #: csvc.agent.port_rules.PortRules a create's published ports obey
+        self._port_rules = port_rules
+        #: csvc.agent.firewall.InstanceFirewall, checked again on each
+        #: network create (None: none)
+        self._firewall = firewall
+        self._default_networks = DefaultNetworks()
         self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="csvc-agent-docker")
         self._client = None
         pool = HTTPConnectionPool(reactor, persistent=False)
@@ -171,7 +180,7 @@ class DockerEngine:
         """
         Create a container from a csvc spec; fires with the engine's id.
         """
-        return self._call(_create, spec)
+        return self._call(_create, spec, self._port_rules, self._default_networks)
 
     def start_container(self, uuid):
         return self._call(lambda c: c.api.start(engine_name(uuid)))
@@ -206,7 +215,7 @@ class DockerEngine:
             for volume, why in left:
                 self.log.info("anonymous volume {volume} of {uuid} left: {why}", volume=volume, uuid=uuid, why=why)
 
-        return self._call(_remove, uuid, force, volumes).addCallback(logged)
+        return self._call(_remove, uuid, force, volumes, self._default_networks).addCallback(logged)
 
     def pause_container(self, uuid, paused):
         def pause(c):
@@ -408,10 +417,14 @@ class DockerEngine:
             created = c.api.create_network(
                 name, driver="bridge", labels=options.get("Labels") or None, check_duplicate=True,
                 internal=bool(options.get("Internal")), attachable=bool(options.get("Attachable")),
+                options=docker_config.network_driver_options(name),
             )
             return c.api.inspect_network(created["Id"])
 
-        return self._network_call(create)
+        d = self._network_call(create)
+        if self._firewall is not None:
+            d.addCallback(lambda network: self._firewall.apply().addCallback(lambda _: network))
+        return d
 
     def inspect_network(self, name):
         return self._network_call(lambda c: c.api.inspect_network(name))
@@ -593,7 +606,7 @@ def engine_name(uuid):
     return f"csvc-{uuid}"
 
 
-def _create(client, spec):
+def _create(client, spec, port_rules=None, default_networks=None):
     labels = dict(spec.get("labels") or {})
     labels[LABEL_UUID] = spec["uuid"]
     labels[LABEL_PROJECT] = spec["project_id"]
@@ -636,10 +649,124 @@ def _create(client, spec):
     }
     # The image's own VOLUME paths get the project's anonymous volumes too.
     image_volumes = (client.api.inspect_image(spec["image"]).get("Config") or {}).get("Volumes") or {}
-    config = docker_config.merge(config, spec, image_volumes)
+    if default_networks is None or not docker_config.on_default_network(requested):
+        return _create_walled(client, spec, docker_config.merge(config, spec, image_volumes, None, port_rules))
+    # The project's own default network, never the engine's bridge; not
+    # removed (its last container gone) before the container is made.
+    with default_networks.held(client, spec["project_id"]) as network_id:
+        return _create_walled(client, spec, docker_config.merge(config, spec, image_volumes, network_id, port_rules))
+
+
+def _create_walled(client, spec, config):
     _walled(client, spec, config)
     result = client.api.create_container_from_config(config, name=engine_name(spec["uuid"]))
     return result["Id"]
+
+
+#: The label of a project's default network (``docker_config.default_network``).
+LABEL_DEFAULT_NETWORK = "csvc.default_network"
+
+
+class DefaultNetworks:
+    """
+    The projects' default networks on this engine, made on demand and
+    removed with the project's last container on them (each takes one of
+    the engine's address pools).  A project's makes, creates of containers
+    on it and removals take turns (a lock per project: they run on the
+    pool's threads); two agents sharing the engine may still both make one,
+    and then every caller keeps the oldest and the others are removed.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        #: project -> [its lock, how many hold or wait for it]
+        self._projects = {}
+
+    @contextmanager
+    def _turn(self, project_id):
+        with self._lock:
+            entry = self._projects.setdefault(project_id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._projects[project_id]
+
+    @contextmanager
+    def held(self, client, project_id):
+        """
+        The engine id of the project's default network (made if missing),
+        not removed before the block (the container's create) is done.
+        Runs on a pool thread.
+        """
+        with self._turn(project_id):
+            yield self._ensure(client, project_id)
+
+    def ensure(self, client, project_id):
+        with self.held(client, project_id) as network_id:
+            return network_id
+
+    def release(self, client, project_id):
+        """
+        Remove the project's default network if no container (running or
+        not) is on it any more.  Runs on a pool thread.
+        """
+        with self._turn(project_id):
+            for network in _named_networks(client, docker_config.default_network(project_id)):
+                if client.api.containers(all=True, filters={"network": network["Id"]}):
+                    continue
+                try:
+                    client.api.remove_network(network["Id"])
+                except docker_errors.APIError:
+                    pass  # in use after all (another agent's), or gone
+
+    def _ensure(self, client, project_id):
+        name = docker_config.default_network(project_id)
+        found = _named_networks(client, name)
+        if not found:
+            try:
+                client.api.create_network(
+                    name, driver="bridge", check_duplicate=True,
+                    labels={LABEL_PROJECT: project_id, LABEL_DEFAULT_NETWORK: "1"},
+                    options=docker_config.network_driver_options(name),
+                )
+            except docker_errors.APIError as exc:
+                # 409: made meanwhile (by another agent on this engine).
+                if exc.status_code != 409:
+                    raise
+            found = _named_networks(client, name)
+        if not found:
+            raise EngineError(f"the default network of project {project_id} could not be made")
+        kept = min(found, key=_creation_order)
+        for extra in found:
+            if extra["Id"] != kept["Id"]:
+                try:
+                    client.api.remove_network(extra["Id"])
+                except docker_errors.APIError:
+                    pass  # in use or gone: every maker keeps the oldest anyway
+        return kept["Id"]
+
+
+def _named_networks(client, name):
+    return [n for n in client.api.networks(names=[name]) if n.get("Name") == name]
+
+
+_CREATED = re.compile(r"(.*?)(?:\.([0-9]+))?(Z|[+-][0-9:]+)?")
+
+
+def _creation_order(network):
+    """
+    A network's place in the order they were made: its ``Created``
+    (RFC 3339, its fraction's trailing zeros trimmed by the engine), then
+    its id.
+    """
+    match = _CREATED.fullmatch(network.get("Created") or "")
+    seconds, fraction = (match.group(1), match.group(2) or "") if match else ("", "")
+    return seconds, fraction.ljust(9, "0"), network["Id"]
 
 
 #: At most this many containers and networks a create names are looked up
@@ -675,16 +802,19 @@ def _walled(client, spec, config):
         raise Refused(wall.describe(violations))
 
 
-def _remove(client, uuid, force, volumes):
+def _remove(client, uuid, force, volumes, default_networks=None):
     """
-    Remove the container (and with ``volumes`` its anonymous volumes);
+    Remove the container (and with ``volumes`` its anonymous volumes; its
+    project's default network if it was the last on it);
     ``[(volume, why)]`` for those left.
     """
     name = engine_name(uuid)
     anonymous = []
-    if volumes:
+    project = None
+    if volumes or default_networks is not None:
         attrs = client.api.inspect_container(name)
         project = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_PROJECT, "")
+    if volumes:
         # Only those csvc named for this container: a named volume it mounts stays.
         anonymous = [
             mount["Name"] for mount in attrs.get("Mounts") or []
@@ -700,6 +830,8 @@ def _remove(client, uuid, force, volumes):
             # In use by another container (mounted by its name), or gone:
             # Docker's own `rm -v` leaves it too.
             left.append((volume, str(exc.explanation or exc)))
+    if default_networks is not None and project:
+        default_networks.release(client, project)
     return left
 
 

@@ -14,6 +14,8 @@ from twisted.python import usage
 
 from csvc import process
 from csvc.agent.core import AgentCore
+from csvc.agent.firewall import FirewallService, instance_firewall
+from csvc.agent.port_rules import PortRules, endpoint_port
 from csvc.agent.events import EngineEvents
 from csvc.agent.identity import AgentIdentity, IdentityEndpoint, IdentityError, parse_connect
 from csvc.agent.link import AgentProtocol
@@ -36,6 +38,12 @@ class Options(usage.Options):
         ["docker-socket", None, "/var/run/docker.sock", "The Docker engine's socket."],
         ["lxc-path", None, "/var/lib/csvc-lxc", "Where the lxc engine keeps its containers."],
         ["hostname", None, socket.gethostname(), "Name this instance reports."],
+        ["instance-firewall", None, "auto",
+         "Containers kept from this instance's ports and its metadata address by iptables: on, off, or auto "
+         "(on when root with iptables)."],
+        ["published-address", None, None,
+         "The instance's public addresses ports are published on, comma-separated [default: all but host-only]."],
+        ["published-ports", None, "1024-65535", "The host ports containers may publish, LOW-HIGH."],
     ]
 
     def postOptions(self):
@@ -66,6 +74,13 @@ class Options(usage.Options):
             raise usage.UsageError(f"--engine {self['engine']!r}: only 'docker' and 'lxc' are supported")
         if self["capacity"] < 1:
             raise usage.UsageError("--capacity must be at least 1")
+        if self["instance-firewall"] not in ("on", "off", "auto"):
+            raise usage.UsageError(f"--instance-firewall {self['instance-firewall']!r}: on, off or auto")
+        try:
+            self["port-rules"] = PortRules.from_options(
+                self["published-address"], self["published-ports"], [endpoint_port(self["connect"])])
+        except ValueError as exc:
+            raise usage.UsageError(f"--published-address / --published-ports: {exc}") from None
 
 
 class EngineService(Service):
@@ -110,14 +125,17 @@ def make_engine(options, reactor, firewall=None):
         return LxcEngine(reactor, options["lxc-path"])
     from csvc.agent.docker_engine import DockerEngine
 
-    return DockerEngine(reactor, options["docker-socket"])
+    return DockerEngine(reactor, options["docker-socket"], port_rules=options.get("port-rules"), firewall=firewall)
 
 
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     process.tune(reactor)
-    engine = make_engine(options, reactor)
+    firewall = None
+    if options["engine"] == "docker":
+        firewall = instance_firewall(reactor, options["instance-firewall"])
+    engine = make_engine(options, reactor, firewall)
     core = AgentCore(
         engine,
         options["enroll-token"],
@@ -129,6 +147,8 @@ def makeService(options, reactor=None):
         on_enrolled=lambda: _forget_token_file(options["enroll-token-file"]),
     )
     top = MultiService()
+    if firewall is not None:
+        FirewallService(firewall).setServiceParent(top)
     EngineService(engine, EngineEvents(engine, core, reactor)).setServiceParent(top)
     factory = Factory.forProtocol(lambda: AgentProtocol(core, reactor))
     if getattr(options, "identity", None) is not None:
