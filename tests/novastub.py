@@ -379,6 +379,10 @@ class NovaStub:
             return self._fault(request, 400, "badRequest", f"Image {image} could not be found.")
         user_data = spec.get("user_data")
         if user_data is not None:
+            # Nova's schema: base64, at most 65535 characters.
+            if not isinstance(user_data, str) or len(user_data) > 65535:
+                return self._fault(request, 400, "badRequest",
+                                   "Invalid input for field/attribute user_data. Value: ... is too long")
             try:
                 base64.b64decode(user_data, validate=True)
             except ValueError:

@@ -77,14 +77,10 @@ def agents_ca(settings):
 
 def check_settings(settings):
     """
-    What is wrong with the ``nova`` provider's settings, or None.
+    What is wrong with the ``nova`` provider's settings beyond what
+    ``csvc.config`` checks, or None.
     """
-    missing = [name for name in REQUIRED_SETTINGS if not settings.get(name)]
-    if not settings.get("nova-cloud"):
-        missing += [name for name in AUTH_SETTINGS if not settings.get(name)]
-    if missing:
-        return "--provider nova needs " + ", ".join("--" + name for name in missing)
-    connect = settings["nova-agent-connect"]
+    connect = settings.get("nova-agent-connect") or ""
     if settings.get("agents-tls-dir") and os.path.exists(os.path.join(settings["agents-tls-dir"], "ca.key")):
         parts = connect.split(":")
         if len(parts) != 3 or parts[0] != "tls" or not parts[2].isdigit():

@@ -10,11 +10,12 @@ cost 10 server creates) and ``static`` (no provider: full is 503).
 """
 
 import base64
-import re
+import os
 import uuid as uuidlib
 
 import pytest
 import pytest_twisted
+import yaml
 from twisted.internet import reactor, threads
 from twisted.internet.defer import DeferredList, succeed
 
@@ -58,9 +59,9 @@ def settings(stub):
     }
 
 
-def make_provider(stub, store, flavor="2", timeout=10.0, capacity=10):
+def make_provider(stub, store, flavor="2", timeout=10.0, capacity=10, connect=CONNECT, ca_pem=None):
     template = ServerTemplate(flavor=flavor, image=IMAGES["ubuntu-24.04"], network=NETWORK, key_name="ops",
-                              agent_connect=CONNECT)
+                              agent_connect=connect, ca_pem=ca_pem)
     provider = NovaProvider(store, NovaCompute(connection_factory(settings(stub))), template, capacity, reactor,
                             timeout=timeout, poll=0.05)
     provider.startService()
@@ -75,8 +76,28 @@ def providers():
         provider.stopService()
 
 
+def written_files(user_data):
+    """
+    The files cloud-init writes from the user data, by path.
+    """
+    assert user_data.startswith("#cloud-config\n")
+    return {f["path"]: f for f in yaml.safe_load(user_data)["write_files"]}
+
+
 def token_of(user_data):
-    return re.search(r"^CSVC_ENROLL_TOKEN=(\S+)$", user_data, re.M).group(1)
+    token_file = written_files(user_data)["/etc/csvc-agent/enroll-token"]
+    return token_file["content"].strip()
+
+
+def command_lines(user_data):
+    """
+    Every command line the user data runs: runcmd's and the unit's ExecStart.
+    """
+    document = yaml.safe_load(user_data)
+    unit = written_files(user_data)["/etc/systemd/system/csvc-agent.service"]["content"]
+    commands = [" ".join(c) if isinstance(c, list) else c for c in document["runcmd"]]
+    commands += [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    return commands
 
 
 # -- the provider ----------------------------------------------------------
@@ -106,9 +127,19 @@ def test_create_waits_for_active_and_keeps_the_server_id(stub, store, providers)
     # The user data starts the agent against the endpoint servers reach,
     # with this instance's enrollment token (only its hash is stored).
     script = stub.user_data(row["server_id"])
-    assert script.startswith("#!/bin/sh\n")
+    assert script.startswith("#cloud-config\n")
     assert f"--connect {CONNECT}" in script and "--capacity 10" in script and "csvc-agent" in script
-    assert hash_secret(token_of(script)) == stored["enroll_token_hash"]
+    token = token_of(script)
+    assert hash_secret(token) == stored["enroll_token_hash"]
+    # The token is in a file only root reads; no command line carries it.
+    token_file = written_files(script)["/etc/csvc-agent/enroll-token"]
+    assert (token_file["permissions"], token_file["owner"]) == ("0600", "root:root")
+    lines = command_lines(script)
+    assert any("--enroll-token-file /etc/csvc-agent/enroll-token" in line for line in lines)
+    assert not any(token in line or "--enroll-token " in line or "ENROLL_TOKEN" in line for line in lines)
+    assert script.count(token) == 1
+    # No CA configured: nothing to enroll against.
+    assert "/etc/csvc-agent/ca.pem" not in script and "--ca-cert" not in script
     # It was polled until ACTIVE: BUILD first.
     assert sum(1 for m, p, _ in stub.calls if m == "GET" and p.endswith(row["server_id"])) >= 2
 
@@ -230,6 +261,37 @@ def test_one_hundred_containers_cost_ten_server_creates(stub, store, providers):
     # One more overflows into an eleventh server.
     yield placement.place(container(100))
     assert stub.creates() == 11
+
+
+@pytest_twisted.inlineCallbacks
+def test_user_data_carries_the_agents_ca_and_enrollment(stub, store, providers, tmp_path):
+    from csvc.providers.nova import agents_ca, check_settings
+    from csvc.relay import agenttls
+
+    tls_dir = str(tmp_path / "tls")
+    agenttls.init(tls_dir, ["cp.example"])
+    settings = {"agents-tls-dir": tls_dir, "nova-agent-connect": "tls:cp.example:8781"}
+    ca_pem = agents_ca(settings)
+    with open(f"{tls_dir}/ca.pem") as f:
+        assert ca_pem == f.read()
+    assert check_settings(settings) is None
+    assert "tls:HOST:PORT" in check_settings(dict(settings, **{"nova-agent-connect": CONNECT}))
+    provider = make_provider(stub, store, connect="tls:cp.example:8781", ca_pem=ca_pem)
+    providers.append(provider)
+    row = yield provider.create_instance("project-a")
+    script = stub.user_data(row["server_id"])
+    files = written_files(script)
+    assert files["/etc/csvc-agent/ca.pem"]["content"] == ca_pem
+    assert files["/etc/csvc-agent/enroll-token"]["permissions"] == "0600"
+    assert "PRIVATE KEY" not in script
+    token = token_of(script)
+    (agent,) = [line for line in command_lines(script) if "csvc-agent" in line and "ExecStart=" in line]
+    assert "--connect tls:cp.example:8781" in agent
+    assert "--ca-cert /etc/csvc-agent/ca.pem --state-dir /var/lib/csvc-agent" in agent
+    assert "--enroll-token-file /etc/csvc-agent/enroll-token" in agent and token not in agent
+    # Without the CA's key the control plane is no CA: nothing to carry.
+    os.remove(f"{tls_dir}/ca.key")
+    assert agents_ca(settings) is None
 
 
 # -- static ----------------------------------------------------------------
