@@ -412,4 +412,6 @@ class AgentAuthority:
         try:
             return str(uuidlib.UUID(names[0]))
         except ValueError:
-            raise EnrollmentRefused(f"the certificate's subject {subject.rfc4514_string()!r} names no instance") from None
+            raise EnrollmentRefused(
+                f"the certificate's subject {subject.rfc4514_string()!r} names no instance"
+            ) from None

@@ -427,3 +427,20 @@ def test_parse_connect():
     for bad in ("tls:h:8781:trustRoots=/x", "tcp:h:1", "tls::1", "tls:h:p"):
         with pytest.raises(IdentityError):
             parse_connect(bad)
+
+
+# -- Nova's user data --------------------------------------------------------
+
+
+def test_nova_user_data_is_bounded_and_its_command_line_escaped_for_systemd():
+    from csvc.providers.nova import NovaError, ServerTemplate
+
+    template = ServerTemplate("2", "image", "net", None, "tls:cp.example:8781", agent_package="csvc==1.0 $HOME%h")
+    user_data = template.user_data("nova-1", "T0k3n-s3cret", 5)
+    (exec_start,) = [line for line in user_data.splitlines() if "ExecStart=" in line]
+    assert "T0k3n-s3cret" not in exec_start and user_data.count("T0k3n-s3cret") == 1
+    command = template.agent_command("nova-$x%i", 5)
+    assert "'nova-$$x%%i'" in command and "--enroll-token-file /etc/csvc-agent/enroll-token" in command
+    huge = ServerTemplate("2", "image", "net", None, "tls:cp.example:8781", ca_pem="A" * 50000)
+    with pytest.raises(NovaError, match="Nova takes at most 65535"):
+        huge.user_data("nova-1", "tok", 5)
