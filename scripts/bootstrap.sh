@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT="$(pwd)"
 
-APT_PACKAGES=(docker.io docker-compose busybox-static postgresql chromium lxc iproute2 socat)
+APT_PACKAGES=(docker.io docker-compose busybox-static postgresql chromium lxc iproute2 socat
+              golang-github-docker-docker-dev)
 DOCKER_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/csvc-dockerd.log
 DOCKERD_WAIT=60

@@ -23,9 +23,9 @@ from werkzeug.exceptions import HTTPException
 from csvc.agent import docker_config as agent_docker_config
 from csvc.agent.psargs import UnsafePsArgs, check_ps_args
 from csvc.agent.commands import (
-    Conflict, EngineBusy, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
+    Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
-from csvc.api import docker_events, docker_options
+from csvc.api import docker_events, docker_options, engine_body
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
@@ -192,8 +192,6 @@ def classify(exc, ident=None):
         return 413, str(exc)
     if isinstance(exc, TooManyTransfers):
         return 429, str(exc)
-    if isinstance(exc, EngineBusy):
-        return 503, str(exc)
     if isinstance(exc, (InvalidState, Conflict, ExecClaimed)):
         return 409, str(exc)
     if isinstance(exc, NameInUse):
@@ -526,7 +524,7 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def network_create(self, request, identity):
-        body = self._read_body(request)
+        body = self._read_body(request, "POST /networks/create")
         policy.enforce("network:create", identity)
         name = body.get("Name")
         if not isinstance(name, str) or not docker_options.NETWORK_NAME.fullmatch(name):
@@ -589,7 +587,7 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def network_connect(self, request, identity, network):
-        body = self._read_body(request)
+        body = self._read_body(request, "POST /networks/{id}/connect")
         policy.enforce("network:connect", identity)
         endpoint = body.get("EndpointConfig") or {}
         if not isinstance(endpoint, dict):
@@ -607,7 +605,7 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def network_disconnect(self, request, identity, network):
-        body = self._read_body(request)
+        body = self._read_body(request, "POST /networks/{id}/disconnect")
         policy.enforce("network:connect", identity)
         row = yield self._get(identity, _body_container(body))
         short = yield self._networks.disconnect(identity.project_id, network, row, bool(body.get("Force")))
@@ -653,7 +651,13 @@ class DockerAPI:
 
     # -- containers --------------------------------------------------------
 
-    def _read_body(self, request):
+    def _read_body(self, request, operation, warnings=None):
+        """
+        The request's JSON body rebuilt along the Engine API's schema of
+        ``operation`` (``engine_body``): canonical field names, the schema's
+        fields and types only.  Dropped fields are appended to ``warnings``
+        (the create's answer shows them), or logged.
+        """
         length = request.getHeader(b"Content-Length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY:
             raise PayloadTooLarge(f"request body of {int(length)} bytes exceeds {MAX_BODY}")
@@ -662,12 +666,15 @@ class DockerAPI:
             raise PayloadTooLarge(f"request body exceeds {MAX_BODY} bytes")
         if not raw.strip():
             return {}
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise BadRequest(f"invalid JSON body: {exc}") from None
+        body = engine_body.decode(raw)
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object")
+        body, dropped = engine_body.canonical(operation, body)
+        if dropped:
+            if warnings is not None:
+                warnings.extend(f"{path} is not supported by csvc and was ignored" for path in dropped)
+            else:
+                log.warn("{operation}: ignored fields {fields}", operation=operation, fields=dropped[:10])
         return body
 
     def _spec_from_config(self, body, name):
@@ -709,13 +716,15 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def create(self, request, identity):
-        body = self._read_body(request)
+        dropped = []
+        body = self._read_body(request, "POST /containers/create", dropped)
         resolved, instance = yield self._join_namespaces(body, identity)
         # Host-escaping options are refused (403) before anything is stored
         # or reaches an engine.
         docker_options.enforce(body, identity, resolved)
         spec = self._spec_from_config(body, qstr(request, "name"))
         spec["docker_config"], warnings = docker_options.honoured(body)
+        warnings = dropped + warnings
         network_instance = yield self._network_of(identity, spec["docker_config"])
         if network_instance is not None:
             if instance is not None and instance != network_instance:
@@ -1288,7 +1297,7 @@ class DockerAPI:
         Change resources (counted against the project's quota like a
         create's) and the restart policy; refused options stay refused.
         """
-        body = self._read_body(request)
+        body = self._read_body(request, "POST /containers/{id}/update")
         docker_options.enforce({"HostConfig": body}, identity)
         changes = docker_options.update_fields(body)
         row = yield self._get(identity, ident)
@@ -1335,7 +1344,7 @@ class DockerAPI:
         Create on the first active instance the project may use (the
         instance its next container is most likely placed on).
         """
-        body = self._read_body(request)
+        body = self._read_body(request, "POST /volumes/create")
         policy.enforce("volume:create", identity)
         if body.get("Driver") not in (None, "", "local") or body.get("DriverOpts"):
             policy.enforce("container:create:volume_driver", identity)
@@ -1512,7 +1521,7 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def exec_create(self, request, identity, ident):
-        body = self._read_body(request)
+        body = self._read_body(request, "POST /containers/{id}/exec")
         command = _string_list(body.get("Cmd"), "Cmd")
         if not command:
             raise BadRequest("No exec command specified")
@@ -1541,7 +1550,7 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def exec_start(self, request, identity, exec_id):
-        body = self._read_body(request)
+        body = self._read_body(request, "POST /exec/{id}/start")
         state = self._exec(identity, exec_id)
         if state.running or state.exit_code is not None:
             raise DockerError(409, f"exec {exec_id} has already run")

@@ -239,9 +239,23 @@ def _binds(field, value):
     return value
 
 
+#: The fields of a mount of each type that csvc passes on (the engine
+#: refuses another type's options).
+_MOUNT_FIELDS = {
+    "volume": ("Type", "Source", "Target", "ReadOnly", "VolumeOptions"),
+    "tmpfs": ("Type", "Target", "ReadOnly", "TmpfsOptions"),
+    "bind": ("Type", "Source", "Target", "ReadOnly", "BindOptions", "Consistency"),
+}
+
+
 def _mounts(field, value):
+    """
+    ``HostConfig.Mounts`` (already in canonical spelling, ``engine_body``),
+    each mount rebuilt from the fields its type takes.
+    """
     if not isinstance(value, list):
         raise BadRequest(f"{field}: must be a list")
+    out = []
     for mount in value:
         if not isinstance(mount, dict):
             raise BadRequest(f"{field}: each mount must be an object")
@@ -249,13 +263,21 @@ def _mounts(field, value):
         target = mount.get("Target")
         if not isinstance(target, str) or not target.startswith("/"):
             raise BadRequest(f"{field}: each mount needs an absolute Target")
+        if kind not in _MOUNT_FIELDS:
+            raise BadRequest(f"{field}: mounts of type {kind!r} are not supported")
         if kind == "volume":
             source = mount.get("Source") or ""
             if source and not VOLUME_NAME.fullmatch(source):
                 raise BadRequest(f"{field}: {source!r} is not a valid volume name")
-        elif kind not in ("tmpfs", "bind"):
-            raise BadRequest(f"{field}: mounts of type {kind!r} are not supported")
-    return value
+        elif kind == "tmpfs" and mount.get("Source"):
+            raise BadRequest(f"{field}: a tmpfs mount has no Source")
+        for other in set(mount) - set(_MOUNT_FIELDS[kind]):
+            if _is_set(mount[other]):
+                raise BadRequest(f"{field}: {other} does not apply to a mount of type {kind}")
+        rebuilt = {name: mount[name] for name in _MOUNT_FIELDS[kind] if name in mount}
+        rebuilt["Type"] = kind
+        out.append(rebuilt)
+    return out
 
 
 def _mode(field, value):
