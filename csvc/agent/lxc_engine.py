@@ -444,9 +444,8 @@ class LxcEngine:
         violations = wall.create_violations(_docker_body(spec), spec.get("project_id") or "",
                                             admin=spec.get("admin") is True)
         if violations:
-            why = wall.describe(violations)
-            self.log.warn("the wall refused the create of container {uuid}: {why}", uuid=spec.get("uuid"), why=why)
-            return fail(Refused(why))
+            # (Logged by the agent's core, as the Docker engine's.)
+            return fail(Refused(wall.describe(violations)))
         if spec.get("tty"):
             return _refuse("tty is not supported by the lxc engine")
         if spec.get("docker_config"):
