@@ -129,9 +129,10 @@ HOST_ESCAPES = {
     "CgroupParent": "cgroup_parent",
 }
 #: Docker's other HostConfig fields, which csvc does not offer a member: a
-#: member's must be absent or null (an empty ``MaskedPaths`` unmasks /proc,
-#: ``VolumesFrom`` mounts another container's volumes, ``Links`` reads its
-#: environment, ``ContainerIDFile`` writes a file on the host...).
+#: member's must be unset (``VolumesFrom`` mounts another container's
+#: volumes, ``Links`` reads its environment, ``ContainerIDFile`` writes a
+#: file on the host...); ``MaskedPaths`` and ``ReadonlyPaths`` absent or
+#: null (empty, they unmask /proc).
 HOST_ADMIN = frozenset({
     "ContainerIDFile", "VolumesFrom", "Annotations", "CgroupnsMode", "Cgroup", "Links", "OomScoreAdj",
     "StorageOpt", "Isolation", "MaskedPaths", "ReadonlyPaths",
@@ -139,6 +140,8 @@ HOST_ADMIN = frozenset({
     "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "KernelMemory", "KernelMemoryTCP",
     "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth",
 })
+#: Of ``HOST_ADMIN``, those whose empty value is not the engine's default.
+_EMPTY_IS_SET = frozenset({"MaskedPaths", "ReadonlyPaths"})
 #: HostConfig fields whose values the wall reads (below).
 HOST_CHECKED = frozenset({
     "Binds", "Mounts", "LogConfig", "SecurityOpt", "VolumeDriver", "Runtime",
@@ -398,7 +401,8 @@ def create_violations(config, project_id, admin=False, project_containers=frozen
         if _is_set(host.get(field)):
             found.append(Violation(rule, f"HostConfig.{field}"))
     for field in sorted(HOST_ADMIN):
-        if host.get(field) is not None:
+        value = host.get(field)
+        if _is_set(value) or (field in _EMPTY_IS_SET and value is not None):
             found.append(Violation("host_option", f"HostConfig.{field}"))
     _binds(host.get("Binds"), project_id, found)
     _security_opt(host.get("SecurityOpt"), found)

@@ -489,3 +489,13 @@ def test_the_lxc_engine_refuses_the_same_options_by_name():
     assert failure.check(commands.Refused) and "privileged" in str(failure.value)
     # Harmless options are still not this engine's (as before).
     assert failure_of(engine.create(spec(HostConfig={"CapDrop": ["ALL"]}))).check(commands.InvalidSpec)
+
+
+def test_zero_values_of_fields_csvc_does_not_offer_are_the_engines_defaults():
+    zeros = {"OomScoreAdj": 0, "Links": [], "VolumesFrom": None, "ContainerIDFile": "", "CgroupnsMode": "",
+             "StorageOpt": {}, "Isolation": "", "BlkioWeightDevice": []}
+    assert wall.create_violations(with_host(**zeros), PROJECT) == []
+    # Except an empty list of masked (or read-only) paths: none at all.
+    for field in ("MaskedPaths", "ReadonlyPaths"):
+        assert rules(wall.create_violations(with_host(**{field: []}), PROJECT)) == {"host_option"}
+        assert wall.create_violations(with_host(**{field: None}), PROJECT) == []
