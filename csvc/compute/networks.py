@@ -19,7 +19,9 @@ container created on it, or connected to it, must be on that instance
 """
 
 from twisted.internet.defer import DeferredLock, inlineCallbacks
+from twisted.logger import Logger
 
+from csvc import policy
 from csvc.agent import commands
 from csvc.agent.docker_config import default_network, engine_network, unscoped
 from csvc.compute.volumes import LABEL_PROJECT, project_instance
@@ -32,6 +34,8 @@ RESERVED = frozenset(BUILTIN) | {"host", "default"}
 
 
 class ProjectNetworks:
+    log = Logger()
+
     def __init__(self, store, hub):
         self._store = store
         self._hub = hub
@@ -172,7 +176,13 @@ class ProjectNetworks:
         """
         instance, name, short = yield self._for_container(project_id, ident, row)
         names = [row["name"]] + [a for a in aliases if a != row["name"]]
-        yield self._hub.call(instance, commands.ConnectNetwork, uuid=row["uuid"], name=name, aliases=names)
+        try:
+            yield self._hub.call(instance, commands.ConnectNetwork, uuid=row["uuid"], name=name, aliases=names)
+        except commands.Refused as exc:
+            # The agent's wall: a container joins its own project's networks only.
+            self.log.warn("the agent of instance {instance} refused the network connect of container {uuid}: {why}",
+                          instance=instance, uuid=row["uuid"], why=str(exc))
+            raise policy.Forbidden(f"the instance's agent refused the network connect: {exc}") from None
         return short
 
     @inlineCallbacks

@@ -1,13 +1,17 @@
 """
 The control plane's side of the agent's wall: a create says whether an
-admin made it (``spec["admin"]``), and a refusal by the agent is a 403
-naming the rule, logged, with nothing left in the store.
+admin made it (``spec["admin"]``), and a refusal by the agent (of a create,
+a network connect) is a 403 naming the rule, logged, with nothing left in
+the store.
 """
 
-from twisted.internet.defer import fail
-from twisted.logger import globalLogPublisher
+from twisted.internet.defer import fail, succeed
+from twisted.logger import Logger, globalLogPublisher
 
 from csvc.agent import commands
+from csvc.agent.docker_config import engine_network
+from csvc.compute.networks import ProjectNetworks
+from csvc.policy import Forbidden
 
 
 def test_the_spec_says_whether_an_admin_made_the_container(env):
@@ -39,3 +43,35 @@ def test_a_create_the_agent_refuses_is_a_403_naming_the_rule_and_is_logged(env):
     # The name is free again.
     env.hub.call = answer
     assert env.alice.create(name="x")["name"] == "x"
+
+
+class RefusingHub:
+    """
+    An instance whose agent lists the project's network ``back`` and
+    refuses every connect (as its wall would a network not the project's).
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def call(self, instance, command, **kwargs):
+        self.calls.append(command)
+        if command is commands.ListNetworks:
+            return succeed({"networks": [{"Name": engine_network("p1", "back"), "Id": "k" * 64}]})
+        return fail(commands.Refused("network 'csvc-p1-back' is not the project's (network)"))
+
+
+def test_a_connect_the_agent_refuses_is_a_403_and_is_logged():
+    networks = ProjectNetworks(None, RefusingHub())
+    networks.instance = lambda project_id: succeed("i1")
+    logged = []
+    networks.log = Logger(observer=logged.append)
+    failures = []
+    networks.connect("p1", "back", {"uuid": "u1", "name": "web", "instance_uuid": "i1"}, []).addErrback(
+        failures.append)
+    [failure] = failures
+    assert failure.check(Forbidden)
+    assert str(failure.value) == ("the instance's agent refused the network connect: "
+                                  "network 'csvc-p1-back' is not the project's (network)")
+    [event] = logged
+    assert event["uuid"] == "u1" and event["instance"] == "i1"
