@@ -30,8 +30,8 @@ from twisted.protocols import amp
 #: AMP value each.  2: chunks of up to CHUNK_SIZE in ``Bytes`` pieces.
 #: 3: Enroll and Renew (agents' certificates from the control plane's CA).
 #: 4: the agent's wall (``csvc.agent.wall``): ``Refused``, and a create's
-#: ``spec["admin"]``.
-PROTOCOL = 4
+#: ``spec["admin"]``.  5: ``EngineBusy`` (a project's share of the engine).
+PROTOCOL = 5
 
 #: Largest output chunk the agent sends in one Output box.
 CHUNK_SIZE = 256 * 1024
@@ -133,6 +133,16 @@ class InvalidSpec(Exception):
     """
 
 
+class EngineBusy(Exception):
+    """
+    The project already has as many engine calls waiting on this agent as
+    it may (``csvc.agent.shares``): try again soon.
+    """
+
+    #: seconds the API's answer (503) tells the client to wait
+    retry_after = 1
+
+
 class Refused(Exception):
     """
     The agent's wall refused what no member may have (a host bind, a
@@ -206,6 +216,7 @@ _ENGINE_ERRORS = {
     EngineError: b"ENGINE_ERROR",
     InvalidSpec: b"INVALID_SPEC",
     Refused: b"REFUSED",
+    EngineBusy: b"ENGINE_BUSY",
     NoSuchImage: b"NO_SUCH_IMAGE",
     NoSuchContainer: b"NO_SUCH_CONTAINER",
     Conflict: b"CONFLICT",

@@ -8,7 +8,11 @@ HTTP client over the engine's UNIX socket instead: a paused transport is the
 backpressure, and no thread is held per container.
 """
 
+import contextvars
+import inspect
 import json
+from collections import OrderedDict
+from functools import wraps
 import re
 import threading
 from contextlib import contextmanager
@@ -34,6 +38,7 @@ from csvc.agent.commands import (
 )
 from csvc.agent.hijack import HijackedStream
 from csvc.agent.psargs import UnsafePsArgs, check_ps_args
+from csvc.agent.shares import EngineShares
 
 LABEL_UUID = "csvc.uuid"
 LABEL_PROJECT = "csvc.project"
@@ -138,6 +143,13 @@ class DockerEngine:
         self._firewall = firewall
         self._default_networks = DefaultNetworks()
         self._pool = ThreadPool(minthreads=1, maxthreads=threads, name="csvc-agent-docker")
+        #: each project's share of the pool's threads
+        self.shares = EngineShares(threads)
+        #: container uuid -> its project's key (from creates and the
+        #: inventory), the newest ``_OWNERS``
+        self._owners = OrderedDict()
+        #: exec id -> its project's key, the newest ``_EXEC_OWNERS``
+        self._exec_owners = OrderedDict()
         self._client = None
         pool = HTTPConnectionPool(reactor, persistent=False)
         pool._factory = _QuietClientFactory
@@ -163,7 +175,52 @@ class DockerEngine:
             except docker_errors.DockerException as exc:
                 raise _engine_error(exc) from None
 
-        return deferToThreadPool(self._reactor, self._pool, run)
+        # Within the project's share of the pool (``_OWNER``: set by
+        # ``_owned`` from the method's arguments).
+        return self.shares.run(_OWNER.get(), lambda: deferToThreadPool(self._reactor, self._pool, run))
+
+    def _owner_of(self, kind, value):
+        """
+        The share key of a call whose ``kind`` argument is ``value``: the
+        project as engine names spell it (``csvc-<key>-...``); None (the
+        shared key) for an unknown container.
+        """
+        if value is None:
+            return None
+        if kind == "uuid":
+            return self._owners.get(value)
+        if kind == "exec_id":
+            return self._exec_owners.get(value)
+        if kind == "spec":
+            key = share_key(value["project_id"])
+            self._own(value["uuid"], key)
+            return key
+        if kind == "project_id":
+            return share_key(value)
+        # "name", "prefix": csvc-<key>-<name>, the key has no "-"
+        if value.startswith("csvc-") and "-" in value[5:]:
+            return value[5:].split("-", 1)[0]
+        return None
+
+    def _learn(self, summaries_and_keys):
+        summaries = []
+        for summary, key in summaries_and_keys:
+            if summary.get("uuid") and key:
+                self._own(summary["uuid"], key)
+            summaries.append(summary)
+        return summaries
+
+    def _own(self, uuid, key):
+        self._owners[uuid] = key
+        self._owners.move_to_end(uuid)
+        while len(self._owners) > _OWNERS:
+            self._owners.popitem(last=False)
+
+    def _exec_created(self, exec_id, uuid):
+        self._exec_owners[exec_id] = self._owners.get(uuid)
+        while len(self._exec_owners) > _EXEC_OWNERS:
+            self._exec_owners.popitem(last=False)
+        return exec_id
 
     def _refusal(self, action, uuid, violations):
         """
@@ -501,12 +558,12 @@ class DockerEngine:
         """
         return self._call(
             lambda c: [
-                _summary(x.attrs)
+                (_summary(x.attrs), _project_key(x.attrs))
                 # A container removed between the listing and its inspection
                 # (an auto-remove, another client) is no longer inventory.
                 for x in c.containers.list(all=True, filters={"label": LABEL_UUID}, ignore_removed=True)
             ]
-        )
+        ).addCallback(self._learn)
 
     # -- streams -----------------------------------------------------------
 
@@ -572,7 +629,7 @@ class DockerEngine:
         violations = wall.exec_violations(spec)
         if violations:
             return fail(self._refusal("exec", uuid, violations))
-        return self._call(_exec_create, uuid, spec)
+        return self._call(_exec_create, uuid, spec).addCallback(self._exec_created, uuid)
 
     def exec_start(self, exec_id, tty, protocol):
         """
@@ -596,6 +653,58 @@ class DockerEngine:
 
     def exec_resize(self, exec_id, height, width):
         return self._call(lambda c: c.api.exec_resize(exec_id, height=height, width=width))
+
+
+#: Containers and exec ids whose project the agent remembers (for shares
+#: only: one forgotten is of the shared key).
+_OWNERS = 65536
+_EXEC_OWNERS = 4096
+
+#: The share key of the call being made (``DockerEngine._call``).
+_OWNER = contextvars.ContextVar("csvc_engine_share", default=None)
+
+#: method -> the argument that says whose call it is (methods not named
+#: here are of no project: images, facts, inventory, streams)
+_OWNED_BY = {
+    "create": "spec", "start_container": "uuid", "kill_container": "uuid", "remove_container": "uuid",
+    "pause_container": "uuid", "paused": "uuid", "top": "uuid", "stats": "uuid", "update": "uuid",
+    "ports": "uuid", "inspect": "uuid", "health": "uuid", "resize": "uuid", "exec_create": "uuid",
+    "connect_network": "uuid", "disconnect_network": "uuid", "sizes": "project_id",
+    "exec_inspect": "exec_id", "exec_resize": "exec_id",
+    "list_volumes": "prefix", "list_networks": "prefix", "create_volume": "name", "inspect_volume": "name",
+    "remove_volume": "name", "create_network": "name", "inspect_network": "name", "remove_network": "name",
+}
+
+
+def _owned(method, argument):
+    signature = inspect.signature(method)
+
+    @wraps(method)
+    def owned(self, *args, **kwargs):
+        value = signature.bind(self, *args, **kwargs).arguments.get(argument)
+        token = _OWNER.set(self._owner_of(argument, value))
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            _OWNER.reset(token)
+
+    return owned
+
+
+for _name, _argument in _OWNED_BY.items():
+    setattr(DockerEngine, _name, _owned(getattr(DockerEngine, _name), _argument))
+
+
+def share_key(project_id):
+    """
+    A project's share key: its name as the engine's names spell it.
+    """
+    return docker_config.engine_volume(project_id, "")[len("csvc-"):-1]
+
+
+def _project_key(attrs):
+    project = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_PROJECT)
+    return share_key(project) if project else None
 
 
 def engine_name(uuid):

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from csvc.agent import docker_config as agent_docker_config
 from csvc.agent.psargs import UnsafePsArgs, check_ps_args
 from csvc.agent.commands import (
-    Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
+    Conflict, EngineBusy, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
 from csvc.api import docker_events, docker_options, engine_body
 from csvc.api.auth import AuthUnavailable, Unauthorized
@@ -192,6 +192,8 @@ def classify(exc, ident=None):
         return 413, str(exc)
     if isinstance(exc, TooManyTransfers):
         return 429, str(exc)
+    if isinstance(exc, EngineBusy):
+        return 503, str(exc)
     if isinstance(exc, (InvalidState, Conflict, ExecClaimed)):
         return 409, str(exc)
     if isinstance(exc, NameInUse):

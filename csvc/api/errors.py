@@ -2,7 +2,7 @@
 The one place where domain errors become HTTP statuses.
 """
 
-from csvc.agent.commands import EngineError, InvalidSpec, NoSuchContainer, NoSuchExec
+from csvc.agent.commands import EngineBusy, EngineError, InvalidSpec, NoSuchContainer, NoSuchExec
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound
@@ -43,6 +43,7 @@ STATUS = [
     (PayloadTooLarge, 413, "Payload Too Large"),
     (TooManyTransfers, 429, "Too Many Requests"),
     (EngineError, 502, "Bad Gateway"),
+    (EngineBusy, 503, "Service Unavailable"),
     (InstanceUnavailable, 503, "Service Unavailable"),
     (NoRoom, 503, "Service Unavailable"),
     (AuthUnavailable, 503, "Service Unavailable"),

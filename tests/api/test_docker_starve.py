@@ -208,3 +208,24 @@ def test_detached_docker_execs_hold_attach_sessions(env, docker):
     # Another project's exec id is not found.
     code, body = docker.request(env.bob, "GET", f"/exec/{ids[1]}/json")
     assert code == 404
+
+
+def test_an_agent_busy_with_the_projects_calls_is_503_with_retry_after(env, docker):
+    from twisted.internet.defer import fail
+
+    view = env.alice.create(run=True)
+    call = env.hub.call
+
+    def busy(instance_uuid, command, **kwargs):
+        if command is commands.ContainerTop:
+            return fail(commands.EngineBusy("this instance's engine is busy with the project's calls"))
+        return call(instance_uuid, command, **kwargs)
+
+    env.hub.call = busy
+    d = docker.http.request("GET", BASE + f"/containers/{view['uuid']}/top", headers=env.alice.headers())
+    env.settle()
+    docker.http.flush()
+    response = result_of(d)
+    assert response.code == 503
+    assert response.headers.getRawHeaders(b"Retry-After") == [b"1"]
+    assert b"busy" in result_of(docker.http.content(response))
