@@ -129,8 +129,8 @@ def _host_port(where, value, rules):
         raise PortRefused(f"{where}.HostPort must be a string", malformed=True)
     value = value.strip()
     if not value:
-        if rules.low <= EPHEMERAL[0] and EPHEMERAL[1] <= rules.high and not any(
-                EPHEMERAL[0] <= p <= EPHEMERAL[1] for p in rules.reserved):
+        # (The engine never picks a port that is in use, as csvc's own are.)
+        if rules.low <= EPHEMERAL[0] and EPHEMERAL[1] <= rules.high:
             return ""
         return f"{rules.low}-{rules.high}"
     match = _HOST_PORT.fullmatch(value)
@@ -198,8 +198,7 @@ def check_publish_all(publish_all, rules):
         return
     if publish_all is not True:
         raise PortRefused("HostConfig.PublishAllPorts must be a boolean", malformed=True)
-    if rules.addresses or rules.low > EPHEMERAL[0] or rules.high < EPHEMERAL[1] or any(
-            EPHEMERAL[0] <= p <= EPHEMERAL[1] for p in rules.reserved):
+    if rules.addresses or rules.low > EPHEMERAL[0] or rules.high < EPHEMERAL[1]:
         raise PortRefused(f"HostConfig.PublishAllPorts: the engine would pick ports outside what this service "
                           f"publishes ({', '.join(rules.addresses) or 'any address'}, ports {rules.low}-"
                           f"{rules.high}); publish each port with -p instead")

@@ -72,10 +72,12 @@ def run(sdk, script, **options):
     return sdk.containers.run(IMAGE, ["sh", "-c", script], remove=True, **options).decode()
 
 
-def test_identity_and_environment_options(sdk):
+def test_identity_and_environment_options(sdk, engine):
+    # On the project's own network (issue 18) the container's resolver is
+    # the engine's embedded one, and the --dns servers are its upstream.
     out = run(
         sdk, "id -u; id -g; hostname; pwd; echo $GREETING; grep nofile-marker /dev/null; ulimit -n; "
-             "grep 'db.internal' /etc/hosts; grep -c '^nameserver 9.9.9.9' /etc/resolv.conf",
+             "grep 'db.internal' /etc/hosts; grep -c '^nameserver 127.0.0.11' /etc/resolv.conf",
         user="1234:2345", hostname="opt-host", working_dir="/tmp", environment={"GREETING": "hello"},
         ulimits=[Ulimit(name="nofile", soft=512, hard=512)], extra_hosts={"db.internal": "10.1.2.3"},
         dns=["9.9.9.9"],
@@ -85,6 +87,11 @@ def test_identity_and_environment_options(sdk):
     assert lines[5] == "512"
     assert "10.1.2.3" in lines[6] and "db.internal" in lines[6]
     assert lines[7] == "1"
+    container = sdk.containers.create(IMAGE, ["true"], dns=["9.9.9.9"])
+    try:
+        assert engine.containers.get(container.id).attrs["HostConfig"]["Dns"] == ["9.9.9.9"]
+    finally:
+        container.remove(force=True)
 
 
 def test_read_only_rootfs_tmpfs_and_shm(sdk):
