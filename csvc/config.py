@@ -6,6 +6,7 @@ file (TOML, the same names as the options) over defaults.
 import os
 import tomllib
 
+from csvc.compute.defaults import Confinement
 from csvc.notify.destinations import parse_networks
 from csvc.providers.netns import parse_network
 
@@ -98,6 +99,13 @@ DEFAULTS = {
     "stop-timeout-max": 600,
     # MiB a non-interactive exec's answer collects (past it a 413)
     "exec-output-max": 1,
+    # safe defaults of every container (csvc.compute.defaults): a member's
+    # pids limit at most this (0: none), MiB of memory for a container made
+    # without a limit (0: none), NET_RAW dropped, no-new-privileges
+    "default-pids-limit": 4096,
+    "default-memory": 512,
+    "drop-net-raw": "on",
+    "no-new-privileges": "on",
     # internal networks (CIDRs) image pulls may reach after all: none by
     # default, so no registry on loopback, link-local, private...
     "registry-allow-private": "",
@@ -131,7 +139,9 @@ QUOTAS = {
 }
 
 INTEGERS = {"instances", "instance-capacity", "output-cache", "output-retention-mib", "stop-timeout-max",
-            "exec-output-max", *QUOTAS}
+            "exec-output-max", "default-pids-limit", "default-memory", *QUOTAS}
+#: on/off settings
+SWITCHES = ("drop-net-raw", "no-new-privileges")
 FLOATS = {"heartbeat-interval", "auth-cache-ttl", "instance-grace", "instance-wait", "agent-restart-delay",
           "nova-timeout"}
 # The front door: Keystone's validations, request bodies, agent registration.
@@ -303,12 +313,31 @@ def _resolve_notifications(settings):
     for key in ("stop-timeout-max", "exec-output-max"):
         if settings[key] < 1:
             raise ConfigError(f"{key} must be at least 1")
+    for key in ("default-pids-limit", "default-memory"):
+        if settings[key] < 0:
+            raise ConfigError(f"{key} must be 0 (none) or more")
+    for key in SWITCHES:
+        value = settings[key]
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        if str(value).lower() not in ("on", "off"):
+            raise ConfigError(f"{key} must be on or off, not {value!r}")
+        settings[key] = str(value).lower()
     log = settings["notifications-log"]
     if log is None or log == "":
         log = os.path.join(os.path.abspath(settings["data-dir"]), "notifications.jsonl")
     elif str(log).lower() in ("off", "none"):
         log = None
     settings["notifications-log"] = log
+
+
+def confinement(settings):
+    """
+    The safe defaults of every container (``csvc.compute.defaults``).
+    """
+    return Confinement(pids_limit=settings["default-pids-limit"], memory_mib=settings["default-memory"],
+                       drop_net_raw=settings["drop-net-raw"] == "on",
+                       no_new_privileges=settings["no-new-privileges"] == "on")
 
 
 def quota_defaults(settings):

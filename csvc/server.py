@@ -106,6 +106,10 @@ class Options(usage.Options):
         ["notifications-webhook-queue", None, None, "Notifications waiting per webhook; the oldest go first [1000]."],
         ["stop-timeout-max", None, None, "Longest grace in seconds of a stop or restart; longer is clamped [600]."],
         ["exec-output-max", None, None, "MiB a non-interactive exec's answer collects; past it a 413 [default: 1]."],
+        ["default-pids-limit", None, None, "Pids limit of every container; a member's at most this; 0: none [4096]."],
+        ["default-memory", None, None, "MiB of memory of a container created without a limit; 0: none [512]."],
+        ["drop-net-raw", None, None, "on: every container without NET_RAW unless an admin adds it [on]."],
+        ["no-new-privileges", None, None, "on: every container with no-new-privileges unless an admin says [on]."],
         ["registry-allow-private", None, None,
          "Internal networks image pulls may reach after all, CIDRs comma-separated (e.g. 127.0.0.0/8) [none]."],
         ["webhook-allow-internal", None, None,
@@ -236,7 +240,8 @@ def makeService(options, reactor=None):
     hub.expect_agents(HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
     notifier, subscriptions = _notifications(settings, store, reactor)
     containers = ContainerService(store, journal, hub, reactor, stop_timeout_max=settings["stop-timeout-max"],
-                                  exec_output_max=settings["exec-output-max"] * 1024 * 1024, notifier=notifier)
+                                  exec_output_max=settings["exec-output-max"] * 1024 * 1024, notifier=notifier,
+                                  confinement=config.confinement(settings))
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
     relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"],
                   idle_timeout=settings["attach-idle-timeout"])

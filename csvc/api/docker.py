@@ -26,6 +26,7 @@ from csvc.agent.commands import (
     Conflict, EngineBusy, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
 from csvc.api import docker_events, docker_options, engine_body
+from csvc.compute.defaults import update_within
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.logs import LogStream, tail_position
@@ -1301,7 +1302,8 @@ class DockerAPI:
         """
         body = self._read_body(request, "POST /containers/{id}/update")
         docker_options.enforce({"HostConfig": body}, identity)
-        changes = docker_options.update_fields(body)
+        changes = update_within(docker_options.update_fields(body), self._containers.confinement,
+                                admin=identity.is_admin)
         row = yield self._get(identity, ident)
         restart = (changes.get("RestartPolicy") or {}).get("Name") or "no"
         if row["remove_on_exit"] and restart != "no":
@@ -1501,7 +1503,8 @@ class DockerAPI:
                 return b""
             if until is not None and at is not None and at > until:
                 return b""
-            if timestamps:
+            # (at None: csvc's own marker of dropped output, not a line of it)
+            if timestamps and at is not None:
                 stamp = (
                     datetime.fromtimestamp(at or 0, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z "
                 ).encode()

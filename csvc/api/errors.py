@@ -10,7 +10,6 @@ from csvc.compute.states import InvalidState
 from csvc.notify.destinations import UnsafeDestination
 from csvc.relay.agentlink import InstanceUnavailable
 from csvc.relay.execs import ExecClaimed, ExecOutputTooLarge
-from csvc.relay.transfers import TooManyTransfers
 from csvc.policy import Forbidden
 from csvc.scheduler.instances import InstanceConflict
 from csvc.store.db import ContainerTooLarge, NameInUse, NoRoom
@@ -41,7 +40,6 @@ STATUS = [
     (NameInUse, 409, "Conflict"),
     (InstanceConflict, 409, "Conflict"),
     (PayloadTooLarge, 413, "Payload Too Large"),
-    (TooManyTransfers, 429, "Too Many Requests"),
     (EngineError, 502, "Bad Gateway"),
     (EngineBusy, 503, "Service Unavailable"),
     (InstanceUnavailable, 503, "Service Unavailable"),

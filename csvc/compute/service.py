@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from csvc.agent import commands
 from csvc import policy
+from csvc.compute.defaults import Confinement, confine
 from csvc.compute import states
 from csvc.notify import events as notices
 from csvc.notify.notifier import NullNotifier
@@ -109,7 +110,7 @@ class ContainerService:
     reconnect_wait = 5.0
 
     def __init__(self, store, journal, hub, clock, notifier=None, placement=None, stop_timeout_max=600,
-                 exec_output_max=None):
+                 exec_output_max=None, confinement=Confinement()):
         self._store = store
         self._journal = journal
         self._hub = hub
@@ -120,6 +121,8 @@ class ContainerService:
         self.stop_timeout_max = stop_timeout_max
         #: bytes a non-interactive exec's answer collects (None: CollectedOutput's)
         self.exec_output_max = exec_output_max
+        #: the operator's safe defaults, applied to every create (csvc.compute.defaults)
+        self.confinement = confinement
         # Notifications (csvc.notify): emitting never blocks nor fails.
         self._notifier = notifier if notifier is not None else NullNotifier()
         # uuid -> Deferred of a start still on its way to the engine: the
@@ -167,6 +170,7 @@ class ContainerService:
         Place and create a container on its instance's engine; start it in
         the background when ``run`` is set.  Fires with the stored row.
         """
+        spec = confine(spec, self.confinement, admin=identity.is_admin)
         container_uuid = str(uuidlib.uuid4())
         values = dict(
             uuid=container_uuid,

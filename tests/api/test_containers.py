@@ -42,7 +42,7 @@ def test_create_answers_with_the_container(env):
         "labels": {},
         "tty": False,
         "interactive": False,
-        "memory": None,
+        "memory": 512,  # the default limit of a container created without one
         "cpu": None,
         "auto_remove": False,
         "status": "created",

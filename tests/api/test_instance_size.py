@@ -5,6 +5,7 @@ store on SQLite, a ``Clock``, the fake agent hub and the fake provider of
 an agent's report of its host does to an instance's size.
 """
 
+from csvc.compute.defaults import Confinement
 from csvc.relay.agentlink import AgentHub
 from tests.api.conftest import pending, result_of
 from tests.api.test_instances import instances, with_provider
@@ -25,6 +26,8 @@ def placed(env):
 
 
 def test_memory_fills_an_instance_then_a_new_one_is_made(env):
+    # (an operator who sets no default memory: containers without limits)
+    env.containers.confinement = Confinement(memory_mib=0)
     provider = with_provider(env, capacity=10, delay=0, shared_capacity=10, memory=1024, cpus=2.0)
     size_shared(env, memory=1024, cpus=2.0)
     first = [env.alice.create(memory=512, cpu=0.5) for _ in range(2)]

@@ -225,7 +225,8 @@ def test_usage_counts_containers_memory_and_cpu(env):
     assert reply.code == 200
     assert reply.json() == {
         "containers": {"limit": 100, "in_use": 3},
-        "memory": {"limit": 65536, "in_use": 384},
+        # (the container created without a limit has the default, 512 MiB)
+        "memory": {"limit": 65536, "in_use": 384 + 512},
         "cpu": {"limit": 64, "in_use": 0.5},
         "attach_sessions": {"limit": 50, "in_use": 0},
         # (this API is not given the instances' networks to count)
@@ -261,12 +262,14 @@ def test_the_containers_quota_refuses_the_one_too_many(env):
 
 
 def test_the_memory_quota_sums_memory_given(env):
-    env.admin.request("PUT", "/v1/quotas/project-a", body={"memory": 300})
+    env.admin.request("PUT", "/v1/quotas/project-a", body={"memory": 900})
     env.alice.create(memory=200)
-    env.alice.create()  # no memory given counts as 0
-    message = quota_error(env.alice.post("/v1/containers", {"image": "busybox", "memory": 101}), "memory")
-    assert message == "quota exceeded for memory: limit 300, in use 200, requested 101"
-    env.alice.create(memory=100)
+    env.alice.create()  # no memory given: the default limit (512 MiB), counted
+    message = quota_error(env.alice.post("/v1/containers", {"image": "busybox", "memory": 189}), "memory")
+    assert message == "quota exceeded for memory: limit 900, in use 712, requested 189"
+    message = quota_error(env.alice.post("/v1/containers", {"image": "busybox"}), "memory")
+    assert message == "quota exceeded for memory: limit 900, in use 712, requested 512"
+    env.alice.create(memory=188)
 
 
 def test_the_cpu_quota_sums_cpus_given(env):
@@ -376,17 +379,18 @@ def test_quota_settings_below_minus_one_are_refused(tmp_path):
 def test_resource_updates_merge_in_the_store_within_the_quota(env):
     view = env.alice.create(image="busybox", memory=64)
     uuid = view["uuid"]
+    confined = {"PidsLimit": 4096, "CapDrop": ["NET_RAW"], "SecurityOpt": ["no-new-privileges"]}
     result_of(env.store.set_quota("project-a", {"memory": 200, "cpu": 2}))
     before, first = result_of(env.store.update_container_resources(uuid, {"Memory": 96 * 2 ** 20}, memory=96))
     assert before["memory"] == 64 and first["memory"] == 96
     # A second update merges into what the first stored, not into a stale copy.
     _, second = result_of(env.store.update_container_resources(uuid, {"PidsLimit": 9}, cpu=1.5))
-    assert second["docker_config"]["HostConfig"] == {"Memory": 96 * 2 ** 20, "PidsLimit": 9}
+    assert second["docker_config"]["HostConfig"] == dict(confined, Memory=96 * 2 ** 20, PidsLimit=9)
     assert (second["memory"], second["cpu"]) == (96, 1.5)
     with pytest.raises(QuotaExceeded) as over:
         result_of(env.store.update_container_resources(uuid, {"Memory": 300 * 2 ** 20}, memory=300))
     assert str(over.value) == "quota exceeded for memory: limit 200, in use 0, requested 300"
     # A revert puts back only what nothing changed since.
     assert result_of(env.store.restore_container_resources(uuid, first, second)) is True
-    assert env.row(uuid)["docker_config"]["HostConfig"] == {"Memory": 96 * 2 ** 20}
+    assert env.row(uuid)["docker_config"]["HostConfig"] == dict(confined, Memory=96 * 2 ** 20)
     assert result_of(env.store.restore_container_resources(uuid, before, second)) is False
