@@ -31,9 +31,17 @@ skip AMP's generic machinery, which for each box builds a responder
 closure, maps every argument's wire name to a Python name, and runs
 several Deferreds and callbacks (``bench/hops.py``: 26-37 us to dispatch a
 box, 56-69 us to call).  Their arguments are read and written from a
-table made once per command, integers and text inline; answers, errors
-(known errors as AMP encodes them, unknown ones logged and the connection
-closed), optional arguments and missing ones behave as AMP's own.
+table made once per command, integers and text inline; answers, known
+errors, optional arguments and missing ones behave as AMP's own.
+
+Errors a responder does not declare: AMP answers them with
+``UNKNOWN_ERROR_CODE`` in a ``QuitBox`` (and drops the link when no answer
+was asked for), so one bug in one responder cut every container's stream
+on the link.  Here, on every command, fast or not, such an error is logged
+with its traceback and answered with ``commands.InternalError`` (which
+every command declares; its message names the exception), and the link
+goes on; an answer that cannot be written (a value too long) is answered
+so too.  Declared fatal errors still close the link, as in AMP.
 
 Only for protocols that never switch away from boxes (``StartTLS`` and
 ``ProtocolSwitchCommand`` hand the connection to something else mid-stream);
@@ -48,6 +56,7 @@ from twisted.protocols import amp
 from twisted.protocols.amp import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, AmpBox, TooLong
 from twisted.python.failure import Failure
 
+from csvc.agent.commands import INTERNAL_ERROR
 from csvc.sockwrite import write_now
 
 _ASK = b"_ask"
@@ -196,6 +205,8 @@ _ASK_HEAD = _LENGTH.pack(len(_ASK)) + _ASK
 _ANSWER_HEAD = _LENGTH.pack(len(_ANSWER)) + _ANSWER
 #: Values at least this long go out as their own piece, not copied.
 _OWN_PIECE = 4096
+#: The longest error description sent (AMP's value limit, with room).
+_DESCRIPTION_MAX = 4096
 
 
 class FastBoxes:
@@ -334,25 +345,92 @@ class FastBoxes:
             self._fastError(Failure(), compiled, ask)
             return
         answer[_ANSWER] = ask
-        self._safeEmit(answer)
+        self._emitAnswer(answer, compiled.command.commandName, ask)
 
     def _fastError(self, failure, compiled, ask):
         command = compiled.command
-        if ask is None:
-            self.unhandledError(failure)
-            return
         known = failure.check(*command.allErrors)
-        if known is not None:
-            code = command.allErrors[known]
-            description = str(failure.value).encode("utf-8", "replace")
-            box = amp.QuitBox() if known in command.fatalErrors else AmpBox()
-        else:
-            self.log.failure("while answering {command}", failure, command=command.commandName.decode())
-            code, description, box = amp.UNKNOWN_ERROR_CODE, b"Unknown Error", amp.QuitBox()
+        if known is None:
+            self._answerError(ask, command.commandName, *self._internalError(failure, command.commandName))
+            return
+        if ask is None:
+            self.log.info("{command} (no answer asked) failed: {why}", command=command.commandName.decode(),
+                          why=failure.getErrorMessage())
+            return
+        code = command.allErrors[known]
+        description = str(failure.value).encode("utf-8", "replace")
+        self._answerError(ask, command.commandName, code, description, known in command.fatalErrors)
+
+    # -- errors of any command ------------------------------------------------
+
+    def _commandReceived(self, box):
+        """
+        A box of a command not in ``fast_commands``: as AMP's own, but for
+        what AMP does with an error the responder did not declare (see the
+        module's doc).
+        """
+        name, ask = box[_COMMAND], box.get(_ASK)
+        d = self.dispatchCommand(box)
+        d.addCallbacks(self._commandAnswered, self._commandFailed, callbackArgs=(name, ask), errbackArgs=(name, ask))
+        # Nothing above raises; if it ever did, logged, the link kept.
+        d.addErrback(lambda failure: self.log.failure("while answering {command}", failure, command=name))
+
+    def _commandAnswered(self, answer, name, ask):
+        if ask is None:
+            return
+        answer[_ANSWER] = ask
+        self._emitAnswer(answer, name, ask)
+
+    def _commandFailed(self, failure, name, ask):
+        if failure.check(amp.RemoteAmpError):
+            # A declared error (or an unknown command), as AMP encodes it.
+            error = failure.value
+            description = error.description
+            if isinstance(description, str):
+                description = description.encode("utf-8", "replace")
+            if ask is None:
+                self.log.info("{command} (no answer asked) failed: {why}", command=name, why=description)
+                return
+            self._answerError(ask, name, error.errorCode, description, error.fatal)
+            return
+        self._answerError(ask, name, *self._internalError(failure, name))
+
+    def _internalError(self, failure, name):
+        """
+        An error the responder of ``name`` did not declare: logged with its
+        traceback; ``(code, description, fatal)`` of its answer.
+        """
+        command = name.decode("ascii", "replace") if isinstance(name, bytes) else str(name)
+        self.log.failure("while answering {command}", failure, command=command)
+        error = failure.value
+        if isinstance(error, amp.BadLocalReturn):
+            # AMP's wrapper of an answer that could not be made: name its cause.
+            error = getattr(error.enclosed, "value", error)
+        description = f"{type(error).__name__} in the peer's responder to {command} (its log has the traceback)"
+        return INTERNAL_ERROR, description.encode("utf-8", "replace"), False
+
+    def _answerError(self, ask, name, code, description, fatal):
+        if ask is None:
+            return
+        box = amp.QuitBox() if fatal else AmpBox()
         box[_ERROR] = ask
         box[_ERROR_CODE] = code
-        box[_ERROR_DESCRIPTION] = description
-        self._safeEmit(box)
+        box[_ERROR_DESCRIPTION] = description[:_DESCRIPTION_MAX]
+        self._emitAnswer(box, name, ask)
+
+    def _emitAnswer(self, box, name, ask):
+        """
+        Send an answer; one that cannot be written (a value longer than AMP
+        allows, a value that is not bytes) is answered with an
+        ``InternalError`` instead.
+        """
+        try:
+            self._safeEmit(box)
+        except Exception:
+            if _ERROR in box and box.get(_ERROR_CODE) == INTERNAL_ERROR:
+                raise
+            code, description, _fatal = self._internalError(Failure(), name)
+            self._answerError(ask, name, code, description, False)
 
     def callRemote(self, commandType, *a, **kw):
         compiled = _fast_calls(type(self)).get(commandType)

@@ -31,7 +31,9 @@ from twisted.protocols import amp
 #: 3: Enroll and Renew (agents' certificates from the control plane's CA).
 #: 4: the agent's wall (``csvc.agent.wall``): ``Refused``, and a create's
 #: ``spec["admin"]``.  5: ``EngineBusy`` (a project's share of the engine).
-PROTOCOL = 5
+#: 6: ``InternalError`` on every command (a responder's undeclared error
+#: is answered, the link kept).
+PROTOCOL = 6
 
 #: Largest output chunk the agent sends in one Output box.
 CHUNK_SIZE = 256 * 1024
@@ -44,6 +46,22 @@ AMP_VALUE_MAX = 0xFFFF
 
 #: Input boxes the control plane may have unanswered per container.
 STDIN_WINDOW = 4
+
+#: The most stdin bytes one Input or ExecInput carries (its ``data`` is one
+#: AMP value): what a client sends is split into pieces of this size.
+STDIN_PIECE = 32 * 1024
+
+
+def stdin_pieces(data):
+    """
+    ``data`` (stdin from a client: a WebSocket message, a TCP read) as the
+    list of its pieces of at most ``STDIN_PIECE`` bytes, in order; every
+    path to a container's or an exec's stdin sends these, each within the
+    stdin window.
+    """
+    if len(data) <= STDIN_PIECE:
+        return [data]
+    return [data[start:start + STDIN_PIECE] for start in range(0, len(data), STDIN_PIECE)]
 
 
 class JSON(amp.Argument):
@@ -206,6 +224,18 @@ class CertificateRefused(Exception):
     The control plane will not sign the agent's certificate signing request,
     or will not take the certificate it presented (the message says why).
     """
+
+
+class InternalError(Exception):
+    """
+    The peer's responder failed with an error its command does not declare
+    (a bug): the message names the exception, the peer logged its
+    traceback, and the link goes on.  Every command declares it.
+    """
+
+
+#: ``InternalError``'s code on the wire.
+INTERNAL_ERROR = b"INTERNAL"
 
 
 #: What a report (output, a start, an exit) may be refused with: a link that
@@ -917,3 +947,18 @@ class CancelUpload(amp.Command):
 #: dispatched and called by ``csvc.ampwire`` without AMP's generic
 #: machinery, at both ends of the link.
 STREAM_COMMANDS = (Output, Input, ExecOutput, ExecInput, DownloadChunk, UploadChunk)
+
+
+def _declare_internal_error(namespace):
+    """
+    Every command of this contract declares ``InternalError`` (the
+    command's own errors dict is copied: several share one).
+    """
+    for command in list(namespace.values()):
+        if isinstance(command, type) and issubclass(command, amp.Command) and command is not amp.Command:
+            command.errors = {**command.errors, InternalError: INTERNAL_ERROR}
+            command.allErrors[InternalError] = INTERNAL_ERROR
+            command.reverseErrors[INTERNAL_ERROR] = InternalError
+
+
+_declare_internal_error(globals())

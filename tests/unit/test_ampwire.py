@@ -225,7 +225,7 @@ class Probe(amp.Command):
         (b"raw", amp.String(optional=True)),
     ]
     response = [(b"echo", amp.Unicode()), (b"total", amp.Integer())]
-    errors = {ProbeRefused: b"REFUSED"}
+    errors = {ProbeRefused: b"REFUSED", commands.InternalError: commands.INTERNAL_ERROR}
     fatalErrors = {ProbeFatal: b"FATAL"}
 
 
@@ -274,6 +274,12 @@ class FastProbeClient(FastBoxes, amp.AMP):
     fast_commands = (Probe, Quiet)
 
 
+class SlowProbeServer(ProbeResponder, FastBoxes, amp.AMP):
+    """
+    Probe dispatched by AMP's own machinery, errors answered by FastBoxes.
+    """
+
+
 def probe_exchange(sender, receiver, **kwargs):
     sender_transport, receiver_transport = StringTransport(), StringTransport()
     sender.makeConnection(sender_transport)
@@ -311,14 +317,19 @@ def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data
         kwargs["with_dash"] = with_dash
     if raw is not None:
         kwargs["raw"] = raw
-    results = [
-        probe_exchange(sender(), receiver(), **kwargs)
+    results = {
+        (sender.__name__, receiver.__name__): probe_exchange(sender(), receiver(), **kwargs)
         for sender in (amp.AMP, FastProbeClient)
-        for receiver in (StockProbeServer, FastProbeServer)
-    ]
-    stock = results[0]
-    for other in results[1:]:
-        assert other == stock
+        for receiver in (StockProbeServer, FastProbeServer, SlowProbeServer)
+    }
+    stock = results["AMP", "StockProbeServer"]
+    undeclared = kind in ("badanswer", "boom")
+    for (sender, receiver), other in results.items():
+        if undeclared and receiver != "StockProbeServer":
+            # Not AMP's: answered with InternalError, the link kept.
+            assert other == results["AMP", "FastProbeServer"]
+        else:
+            assert other == stock
     boxes, answers, closed, got, outcome = stock
     assert got == (kwargs["name"], n, maybe, data, doc, with_dash, raw)
     if kind in ("ok", "later"):
@@ -328,20 +339,28 @@ def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data
     elif kind == "fatal":
         assert outcome[0][0] == "ProbeFatal" and closed
     else:
+        # AMP's own: an unknown error, and the link dropped.
         assert outcome[0][0] == "UnknownRemoteError" and closed
+        _, answers, closed, _, outcome = results["AMP", "FastProbeServer"]
+        cause = "RuntimeError" if kind == "boom" else "KeyError"
+        assert answers[0][b"_error_code"] == commands.INTERNAL_ERROR and not closed
+        assert outcome == [("InternalError", f"{cause} in the peer's responder to Probe (its log has the traceback)")]
 
 
-def test_a_fast_command_missing_an_argument_is_an_unknown_error_as_in_amp():
+def test_a_command_missing_an_argument_is_an_internal_error_and_the_link_stays():
     box = amp.AmpBox({b"_ask": b"9", b"_command": b"Probe", b"name": b"ok", b"data.1": b"", b"doc": b"{}"})
     wires = []
-    for receiver in (StockProbeServer(), FastProbeServer()):
+    for receiver in (StockProbeServer(), FastProbeServer(), SlowProbeServer()):
         transport = StringTransport()
         receiver.makeConnection(transport)
         receiver.dataReceived(box.serialize())
-        wires.append((transport.value(), transport.disconnecting))
-    assert wires[0] == wires[1]
-    (answer,), _, _ = feed(amp.BinaryBoxProtocol, [wires[0][0]])
-    assert answer[b"_error"] == b"9" and answer[b"_error_code"] == amp.UNKNOWN_ERROR_CODE
+        (answer,), _, _ = feed(amp.BinaryBoxProtocol, [transport.value()])
+        wires.append((answer[b"_error"], answer[b"_error_code"], answer[b"_error_description"], transport.disconnecting))
+    # AMP's own drops the link; both of csvc's ways answer and keep it.
+    assert wires[0] == (b"9", amp.UNKNOWN_ERROR_CODE, b"Unknown Error", True)
+    assert wires[1] == wires[2] == (
+        b"9", commands.INTERNAL_ERROR, b"KeyError in the peer's responder to Probe (its log has the traceback)", False
+    )
 
 
 def test_a_fast_call_checks_its_arguments_as_amp_does():
