@@ -13,6 +13,8 @@ Shared set-up for the benchmarks in bench/ (not a benchmark itself).
   multi-session client in ``_wsclient.py``).
 - ``docker_hijack``: a raw attach socket on the Docker engine (what the SDK's
   ``attach_socket`` does: ``POST /containers/ID/attach`` with an Upgrade).
+- ``parse_args``: a bench's options with ``--smoke`` (the bench at a tiny
+  size, for tests/bench).
 - small things: ``free_port``, ``percentile``, ``rss_kib``, ``progress``.
 """
 
@@ -50,6 +52,34 @@ LOG_CONFIG = {"Type": "local", "Config": {"max-size": "128m", "max-file": "8"}}
 
 class BenchError(Exception):
     pass
+
+
+#: Set to 1, every bench runs as with ``--smoke``.
+SMOKE_ENV = "CSVC_BENCH_SMOKE"
+
+
+def parse_args(parser, argv=None, **smoke):
+    """
+    ``parser.parse_args(argv)`` with one more option, ``--smoke`` (or
+    ``CSVC_BENCH_SMOKE=1`` in the environment): the bench at a tiny size,
+    ``smoke``'s values taking the place of the defaults (an option given on
+    the command line still wins), so that it runs in seconds.  That is what
+    tests/bench does to every bench, so that one that no longer works fails
+    the tests; a smoke run's figures mean nothing.
+    """
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"a tiny run that only shows the bench works (also ${SMOKE_ENV}=1)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(smoke) - set(vars(args)))
+    if unknown:
+        raise ValueError(f"smoke sizes for options {parser.prog} does not have: {unknown}")
+    if args.smoke or os.environ.get(SMOKE_ENV) == "1":
+        parser.set_defaults(**smoke)
+        args = parser.parse_args(argv)
+        args.smoke = True
+        print(f"{parser.prog}: smoke run ({', '.join(f'{k}={v}' for k, v in smoke.items())}): "
+              "its figures mean nothing", file=sys.stderr, flush=True)
+    return args
 
 
 def make_progress(name):

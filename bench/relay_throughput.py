@@ -2,13 +2,14 @@
 """
 Relay throughput with the engine out of the loop: the control plane
 (``twistd csvc --instances 0``, a subprocess) gets its output from a
-synthetic agent in this process (an AMP client speaking
-csvc/agent/commands.py: Register, answers CreateContainer/StartContainer/
-RemoveContainer, pushes Output boxes of CHUNK_SIZE (256 KiB) with seq from 1, keeping at
-most OUTPUT_WINDOW unanswered, then Exited), and WebSocket clients
+synthetic agent in this process (bench/_synthetic.py: the real agent's link
+and core on an engine without containers, which registers, answers
+CreateContainer/StartContainer/RemoveContainer..., pushes Output boxes of
+CHUNK_SIZE (256 KiB) with seq from 1, keeping at most OUTPUT_WINDOW
+unanswered, then reports the exit), and WebSocket clients
 (bench/_wsclient.py, a subprocess) attached to the container receive it.
 
-    .venv/bin/python bench/relay_throughput.py [--bytes N] [--sessions 1,8] [--runs R]
+    .venv/bin/python bench/relay_throughput.py [--bytes N] [--sessions 1,8] [--runs R] [--smoke]
 
 The figure per phase is bytes delivered to all clients together divided by
 the time from the first Output box to the last client's status message;
@@ -36,88 +37,21 @@ import time
 import uuid as uuidlib
 
 from twisted.internet import defer, task
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThread
-from twisted.protocols import amp
 
 from _service import (
-    BenchError, ClientProcess, Service, children_cpu_s, machine_busy_s, make_progress, process_cpu_s, self_cpu_s,
+    BenchError, ClientProcess, Service, children_cpu_s, machine_busy_s, make_progress, parse_args, process_cpu_s,
+    self_cpu_s,
 )
+from _synthetic import connect_agent
 
 from csvc.agent import commands
-from csvc.ampwire import FastBoxes
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
 
 progress = make_progress("relay_throughput")
 CHUNK = commands.CHUNK_SIZE
 WINDOW = commands.OUTPUT_WINDOW
-
-
-class SyntheticAgent(FastBoxes, amp.AMP):
-    """An agent without an engine: containers are names, output is zeros; its
-    boxes read and written as the real agent's (csvc/agent/link.py)."""
-
-    def __init__(self):
-        super().__init__()
-        self.created = set()
-        self.started = {}
-
-    @commands.CreateContainer.responder
-    def create(self, spec):
-        self.created.add(spec["uuid"])
-        return {"engine_id": "synthetic-" + spec["uuid"]}
-
-    @commands.StartContainer.responder
-    def start(self, uuid):
-        d = self.started.get(uuid)
-        if d is not None and not d.called:
-            d.callback(None)
-        return {}
-
-    @commands.RemoveContainer.responder
-    def remove(self, uuid, force):
-        return {}
-
-    @commands.StopContainer.responder
-    def stop(self, uuid, timeout):
-        return {}
-
-    @commands.KillContainer.responder
-    def kill(self, uuid, signal):
-        return {}
-
-    def push(self, uuid, nbytes, window=WINDOW):
-        """Push ``nbytes`` of output as fast as the window allows; fires with (t_first, t_last_ack, last_seq)."""
-        data = b"\0" * CHUNK
-        total = (nbytes + CHUNK - 1) // CHUNK
-        done = defer.Deferred()
-        state = {"sent": 0, "acked": 0, "t0": None}
-
-        def send_more():
-            while state["sent"] < total and state["sent"] - state["acked"] < window:
-                state["sent"] += 1
-                seq = state["sent"]
-                size = min(CHUNK, nbytes - (seq - 1) * CHUNK)
-                if state["t0"] is None:
-                    state["t0"] = time.monotonic()
-                d = self.callRemote(commands.Output, uuid=uuid, seq=seq, stream=1,
-                                    data=data if size == CHUNK else data[:size], cursor="")
-                d.addCallbacks(acked, failed)
-
-        def acked(_):
-            state["acked"] += 1
-            if state["acked"] == total:
-                done.callback((state["t0"], time.monotonic(), total))
-            else:
-                send_more()
-
-        def failed(f):
-            if not done.called:
-                done.errback(f)
-
-        send_more()
-        return done
 
 
 @defer.inlineCallbacks
@@ -177,21 +111,22 @@ def make_instance(data_dir):
 
 
 @defer.inlineCallbacks
-def phase(reactor, service, agent, sessions, nbytes):
+def phase(reactor, service, engine, sessions, nbytes):
     uuid = yield deferToThread(service.create, {"command": ["synthetic"], "instance": "synthetic-1"})
-    started = agent.started[uuid] = defer.Deferred()
+    started = engine.started(uuid)
     try:
         path = service.attach_path(uuid, stdout=True, stderr=True)
         client = yield deferToThread(ClientProcess, service, [path] * sessions)
         yield deferToThread(service.start_container, uuid)
-        yield started
+        output = yield started
         yield deferToThread(service.wait_status, uuid, ("running",))
         # Let every session finish its first catch-up and join the live tail.
         yield task.deferLater(reactor, 0.5, lambda: None)
         marks = machine_busy_s(), process_cpu_s(service.pid), self_cpu_s(), children_cpu_s()
-        t0, t_acked, last_seq = yield agent.push(uuid, nbytes)
-        yield agent.callRemote(commands.Exited, uuid=uuid, exit_code=0, last_seq=last_seq,
-                               finished_at="", removed=False)
+        t0, t_acked, _last_seq = yield output.push(nbytes)
+        # The process exits: the agent's core reports it (Exited) as the
+        # real agent does once every chunk is acknowledged.
+        engine.exit(uuid, 0)
         result = yield deferToThread(client.result)
         # The client has exited and been reaped: its CPU is the children's.
         busy, plane, bench, clients = (
@@ -231,30 +166,20 @@ def run(reactor, args):
     data_dir = tempfile.mkdtemp(prefix="csvc-bench-relay-")
     failed = True
     service = Service(data_dir, progress, instances=0)
-    conn = beat = None
+    link = None
     try:
         alone = yield journal_alone(reactor, data_dir, args.bytes)
         progress(f"journal+store alone: {alone:.1f} MB/s")
         _row, token = make_instance(data_dir)
         yield deferToThread(service.start)
-        agent = SyntheticAgent()
-        conn = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", service.agents_port), agent)
-        # As the real agent's link does (csvc/agent/link.py): without it Nagle
-        # holds each box (under loopback's 64 KiB MSS) for an ACK.
-        conn.transport.setTcpNoDelay(True)
-        registered = yield agent.callRemote(commands.Register, enroll_token=token, engine="synthetic",
-                                            capacity=100, hostname="synthetic-1", containers=[],
-                                            protocol=commands.PROTOCOL)
-        # As a real agent does: phases longer than the heartbeat timeout
-        # (15 s) would otherwise lose the instance.
-        beat = task.LoopingCall(agent.callRemote, commands.Heartbeat)
-        beat.start(registered["heartbeat_interval"], now=False)
-        yield phase(reactor, service, agent, 1, 1 << 20)  # warm-up
+        # The real agent's link (TCP_NODELAY, heartbeats) and core.
+        engine, link = yield connect_agent(reactor, service.agents_port, token)
+        yield phase(reactor, service, engine, 1, 1 << 20)  # warm-up
         phases = []
         for n in args.sessions:
             runs = []
             for _ in range(args.runs):
-                runs.append((yield phase(reactor, service, agent, n, args.bytes)))
+                runs.append((yield phase(reactor, service, engine, n, args.bytes)))
             runs.sort(key=lambda p: p["delivered_MBps"])
             median = dict(runs[len(runs) // 2])
             median["delivered_MBps_runs"] = [p["delivered_MBps"] for p in runs]
@@ -265,10 +190,8 @@ def run(reactor, args):
         progress(f"service log ({service.log_path}), last lines:\n{service.log_tail()}")
         raise
     finally:
-        if beat is not None and beat.running:
-            beat.stop()
-        if conn is not None and conn.transport is not None:
-            conn.transport.loseConnection()
+        if link is not None and link.transport is not None:
+            link.transport.loseConnection()
         yield deferToThread(service.stop)
         if failed:
             progress(f"temp dir kept: {data_dir}")
@@ -295,7 +218,7 @@ def main(argv=None):
     parser.add_argument("--bytes", type=int, default=1024 * 1024 * 1024, help="bytes pushed per phase [1 GiB]")
     parser.add_argument("--runs", type=int, default=3, help="runs of each phase; the median is reported [3]")
     parser.add_argument("--sessions", default="1,8", help="sessions per phase, comma-separated [1,8]")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, bytes=1024 * 1024, runs=1, sessions="1,2")
     args.sessions = [int(x) for x in args.sessions.split(",")]
     task.react(lambda reactor: run(reactor, args))
 

@@ -36,6 +36,7 @@ from csvc.agent.commands import (
     Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchPath, NoSuchVolume,
     Refused,
 )
+from csvc.agent.engine import IEngine
 from csvc.agent.hijack import HijackedStream
 from csvc.agent.psargs import UnsafePsArgs, check_ps_args
 from csvc.agent.shares import EngineShares
@@ -125,6 +126,7 @@ STOP_TIMEOUT_MAX = 3600
 STOP_ANSWER_SLACK = 60
 
 
+@implementer(IEngine)
 class DockerEngine:
     """
     One Docker engine, addressed by csvc container uuid.

@@ -40,6 +40,7 @@ from csvc.agent import lxc_runner, wall
 from csvc.agent.commands import (
     EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchVolume, Refused,
 )
+from csvc.agent.engine import IEngine
 
 #: The one image this engine has: the rootfs of LXC's busybox template.
 IMAGE_NAME = "busybox"
@@ -414,6 +415,7 @@ class OutputTail:
         self._end(None)
 
 
+@implementer(IEngine)
 class LxcEngine:
     """
     LXC containers, addressed by csvc container uuid, under ``lxcpath``.
