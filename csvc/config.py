@@ -7,6 +7,7 @@ import os
 import tomllib
 
 from csvc.compute.defaults import Confinement
+from csvc.compute.images import PublicImages
 from csvc.notify.destinations import parse_networks
 from csvc.providers.netns import parse_network
 
@@ -109,6 +110,10 @@ DEFAULTS = {
     # internal networks (CIDRs) image pulls may reach after all: none by
     # default, so no registry on loopback, link-local, private...
     "registry-allow-private": "",
+    # images every project may use besides its own (csvc.compute.images):
+    # references and prefixes ending in *, comma-separated; "" = the images
+    # no project pulled through csvc (the operator's)
+    "public-images": "",
     # provider "nova" (csvc.providers.nova): a clouds.yaml cloud, or the
     # Keystone credentials; what servers are made of; the agents' endpoint
     # as the servers reach it; seconds to wait for ACTIVE or for a deletion
@@ -310,6 +315,10 @@ def _resolve_notifications(settings):
         settings["registry-allow-private"] = parse_networks(settings["registry-allow-private"])
     except ValueError as exc:
         raise ConfigError(f"registry-allow-private: {exc}") from None
+    try:
+        settings["public-images"] = PublicImages.parse(settings["public-images"]).patterns
+    except ValueError as exc:
+        raise ConfigError(f"public-images: {exc}") from None
     for key in ("stop-timeout-max", "exec-output-max"):
         if settings[key] < 1:
             raise ConfigError(f"{key} must be at least 1")

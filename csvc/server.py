@@ -25,6 +25,7 @@ from csvc.api.keystone import keystone_auth
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
 from csvc.compute.networks import ProjectNetworks
+from csvc.compute.images import ProjectImages, PublicImages
 from csvc.compute.registries import RegistryPolicy
 from csvc.compute.service import ContainerService
 from csvc.notify.destinations import CheckedEndpoints, Destinations
@@ -112,6 +113,8 @@ class Options(usage.Options):
         ["no-new-privileges", None, None, "on: every container with no-new-privileges unless an admin says [on]."],
         ["registry-allow-private", None, None,
          "Internal networks image pulls may reach after all, CIDRs comma-separated (e.g. 127.0.0.0/8) [none]."],
+        ["public-images", None, None,
+         "Images every project may use: references, prefixes ending in *, comma-separated [unpulled ones]."],
         ["webhook-allow-internal", None, None,
          "Internal networks webhooks may go to after all, CIDRs comma-separated (e.g. 127.0.0.0/8) [none]."],
         ["nova-cloud", None, None, "clouds.yaml cloud of the Nova credentials (provider nova)."],
@@ -239,9 +242,10 @@ def makeService(options, reactor=None):
     # As long as the heartbeat monitor waits for agents after a start.
     hub.expect_agents(HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
     notifier, subscriptions = _notifications(settings, store, reactor)
+    images = ProjectImages(store, hub, PublicImages(settings["public-images"]))
     containers = ContainerService(store, journal, hub, reactor, stop_timeout_max=settings["stop-timeout-max"],
                                   exec_output_max=settings["exec-output-max"] * 1024 * 1024, notifier=notifier,
-                                  confinement=config.confinement(settings))
+                                  confinement=config.confinement(settings), images=images)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
     relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"],
                   idle_timeout=settings["attach-idle-timeout"])
@@ -263,7 +267,7 @@ def makeService(options, reactor=None):
     notifier.sinks.append(docker_events)
     registries = RegistryPolicy(reactor.nameResolver, reactor, allow=settings["registry-allow-private"])
     docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, registries=registries,
-                           events=docker_events, networks=networks)
+                           events=docker_events, networks=networks, images=images)
     site = FrontSite(APIRoot(api.resource(), docker_api.resource()), reactor=reactor,
                      body_limits=BodyLimits(upload=settings["api-max-upload"] * 1024 * 1024))
     top.api = Listener(serverFromString(reactor, settings["api"]), site)

@@ -34,6 +34,7 @@ from csvc.api.schemas import BadRequest
 from csvc import policy
 from csvc.compute.registries import RegistryPolicy
 from csvc.compute.networks import RESERVED as RESERVED_NETWORKS, BuiltinNetwork, ProjectNetworks, WrongInstance
+from csvc.compute.images import ProjectImages
 from csvc.compute.service import ImageNotFound, NotFound, normalize_signal
 from csvc.compute.volumes import ProjectVolumes
 from csvc.compute.states import LIVE, InvalidState
@@ -285,7 +286,7 @@ class DockerAPI:
     _app = Klein()
 
     def __init__(self, auth, containers, store, journal, hub, relay, clock, volumes=None, events=None,
-                 networks=None, registries=None):
+                 networks=None, registries=None, images=None):
         self._auth = auth
         self._containers = containers
         self._store = store
@@ -300,6 +301,8 @@ class DockerAPI:
         self._events = events
         #: which registries pulls may reach (``csvc.compute.registries``)
         self._registries = registries if registries is not None else RegistryPolicy(None, clock)
+        #: which images a project sees and pulls where (``csvc.compute.images``)
+        self._project_images = images if images is not None else ProjectImages(store, hub)
 
     def resource(self):
         return self._app.resource()
@@ -455,10 +458,9 @@ class DockerAPI:
 
     # -- images ------------------------------------------------------------
 
-    @inlineCallbacks
     def _images(self, identity):
-        listed = yield self._hub.list_images()
-        return listed
+        # The project's images and the public ones (csvc.compute.images).
+        return self._project_images.list(identity)
 
     @_app.route("/images/json", methods=["GET"])
     @docker_endpoint()
@@ -471,7 +473,7 @@ class DockerAPI:
     @docker_endpoint()
     @inlineCallbacks
     def image_inspect(self, request, identity, name):
-        found = yield self._hub.inspect_image(name)
+        found = yield self._project_images.inspect(identity, name)
         if found is None:
             raise DockerError(404, f"No such image: {name}")
         return 200, found
@@ -645,7 +647,7 @@ class DockerAPI:
         request._csvc_streaming = True
         request.write(json.dumps({"status": f"Pulling from {image} on csvc's instances"}).encode() + b"\r\n")
         try:
-            result = yield self._hub.pull_image(image)
+            result = yield self._project_images.pull(identity, image)
             request.write(json.dumps({"status": f"Status: Image is up to date for {image}", "id": result}).encode() + b"\r\n")
         except Exception as exc:
             message = str(exc) or exc.__class__.__name__

@@ -110,7 +110,7 @@ class ContainerService:
     reconnect_wait = 5.0
 
     def __init__(self, store, journal, hub, clock, notifier=None, placement=None, stop_timeout_max=600,
-                 exec_output_max=None, confinement=Confinement()):
+                 exec_output_max=None, confinement=Confinement(), images=None):
         self._store = store
         self._journal = journal
         self._hub = hub
@@ -123,6 +123,9 @@ class ContainerService:
         self.exec_output_max = exec_output_max
         #: the operator's safe defaults, applied to every create (csvc.compute.defaults)
         self.confinement = confinement
+        #: which images a project may run (``csvc.compute.images``); None:
+        #: any image on the instance
+        self.images = images
         # Notifications (csvc.notify): emitting never blocks nor fails.
         self._notifier = notifier if notifier is not None else NullNotifier()
         # uuid -> Deferred of a start still on its way to the engine: the
@@ -204,6 +207,16 @@ class ContainerService:
             raise
         instance = row["instance_uuid"]
         self._hub.assign(container_uuid, instance)
+        if self.images is not None:
+            try:
+                yield self.images.check_use(identity, instance, values["image"])
+            except Exception as exc:
+                yield self._discard(container_uuid)
+                self._notifier.container_failed(
+                    notices.CONTAINER_CREATE_ERROR, row,
+                    "no such image" if isinstance(exc, ImageNotFound) else _reason(exc),
+                )
+                raise
         engine_spec = {k: v for k, v in row.items() if not isinstance(v, datetime)}
         # The agent's wall lets an admin's container have what policy let it.
         engine_spec["admin"] = bool(identity.is_admin)

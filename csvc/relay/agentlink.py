@@ -490,12 +490,13 @@ class AgentHub:
         return {uuid: self._facts.get(uuid, {}) for uuid in self._links}
 
     @inlineCallbacks
-    def list_images(self):
+    def list_images(self, instances=None):
         """
-        The images of every connected instance, one entry per image id.
+        The images of the connected ``instances`` (None: every connected
+        instance), one entry per image id.
         """
         merged = {}
-        for uuid in list(self._links):
+        for uuid in list(self._links) if instances is None else [u for u in instances if self.is_connected(u)]:
             try:
                 result = yield self.call(uuid, commands.ListImages)
             except Exception as exc:
@@ -506,37 +507,21 @@ class AgentHub:
         return list(merged.values())
 
     @inlineCallbacks
-    def inspect_image(self, name):
-        for uuid in list(self._links):
-            try:
-                result = yield self.call(uuid, commands.InspectImage, name=name)
-            except (commands.NoSuchImage, commands.NoSuchContainer):
-                continue
-            except commands.EngineError as exc:
-                if "No such image" in str(exc):
-                    continue
-                raise
-            return result["image"]
-        return None
-
-    @inlineCallbacks
-    def pull_image(self, image):
+    def image_on(self, uuid, name):
         """
-        Pull on every connected instance; fires with the image id, or fails
-        with the engine's (the registry's) error.
+        The image ``name`` (a reference, an id or id prefix) names on the
+        instance's engine, or None when there is none.  Pulls go through
+        ``csvc.compute.images``, to the instances a project may use.
         """
-        if not self._links:
-            raise InstanceUnavailable("no instance is connected to pull the image onto")
-        image_id, error = None, None
-        for uuid in list(self._links):
-            try:
-                result = yield self.call(uuid, commands.PullImage, image=image)
-                image_id = result["id"]
-            except Exception as exc:
-                error = exc
-        if image_id is None:
-            raise error
-        return image_id
+        try:
+            result = yield self.call(uuid, commands.InspectImage, name=name)
+        except (commands.NoSuchImage, commands.NoSuchContainer):
+            return None
+        except commands.EngineError as exc:
+            if "No such image" in str(exc):
+                return None
+            raise
+        return result["image"]
 
     def lost(self, link):
         uuid = getattr(link, "instance_uuid", None)

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from csvc.store import capacity, models, quotas as quota_units, retention, subscriptions as subscription_units
+from csvc.store import images as image_units
 from csvc.store.capacity import ContainerTooLarge, NoRoom
 from csvc.store.models import attach_tokens, containers, instances, output_chunks, tokens
 from csvc.store.outputfiles import CACHE_BYTES, OutputFiles, StoredFiles
@@ -617,6 +618,17 @@ class Store(Service):
         Fires with the deleted row, or None when there was none (in the project).
         """
         return self._run(subscription_units.thd_delete, subscription_uuid, project_id)
+
+    # -- images projects pulled (csvc.store.images) --------------------------
+
+    def image_pull_started(self, project_id, instance_uuid, reference):
+        return self._run(image_units.thd_pull_started, project_id, instance_uuid, reference, self._now())
+
+    def image_pull_ended(self, project_id, instance_uuid, reference, image_id):
+        return self._run(image_units.thd_pull_ended, project_id, instance_uuid, reference, image_id, self._now())
+
+    def image_claims(self, image_ids):
+        return self._run(image_units.thd_claims, image_ids)
 
     # -- quotas ------------------------------------------------------------
 

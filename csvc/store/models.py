@@ -166,3 +166,17 @@ subscriptions = Table(
     Column("event_types", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False),
 )
+
+project_images = Table(
+    "project_images",
+    metadata,
+    # Which project pulled which image onto which instance, so that only it
+    # sees and runs it (csvc.compute.images).  ``reference`` in Docker's
+    # familiar form (``busybox:latest``); ``image_id`` the engine's id, or ""
+    # while the pull runs (the reference is then nobody's to see).
+    Column("project_id", String(64), primary_key=True),
+    Column("instance_uuid", String(36), primary_key=True),
+    Column("reference", String(512), primary_key=True),
+    Column("image_id", String(128), primary_key=True, index=True),
+    Column("pulled_at", DateTime, nullable=False),
+)

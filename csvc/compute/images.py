@@ -1,0 +1,309 @@
+"""
+Images belong to projects.  A project sees, inspects and runs the images it
+pulled through csvc (``POST /images/create``), on the instances it may use
+(its own and the shared ones), and the public images; another project's
+image is "No such image", by name as by id or id prefix.  Ownership is by
+image id: a project that pulled an image by one name may use it by any
+other name or by its id, on any instance it may use (the same id is the same
+content).
+
+Public images are the operator's (``PublicImages``): by default, the images
+no project pulled through csvc (the operator put them on the engine: the
+test image ``csvc/busybox`` is one); with ``--public-images``, only those
+with a name the list matches.  A project that pulls an image already public
+under the default rule, and gets the same image, claims nothing: the
+operator's image stays everyone's.
+
+A pull is recorded before it reaches the engine (``csvc.store.images``): the
+image it brings in is nobody's to see, under the default rule, while the pull
+runs.  An admin sees and runs every image of every instance.
+
+Not covered here (issue 22): tags are the engine's, shared by every project,
+so a project that pulls ``alpine`` moves ``alpine:latest`` for all, and a
+project whose image the tag no longer names must pull again; no removal,
+tagging, loading or building of images.
+"""
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.logger import Logger
+
+from csvc.agent import commands
+from csvc.compute.service import ImageNotFound
+from csvc.relay.agentlink import InstanceUnavailable
+
+#: Docker Hub's names for itself, dropped from a familiar reference
+_HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
+
+#: the longest reference or pattern (Docker's own limit on a name is 255)
+MAX_REFERENCE = 512
+
+
+def familiar(reference):
+    """
+    A reference as the engine lists it: ``docker.io/library/busybox`` ->
+    ``busybox:latest``; ``host:5000/a/b`` -> ``host:5000/a/b:latest``.
+    """
+    name = reference.strip()
+    for prefix in _HUB_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    if name.startswith("library/") and "/" not in name[len("library/"):]:
+        name = name[len("library/"):]
+    if "@" in name or ":" in name.rsplit("/", 1)[-1]:
+        return name
+    return name + ":latest"
+
+
+def names(image):
+    """
+    The familiar names of an engine image (its tags and digests).
+    """
+    found = []
+    for name in list(image.get("RepoTags") or []) + list(image.get("RepoDigests") or []):
+        if isinstance(name, str) and not name.startswith("<none>"):
+            found.append(familiar(name))
+    return found
+
+
+class PublicImages:
+    """
+    Which images every project may use.  ``patterns``: references, or
+    prefixes ending in ``*``, matched against an image's familiar names
+    (``*`` alone: every image, named or not).  None: the images no project
+    pulled through csvc are public.
+    """
+
+    def __init__(self, patterns=None):
+        self.patterns = None if patterns is None else tuple(patterns)
+
+    @classmethod
+    def parse(cls, text):
+        """
+        ``--public-images``: empty (the default rule), or comma-separated
+        references and prefixes ending in ``*``; ValueError naming what is
+        wrong.
+        """
+        if text is None:
+            return cls(None)
+        items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+        items = [str(item).strip() for item in items if str(item).strip()]
+        if not items:
+            return cls(None)
+        patterns = []
+        for item in items:
+            if len(item) > MAX_REFERENCE or any(c.isspace() for c in item):
+                raise ValueError(f"{item[:80]!r} is not an image reference")
+            if item.endswith("*"):
+                prefix = item[:-1]
+                if "*" in prefix:
+                    raise ValueError(f"{item!r}: only a trailing * is allowed")
+                patterns.append(_hub_prefix(prefix) + "*")
+            else:
+                if "*" in item:
+                    raise ValueError(f"{item!r}: only a trailing * is allowed")
+                patterns.append(familiar(item))
+        return cls(patterns)
+
+    @property
+    def by_absence(self):
+        """
+        Whether the images nobody pulled are public (the default rule).
+        """
+        return self.patterns is None
+
+    def matches(self, name):
+        for pattern in self.patterns or ():
+            if pattern.endswith("*"):
+                if name.startswith(pattern[:-1]):
+                    return True
+            elif name == pattern:
+                return True
+        return False
+
+    def covers(self, image, claims):
+        """
+        Whether ``image`` is public, given every project's ``claims`` on it
+        and the pulls running (``csvc.store.images.thd_claims``).
+        """
+        if self.patterns is None:
+            shown = set(names(image))
+            return not any(
+                claim["image_id"] == image["Id"] or (claim["image_id"] == "" and claim["reference"] in shown)
+                for claim in claims
+            )
+        if "*" in self.patterns:
+            return True
+        return any(self.matches(name) for name in names(image))
+
+
+def _hub_prefix(prefix):
+    """
+    A pattern's prefix with Docker Hub's own names for itself dropped.
+    """
+    for hub in _HUB_PREFIXES:
+        if prefix.startswith(hub):
+            prefix = prefix[len(hub):]
+            break
+    if prefix.startswith("library/") and "/" not in prefix[len("library/"):]:
+        prefix = prefix[len("library/"):]
+    return prefix
+
+
+def usable(instances, project_id, connected):
+    """
+    The uuids of the active, connected instances a project may use (its own,
+    then the shared ones, each in creation order), as placement chooses.
+    """
+    rows = [
+        i for i in instances
+        if i["status"] == "active" and i["uuid"] in connected
+        and (i.get("project_id") == project_id or (i.get("project_id") is None and i.get("shared")))
+    ]
+    rows.sort(key=lambda i: (i.get("project_id") is None, i["created_at"], i["uuid"]))
+    return [i["uuid"] for i in rows]
+
+
+class ProjectImages:
+    log = Logger()
+
+    def __init__(self, store, hub, public=None):
+        self._store = store
+        self._hub = hub
+        self.public = public if public is not None else PublicImages()
+
+    # -- the rule ------------------------------------------------------------
+
+    def may_use(self, project_id, image, claims):
+        if any(c["project_id"] == project_id and c["image_id"] == image["Id"] for c in claims):
+            return True
+        return self.public.covers(image, claims)
+
+    def shown(self, project_id, image, claims):
+        """
+        ``image`` as the project sees it: without the names other projects
+        pulled it by (and it did not).
+        """
+        ident = image["Id"]
+        own = {c["reference"] for c in claims if c["project_id"] == project_id}
+        hidden = {
+            c["reference"] for c in claims
+            if c["project_id"] != project_id and c["image_id"] in (ident, "")
+        } - own
+        if not hidden:
+            return image
+
+        def kept(name):
+            return name.startswith("<none>") or familiar(name) not in hidden or self.public.matches(familiar(name))
+
+        shown = dict(image)
+        for key in ("RepoTags", "RepoDigests"):
+            if isinstance(image.get(key), list):
+                shown[key] = [name for name in image[key] if not isinstance(name, str) or kept(name)]
+        return shown
+
+    # -- where ----------------------------------------------------------------
+
+    @inlineCallbacks
+    def instances(self, identity, everywhere=False):
+        """
+        The connected instances the project may use; with ``everywhere``
+        and an admin, every active connected instance.
+        """
+        rows = yield self._store.list_instances()
+        connected = set(self._hub.connected_instances())
+        if everywhere and identity.is_admin:
+            return [i["uuid"] for i in rows if i["status"] == "active" and i["uuid"] in connected]
+        return usable(rows, identity.project_id, connected)
+
+    # -- what the API asks ----------------------------------------------------
+
+    @inlineCallbacks
+    def list(self, identity):
+        """
+        The images the project may use, one entry per image id.
+        """
+        instances = yield self.instances(identity, everywhere=True)
+        listed = yield self._hub.list_images(instances)
+        if identity.is_admin:
+            return listed
+        claims = yield self._store.image_claims([image["Id"] for image in listed])
+        project = identity.project_id
+        return [self.shown(project, image, claims) for image in listed if self.may_use(project, image, claims)]
+
+    @inlineCallbacks
+    def inspect(self, identity, name):
+        """
+        The image ``name`` (a reference, an id or id prefix) names on an
+        instance the project may use, if the project may use it; else None.
+        """
+        for instance in (yield self.instances(identity, everywhere=True)):
+            image = yield self._hub.image_on(instance, name)
+            if image is None:
+                continue
+            if identity.is_admin:
+                return image
+            claims = yield self._store.image_claims([image["Id"]])
+            if self.may_use(identity.project_id, image, claims):
+                return self.shown(identity.project_id, image, claims)
+        return None
+
+    @inlineCallbacks
+    def check_use(self, identity, instance, reference):
+        """
+        Fails with ``ImageNotFound`` unless the project may use the image
+        ``reference`` names on ``instance`` (where a container is to be
+        created from it).
+        """
+        if identity.is_admin:
+            return None
+        image = yield self._hub.image_on(instance, reference)
+        if image is not None:
+            claims = yield self._store.image_claims([image["Id"]])
+            if self.may_use(identity.project_id, image, claims):
+                return None
+        raise ImageNotFound(f"No such image: {reference}")
+
+    @inlineCallbacks
+    def pull(self, identity, reference):
+        """
+        Pull ``reference`` onto every connected instance the project may
+        use, and record it as the project's; fires with the image id, or
+        fails with the engine's (the registry's) error when no pull worked.
+        """
+        instances = yield self.instances(identity)
+        if not instances:
+            raise InstanceUnavailable("no instance is connected that this project may use to pull the image onto")
+        image_id, error = None, None
+        for instance in instances:
+            try:
+                image_id = yield self._pull_on(identity.project_id, instance, reference)
+            except Exception as exc:
+                error = exc
+        if image_id is None:
+            raise error
+        return image_id
+
+    @inlineCallbacks
+    def _pull_on(self, project_id, instance, reference):
+        name = familiar(reference)
+        public_before = None
+        if self.public.by_absence:
+            before = yield self._hub.image_on(instance, reference)
+            if before is not None:
+                claims = yield self._store.image_claims([before["Id"]])
+                if self.public.covers(before, claims):
+                    public_before = before["Id"]
+        yield self._store.image_pull_started(project_id, instance, name)
+        try:
+            result = yield self._hub.call(instance, commands.PullImage, image=reference)
+        except Exception:
+            yield self._store.image_pull_ended(project_id, instance, name, None)
+            raise
+        image_id = result["id"]
+        # The operator's image, unchanged by the pull, stays everyone's.
+        claimed = None if image_id == public_before else image_id
+        yield self._store.image_pull_ended(project_id, instance, name, claimed)
+        self.log.info("project {project} pulled {reference} ({image_id}) onto {instance}", project=project_id,
+                      reference=name, image_id=image_id, instance=instance)
+        return image_id
