@@ -7,14 +7,14 @@ window; the client's FIN closes the exec's stdin only.
 (running, exit code) for a bounded number of recent execs.
 """
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from csvc.agent.commands import STDIN_WINDOW
+from csvc.agent.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.exec_attach import ExecContext
 from csvc.stdio.frames import encode_frame
 
@@ -87,7 +87,7 @@ class DockerExecStream(Protocol):
         self._stdin = bool(state.spec.get("interactive"))
         self._session = None
         self._outstanding = 0
-        self._held = []
+        self._held = deque()
         self._eof = False
         self._paused = False
         self._gone = False
@@ -125,7 +125,8 @@ class DockerExecStream(Protocol):
     def dataReceived(self, data):
         if not self._stdin:
             return
-        self._held.append(data)
+        # In pieces one ExecInput carries, each sent within the window.
+        self._held.extend(stdin_pieces(data))
         self._deliver()
 
     def readConnectionLost(self):
@@ -141,7 +142,7 @@ class DockerExecStream(Protocol):
             return
         while self._held and self._outstanding < STDIN_WINDOW:
             self._outstanding += 1
-            context.write_stdin(self._held.pop(0)).addBoth(self._delivered)
+            context.write_stdin(self._held.popleft()).addBoth(self._delivered)
         if self._eof and not self._held and self._outstanding == 0 and self._stdin:
             self._stdin = False
             context.close_stdin().addErrback(lambda f: None)

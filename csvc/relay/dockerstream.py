@@ -11,13 +11,15 @@ the container runs (``echo x | docker run -i``) is held, at most
 it runs.
 """
 
+from collections import deque
+
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from csvc.agent.commands import STDIN_WINDOW
+from csvc.agent.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.session import AttachSession
 from csvc.stdio.frames import encode_frame
 
@@ -42,7 +44,7 @@ class DockerAttachStream(Protocol):
         self._start_delay = start_delay
         self._tty = row["tty"]
         self._session = None
-        self._held = []
+        self._held = deque()
         self._held_bytes = 0
         self._outstanding = 0
         self._reading_paused = False
@@ -89,7 +91,9 @@ class DockerAttachStream(Protocol):
     def dataReceived(self, data):
         if not self._stdin or self._closed_stdin:
             return
-        self._held.append(data)
+        # A read may be larger than one Input carries (a TCP read is up to
+        # 64 KiB): in pieces, each sent within the window.
+        self._held.extend(stdin_pieces(data))
         self._held_bytes += len(data)
         self._deliver()
 
@@ -109,7 +113,7 @@ class DockerAttachStream(Protocol):
             row = yield self._store.get_container(self._row["uuid"])
             if row is None or row["status"] not in LIVE:
                 self._journal.cancel_wait(self._row["uuid"], waiter)
-                self._held, self._held_bytes = [], 0
+                self._held, self._held_bytes = deque(), 0
                 return
             if row["status"] == "running":
                 self._journal.cancel_wait(self._row["uuid"], waiter)
@@ -121,7 +125,7 @@ class DockerAttachStream(Protocol):
     def _deliver(self):
         if self._running:
             while self._held and self._outstanding < STDIN_WINDOW:
-                data = self._held.pop(0)
+                data = self._held.popleft()
                 self._held_bytes -= len(data)
                 self._outstanding += 1
                 d = self._containers.write_stdin(self._row, data)

@@ -10,13 +10,14 @@ bytes both ways.
 
 import json
 import struct
+from collections import deque
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
-from csvc.agent.commands import STDIN_WINDOW
+from csvc.agent.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.session import AttachSession
 from csvc.sockwrite import write_now
 
@@ -24,11 +25,13 @@ SUBPROTOCOL = "channel.csvc.v1"
 
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 255
 
-#: Largest message a client may send (stdin).  Output messages are at most
-#: one chunk (CHUNK_SIZE) plus the channel byte: autobahn's limit, which
-#: covers both ways, is for what clients send; output written by
+#: Largest message a client may send (stdin): a 1 MiB paste and its
+#: channel byte (the browser's terminal sends larger ones in pieces).  It
+#: reaches the agent in pieces of ``STDIN_PIECE``.  Output messages are at
+#: most one chunk (CHUNK_SIZE) plus the channel byte: autobahn's limit,
+#: which covers both ways, is for what clients send; output written by
 #: ``_send_binary`` is bounded by the chunk instead.
-MAX_CLIENT_MESSAGE = 64 * 1024
+MAX_CLIENT_MESSAGE = 1024 * 1024 + 1
 
 # Not the protocol's own ``log``: autobahn's (txaio's) sits there, filtered
 # to info; a Logger there would print every frame at debug level.
@@ -87,7 +90,9 @@ class AttachProtocol(WebSocketServerProtocol):
         self._stdin_outstanding = 0
         self._stdin_paused = False
         self._stdin_closed = False
-        self._stdin_queue = []
+        # Pieces of stdin (None: close it) not sent yet: at most what the
+        # client sent before the window paused it (its messages are bounded).
+        self._stdin_queue = deque()
         self._idle_call = None
         # Looked up once: _touch runs for every message.
         self._idle_timeout = getattr(context, "idle_timeout", None)
@@ -271,12 +276,12 @@ class AttachProtocol(WebSocketServerProtocol):
             return
         if self._stdin_closed:
             return
-        self._stdin_queue.append(data)
+        self._stdin_queue.extend(stdin_pieces(data))
         self._send_stdin()
 
     def _send_stdin(self):
         while self._stdin_queue and self._stdin_outstanding < STDIN_WINDOW:
-            data = self._stdin_queue.pop(0)
+            data = self._stdin_queue.popleft()
             if data is None:
                 d = self._context.close_stdin()
             else:

@@ -15,6 +15,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from csvc.agent.commands import STDIN_PIECE, stdin_pieces
 from csvc.relay.websocket import MAX_CLIENT_MESSAGE, SUBPROTOCOL, attach_factory
 
 
@@ -100,10 +101,10 @@ def opened():
 
 
 # A stdin message of 0 to ~70,000 bytes (the longest go to autobahn's
-# 16-bit-length path or past the limit is kept out: see the test below).
+# 64-bit-length path; past the limit: see the test below).
 stdin_bodies = st.one_of(
     st.binary(min_size=0, max_size=40),
-    st.integers(min_value=100, max_value=MAX_CLIENT_MESSAGE - 1).map(lambda n: os.urandom(n)),
+    st.integers(min_value=100, max_value=70000).map(lambda n: os.urandom(n)),
 )
 messages = st.lists(
     st.one_of(
@@ -127,7 +128,8 @@ def test_stdin_arrives_as_sent_however_cut(messages, cuts):
         if kind == "stdin":
             wire += frame(b"\x00" + body)
             if body:
-                expected.append(body)
+                # Stdin goes to the agent in pieces one Input carries.
+                expected.extend(stdin_pieces(body))
         elif kind == "ping":
             wire += frame(b"hi", opcode=9)
         elif kind == "fragmented":
@@ -139,6 +141,7 @@ def test_stdin_arrives_as_sent_however_cut(messages, cuts):
     for a, b in zip(points, points[1:]):
         protocol.dataReceived(wire[a:b])
     assert context.writes == expected
+    assert all(0 < len(data) <= STDIN_PIECE for data in context.writes)
     assert context.resizes == [(24, 80)] * sum(1 for kind, _ in messages if kind == "resize")
     # Every ping answered with its payload (an unmasked pong, 0x8a).
     assert transport.value().count(b"\x8a\x02hi") == sum(1 for kind, _ in messages if kind == "ping")

@@ -91,13 +91,22 @@
   });
   term.onResize(sendSize);
 
+  // A paste may be more than the relay takes in one message (1 MiB):
+  // stdin goes in messages of at most 64 KiB.
+  var STDIN_MESSAGE = 65536;
+  function sendStdin(bytes) {
+    for (var i = 0; i < bytes.length; i += STDIN_MESSAGE) {
+      send(STDIN, bytes.subarray(i, i + STDIN_MESSAGE));
+    }
+  }
+
   term.onData(function (data) {
-    if (!exited) send(STDIN, encoder.encode(data));
+    if (!exited) sendStdin(encoder.encode(data));
   });
   term.onBinary(function (data) {
     var bytes = new Uint8Array(data.length);
     for (var i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i) & 0xff;
-    if (!exited) send(STDIN, bytes);
+    if (!exited) sendStdin(bytes);
   });
 
   function onStatus(bytes) {
