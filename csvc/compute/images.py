@@ -11,8 +11,9 @@ Public images are the operator's (``PublicImages``): by default, the images
 no project pulled through csvc (the operator put them on the engine: the
 test image ``csvc/busybox`` is one); with ``--public-images``, only those
 with a name the list matches.  A project that pulls an image already public
-under the default rule, and gets the same image, claims nothing: the
-operator's image stays everyone's.
+under the default rule (the same image id, under whatever name), claims
+nothing: the operator's image stays everyone's, and a project cannot take it
+from the others by pulling its content under another name.
 
 A pull is recorded before it reaches the engine (``csvc.store.images``): the
 image it brings in is nobody's to see, under the default rule, while the pull
@@ -287,22 +288,24 @@ class ProjectImages:
     @inlineCallbacks
     def _pull_on(self, project_id, instance, reference):
         name = familiar(reference)
-        public_before = None
+        there = set()
         if self.public.by_absence:
-            before = yield self._hub.image_on(instance, reference)
-            if before is not None:
-                claims = yield self._store.image_claims([before["Id"]])
-                if self.public.covers(before, claims):
-                    public_before = before["Id"]
+            # What the engine held before: an image the pull finds there
+            # under any name, and nobody's, is the operator's.
+            there = {image["Id"] for image in (yield self._hub.list_images([instance]))}
         yield self._store.image_pull_started(project_id, instance, name)
         try:
             result = yield self._hub.call(instance, commands.PullImage, image=reference)
+            image_id = result["id"]
+            claimed = image_id
+            if image_id in there:
+                claims = yield self._store.image_claims([image_id])
+                if not any(claim["image_id"] == image_id for claim in claims):
+                    # The operator's image stays everyone's.
+                    claimed = None
         except Exception:
             yield self._store.image_pull_ended(project_id, instance, name, None)
             raise
-        image_id = result["id"]
-        # The operator's image, unchanged by the pull, stays everyone's.
-        claimed = None if image_id == public_before else image_id
         yield self._store.image_pull_ended(project_id, instance, name, claimed)
         self.log.info("project {project} pulled {reference} ({image_id}) onto {instance}", project=project_id,
                       reference=name, image_id=image_id, instance=instance)

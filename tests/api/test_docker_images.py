@@ -265,6 +265,15 @@ def test_pulling_the_operators_image_leaves_it_everyones(env, world):
     assert set(world.listed(env.alice)) == {BUSYBOX, ALPINE_NEWER}
 
 
+def test_pulling_the_operators_image_under_another_name_does_not_take_it(env, world):
+    world.hub.registry["mirror.example/busybox:latest"] = BUSYBOX
+    assert world.pull(env.alice, "mirror.example/busybox")["id"] == BUSYBOX
+    assert result_of(env.store.image_claims([BUSYBOX])) == []
+    for name in ("csvc/busybox", BUSYBOX):
+        assert world.inspect(env.bob, name)[0] == 200
+    assert world.run(env.bob, "csvc/busybox")[0] == 201
+
+
 def test_an_image_being_pulled_is_nobodys_until_the_pull_is_recorded(env, world):
     world.hub.hold_pulls = True
     pulling = world.start(env.alice, "POST", "/v1.45/images/create", params={"fromImage": "alpine"})
