@@ -3,7 +3,9 @@ Attach over WebSocket through the relay, against the real engine: the bugs
 the field keeps hitting (RELAY.md), each a test.
 """
 
+import hashlib
 import json
+import os
 import socket
 import time
 
@@ -268,3 +270,20 @@ def test_an_idle_session_is_closed(tmp_path):
         assert time.monotonic() - started < 10
         assert client.show(container["uuid"])["status"] == "running"
         client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
+
+
+def test_a_paste_of_1_mib_reaches_cat_and_comes_back_whole(alpha):
+    # Longer than an AMP value (65,535 bytes) many times over: once as one
+    # message, once as the browser's terminal sends it (64 KiB messages).
+    container = alpha.create(command=["cat"], interactive=True, run=True)
+    alpha.wait_status(container["uuid"], {"running"})
+    ws = connect(alpha, container["uuid"], stdin="true")
+    one, pieces = os.urandom(1024 * 1024), os.urandom(1024 * 1024)
+    ws.send_binary(b"\x00" + one)
+    for start in range(0, len(pieces), 65536):
+        ws.send_binary(b"\x00" + pieces[start:start + 65536])
+    ws.send_binary(b"\xff")  # close stdin: cat ends
+    out, err, statuses, code = collect(ws)
+    assert len(out) == 2 * 1024 * 1024
+    assert hashlib.sha256(out).hexdigest() == hashlib.sha256(one + pieces).hexdigest()
+    assert err == b"" and statuses[-1] == {"exit_code": 0} and code == 1000

@@ -355,7 +355,8 @@ def test_a_command_missing_an_argument_is_an_internal_error_and_the_link_stays()
         receiver.makeConnection(transport)
         receiver.dataReceived(box.serialize())
         (answer,), _, _ = feed(amp.BinaryBoxProtocol, [transport.value()])
-        wires.append((answer[b"_error"], answer[b"_error_code"], answer[b"_error_description"], transport.disconnecting))
+        error = (answer[b"_error"], answer[b"_error_code"], answer[b"_error_description"])
+        wires.append(error + (transport.disconnecting,))
     # AMP's own drops the link; both of csvc's ways answer and keep it.
     assert wires[0] == (b"9", amp.UNKNOWN_ERROR_CODE, b"Unknown Error", True)
     assert wires[1] == wires[2] == (
