@@ -57,7 +57,7 @@ from csvc.store.outputfiles import ENTRY
 
 from _service import (
     DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, ClientProcess, Hops, Service, child_pids, children_cpu_s,
-    docker_hijack, machine_busy_s, make_progress, process_cpu_s, process_faults, self_cpu_s,
+    docker_hijack, machine_busy_s, make_progress, parse_args, process_cpu_s, process_faults, self_cpu_s,
 )
 
 progress = make_progress("attach_throughput")
@@ -162,7 +162,7 @@ def main(argv=None):
                         help="also the direct attach through one and two socat and Twisted processes (floor)")
     parser.add_argument("--malloc-default", action="store_true",
                         help="run the service with glibc's own allocator settings (CSVC_MALLOC=default)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, bytes=1024 * 1024, runs=1, floor=True)
     if args.malloc_default:
         os.environ["CSVC_MALLOC"] = "default"  # inherited by the service and its agent
 

@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _service import DOCKER_SOCK, BenchError, Service, make_progress, percentile  # noqa: E402
+from _service import DOCKER_SOCK, BenchError, Service, make_progress, parse_args, percentile  # noqa: E402
 
 DOCKER_CLI = "/usr/bin/docker"
 IMAGE = "csvc/busybox"
@@ -101,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--debug-run", action="store_true",
                         help="after the timed runs, run one `docker --debug run` through csvc "
                              "and copy its stderr to ours (request timing)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, runs=1, warmup=0)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if not os.access(DOCKER_CLI, os.X_OK):

@@ -41,7 +41,7 @@ import docker
 
 from _service import (
     DOCKER_SOCK, IMAGE, LOG_CONFIG, BenchError, Hops, Service, WSClient, docker_hijack, make_progress,
-    percentile,
+    parse_args, percentile,
 )
 
 progress = make_progress("echo_latency")
@@ -108,7 +108,7 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=30, help="warm-up keystrokes [30]")
     parser.add_argument("--floor", action="store_true",
                         help="also keystrokes through one and two socat and Twisted processes (floor)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, keys=20, warmup=5)
     if args.warmup + args.keys > MAX_KEYS:
         parser.error(f"--warmup plus --keys must be at most {MAX_KEYS} (one terminal line)")
 

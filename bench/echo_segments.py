@@ -57,6 +57,7 @@ import docker
 import _service
 from _service import (
     IMAGE, LOG_CONFIG, BenchError, Hops, Service, WSClient, child_pids, docker_hijack, make_progress,
+    parse_args,
 )
 from echo_latency import MAX_KEYS, direct_keys, relay_keys
 
@@ -284,7 +285,7 @@ def main(argv=None):
     parser.add_argument("--against", metavar="CHECKOUT",
                         help="also a service run from another checkout of csvc (a git worktree), keys taking "
                              "turns with this one's: reported as 'against'")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, keys=20, warmup=5)
     if args.warmup + args.keys > MAX_KEYS:
         parser.error(f"--warmup plus --keys must be at most {MAX_KEYS} (one terminal line)")
     if args.against is not None:

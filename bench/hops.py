@@ -4,7 +4,7 @@ What one keystroke costs at each Python step of the relay, in a hot loop on
 this machine (no engine, no service): the figures echo_latency's analysis
 in docs/benchmarks.md quotes.
 
-    .venv/bin/python bench/hops.py [--n N]
+    .venv/bin/python bench/hops.py [--n N] [--rtt-count C] [--smoke]
 
 - ``autobahn_us``: autobahn parsing one masked 2-byte binary message and
   calling onMessage (what AttachProtocol no longer does for such frames);
@@ -35,6 +35,8 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
+
+from _service import parse_args
 
 from csvc.agent import commands
 from csvc.ampwire import FastBoxes
@@ -163,11 +165,12 @@ def tcp_rtt(count=2000):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20000, help="calls per hot loop, in 5 rounds (the best is kept) [20000]")
-    args = parser.parse_args(argv)
+    parser.add_argument("--rtt-count", type=int, default=2000, help="TCP round trips, 2 ms apart [2000]")
+    args = parse_args(parser, argv, n=200, rtt_count=50)
     autobahn_us, attach_us = websocket(args.n)
     out_us, in_us, call_us = boxes(args.n, fast=True)
     generic = dict(zip(("amp_output_us", "amp_input_us", "call_output_us"), boxes(args.n, fast=False)))
-    rtt = tcp_rtt()
+    rtt = tcp_rtt(args.rtt_count)
     print(json.dumps({
         "bench": "hops",
         "n": args.n,

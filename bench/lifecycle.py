@@ -30,7 +30,7 @@ import docker
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _service  # noqa: E402
-from _service import IMAGE, SERVICE_IMAGE, BenchError, make_progress, percentile  # noqa: E402
+from _service import IMAGE, SERVICE_IMAGE, BenchError, make_progress, parse_args, percentile  # noqa: E402
 
 progress = make_progress("lifecycle")
 
@@ -102,7 +102,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="timed runs of each kind [30]")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs of each kind [3]")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, runs=2, warmup=1)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
 

@@ -26,6 +26,8 @@ from datetime import datetime
 
 from twisted.internet.task import Clock
 
+from _service import parse_args
+
 from csvc.agent.commands import CHUNK_SIZE
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
@@ -83,7 +85,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bytes", type=int, default=256 * 1024 * 1024, help="bytes written [256 MiB]")
     parser.add_argument("--chunk", type=int, default=CHUNK_SIZE, help=f"chunk size [{CHUNK_SIZE}]")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, bytes=4 * 1024 * 1024)
     figures = {}
     for name, measure in (("files", files_mbps), ("rows", rows_mbps)):
         data_dir = tempfile.mkdtemp(prefix=f"csvc-bench-output-{name}-")

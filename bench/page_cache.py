@@ -32,6 +32,8 @@ import tempfile
 
 from twisted.internet.task import Clock
 
+from _service import parse_args
+
 from csvc.agent.commands import CHUNK_SIZE
 from csvc.store.outputfiles import CACHE_BYTES, OutputFiles
 
@@ -59,7 +61,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gib", type=float, default=1.0, help="GiB per round [1]")
     parser.add_argument("--rounds", type=int, default=8, help="rounds, alternating kept/dropped [8]")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv, gib=0.01, rounds=2)
     nbytes = int(args.gib * (1 << 30))
     here = os.path.dirname(os.path.abspath(__file__))
     work = tempfile.mkdtemp(prefix="csvc-bench-pagecache-", dir=os.path.join(here, ".."))

@@ -14,7 +14,7 @@ with the most instances / direct creates per second.
 
 Run from the repo root (Docker engine running, image built)::
 
-    .venv/bin/python bench/placement.py [--instances 1,10,100] [--concurrency 4]
+    .venv/bin/python bench/placement.py [--instances 1,10,100] [--concurrency 4] [--per 100] [--smoke]
 
 Prints exactly one JSON line on stdout; progress goes to stderr.
 """
@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _service import IMAGE, LOG_CONFIG, BenchError, Service, make_progress  # noqa: E402
+from _service import IMAGE, LOG_CONFIG, BenchError, Service, make_progress, parse_args  # noqa: E402
 
 progress = make_progress("placement")
 CAPACITY = 10
@@ -87,24 +87,24 @@ def placement_rate(instances, concurrency):
             progress(f"kept {data_dir}:\n{service.log_tail()}")
 
 
-def provider_calls_per_100(concurrency):
+def provider_calls_per_100(concurrency, count=100):
     service, data_dir = run_service(1, extra=["--instance-grace", "3600"])
     ok = False
     try:
         service.start()
-        uuids, seconds = create_all(service, 100, concurrency)
+        uuids, seconds = create_all(service, count, concurrency)
         status, raw = service.request("GET", "/v1/instances")
         if status != 200:
             raise BenchError(f"GET /v1/instances: {status}")
         made = [i for i in json.loads(raw)["instances"] if i.get("provider") == "local" and not i.get("shared")]
         with open(service.log_path, "rb") as f:
             logged = f.read().count(b"created for project")
-        progress(f"100 containers over a shared instance: {len(made)} instances made ({logged} logged) "
+        progress(f"{count} containers over a shared instance: {len(made)} instances made ({logged} logged) "
                  f"in {seconds:.2f} s")
         for uuid in uuids:
             service.delete(uuid)
         ok = True
-        return {"containers": 100, "provider_calls": logged, "instances_made": len(made),
+        return {"containers": count, "provider_calls": logged, "instances_made": len(made),
                 "seconds": round(seconds, 3)}
     finally:
         service.stop()
@@ -149,9 +149,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", default="1,10,100")
     parser.add_argument("--concurrency", type=int, default=4)
-    args = parser.parse_args()
+    parser.add_argument("--per", type=int, default=100, help="containers over one shared instance [100]")
+    args = parse_args(parser, None, instances="1", per=10)
     rates = [placement_rate(int(n), args.concurrency) for n in args.instances.split(",")]
-    calls = provider_calls_per_100(args.concurrency)
+    calls = provider_calls_per_100(args.concurrency, args.per)
     largest = max(rates, key=lambda r: r["instances"])
     baseline = direct_creates(largest["containers"], args.concurrency)
     print(json.dumps({"bench": "placement", "capacity": CAPACITY, "concurrency": args.concurrency,

@@ -5,7 +5,7 @@ from /proc/PID/status) per idle attached WebSocket session at N sessions,
 and the peak RSS above idle while one client that never reads is attached
 to a container writing M bytes.
 
-    .venv/bin/python bench/sessions_memory.py [--sessions N] [--bytes M]
+    .venv/bin/python bench/sessions_memory.py [--sessions N] [--bytes M] [--settle S] [--smoke]
 
 The service starts with RLIMIT_NOFILE raised to N + 1024 (soft and hard, in
 a preexec_fn); the clients (bench/_wsclient.py, one subprocess) raise their
@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from _service import BenchError, ClientProcess, Service, make_progress, raise_nofile, rss_kib
+from _service import BenchError, ClientProcess, Service, make_progress, parse_args, raise_nofile, rss_kib
 
 progress = make_progress("sessions_memory")
 
@@ -32,7 +32,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=1000, help="idle sessions [1000]")
     parser.add_argument("--bytes", type=int, default=500 * 1024 * 1024, help="bytes written to the stalled client [500 MiB]")
-    args = parser.parse_args(argv)
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds the service settles before each RSS reading (half as long for the warm-up) [2]")
+    args = parse_args(parser, argv, sessions=10, bytes=1024 * 1024, settle=0.5)
 
     nofile = args.sessions + 1024
     raise_nofile(nofile)
@@ -51,26 +53,26 @@ def main(argv=None):
         service.wait_status(uuid, ("running",))
         path = service.attach_path(uuid, stdout=True, stderr=True)
         warm = ClientProcess(service, [path] * 16, mode="idle")
-        time.sleep(1)
+        time.sleep(args.settle / 2)
         warm.release()
         warm.result()
-        time.sleep(2)
+        time.sleep(args.settle)
         rss_before = rss_kib(pid)
         t0 = time.monotonic()
         idle = ClientProcess(service, [path] * args.sessions, mode="idle")
         attach_s = time.monotonic() - t0
-        time.sleep(2)
+        time.sleep(args.settle)
         rss_after = rss_kib(pid)
         progress(f"{args.sessions} sessions attached in {attach_s:.1f}s: RSS {rss_before} -> {rss_after} KiB")
         idle.release()
         idle.result()
         service.delete(uuid)
-        time.sleep(2)
+        time.sleep(args.settle)
 
         # Stalled client.
         uuid = service.create({"command": ["sh", "-c", f"head -c {args.bytes} /dev/zero"]})
         stall = ClientProcess(service, [service.attach_path(uuid, stdout=True, stderr=True)], mode="stall")
-        time.sleep(1)
+        time.sleep(args.settle / 2)
         rss_base = rss_kib(pid)
         service.start_container(uuid)
         t0 = time.monotonic()

@@ -6,7 +6,7 @@ bulk sessions under the global cap, and the echo latency of an interactive
 session beside them.
 
     .venv/bin/python bench/throttle.py [--relay-rate R] [--session-rate S]
-                                       [--bulk 8] [--duration D]
+                                       [--bulk 8] [--duration D] [--smoke]
 
 Phase A: one bulk session alone (a container writing zeros with ``head -c``,
 enough to outlast the window): its rate against S.  Phase B: ``--bulk``
@@ -29,7 +29,7 @@ import tempfile
 import time
 
 from _service import (
-    BenchError, ClientProcess, Service, WSClient, make_progress, percentile,
+    BenchError, ClientProcess, Service, WSClient, make_progress, parse_args, percentile,
 )
 from echo_latency import relay_keys
 
@@ -39,15 +39,15 @@ WARM = 2.0
 START_ALLOWANCE = 10.0
 
 
-def window_rates(result, t_start, duration):
-    """Per-session bytes/s between t_start + WARM and t_start + WARM + duration."""
+def window_rates(result, t_start, duration, warm=WARM):
+    """Per-session bytes/s between t_start + warm and t_start + warm + duration."""
     timeline = result["timeline"]
 
     def at(t):
         best = min(timeline, key=lambda s: abs(s[0] - t))
         return best
 
-    a, b = at(t_start + WARM), at(t_start + WARM + duration)
+    a, b = at(t_start + warm), at(t_start + warm + duration)
     dt = b[0] - a[0]
     if dt <= 0:
         raise BenchError("no measurement window in the client's timeline")
@@ -71,7 +71,10 @@ def main(argv=None):
     parser.add_argument("--bulk", type=int, default=8, help="bulk sessions in phase B [8]")
     parser.add_argument("--duration", type=float, default=10.0, help="measurement window, s [10]")
     parser.add_argument("--keys", type=int, default=300, help="interactive keystrokes under load [300]")
-    args = parser.parse_args(argv)
+    parser.add_argument("--warm", type=float, default=WARM, help=f"warm-up before each window, s [{WARM}]")
+    parser.add_argument("--start-allowance", type=float, default=START_ALLOWANCE,
+                        help=f"seconds the bulk containers may take to start [{START_ALLOWANCE}]")
+    args = parse_args(parser, argv, duration=1.0, keys=20, bulk=2, warm=0.5, start_allowance=3.0)
     R, S = args.relay_rate, args.session_rate
 
     data_dir = tempfile.mkdtemp(prefix="csvc-bench-throttle-")
@@ -80,7 +83,7 @@ def main(argv=None):
     made = []
     try:
         service.start()
-        span = WARM + args.duration + 1.0
+        span = args.warm + args.duration + 1.0
 
         # Phase A: one session alone, capped by S.
         size = int(min(S, R) * span * 1.5)
@@ -89,7 +92,7 @@ def main(argv=None):
         client = ClientProcess(service, [service.attach_path(uuid)], duration=span)
         t0 = time.monotonic()
         service.start_container(uuid)
-        rates, dt = window_rates(client.result(), t0, args.duration)
+        rates, dt = window_rates(client.result(), t0, args.duration, args.warm)
         single = rates[0]
         progress(f"phase A: one session {single / 1e6:.3f} MB/s against a cap of {min(S, R) / 1e6:.3f}")
         service.delete(uuid)
@@ -110,28 +113,28 @@ def main(argv=None):
         # starting eight one after the other takes seconds on a busy machine,
         # and measured from the first start the sessions started last showed
         # less than their share (nothing to send yet), not the throttle.
-        per = int(min(S, R / args.bulk) * (span + START_ALLOWANCE) * 1.5)
+        per = int(min(S, R / args.bulk) * (span + args.start_allowance) * 1.5)
         bulk = []
         for _ in range(args.bulk):
             u = service.create({"command": ["sh", "-c", f"head -c {per} /dev/zero"]})
             made.append(u)
             bulk.append(u)
-        client = ClientProcess(service, [service.attach_path(u) for u in bulk], duration=span + START_ALLOWANCE)
+        client = ClientProcess(service, [service.attach_path(u) for u in bulk], duration=span + args.start_allowance)
         t_first = time.monotonic()
         for u in bulk:
             service.start_container(u)
         t0 = time.monotonic()
         starts_s = t0 - t_first
-        if starts_s > START_ALLOWANCE:
-            raise BenchError(f"starting {args.bulk} containers took {starts_s:.1f} s, over {START_ALLOWANCE} s")
+        if starts_s > args.start_allowance:
+            raise BenchError(f"starting {args.bulk} containers took {starts_s:.1f} s, over {args.start_allowance} s")
         progress(f"phase B: {args.bulk} containers started in {starts_s:.2f} s")
-        time.sleep(WARM)
+        time.sleep(args.warm)
         echo_times = []
-        deadline = t0 + WARM + args.duration
+        deadline = t0 + args.warm + args.duration
         while len(echo_times) < args.keys and time.monotonic() < deadline:
             echo_times.extend(relay_keys(ws, 1))
             time.sleep(0.008)
-        rates, dt = window_rates(client.result(), t0, args.duration)
+        rates, dt = window_rates(client.result(), t0, args.duration, args.warm)
         ws.close()
         echo_load = echo_stats(echo_times)
         total = sum(rates)
