@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from csvc.agent import commands
 from csvc.compute.service import ImageNotFound
 from csvc.relay.agentlink import InstanceUnavailable
+from csvc.store.images import PULLING
 
 #: Docker Hub's names for itself, dropped from a familiar reference
 _HUB_PREFIXES = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
@@ -124,18 +125,50 @@ class PublicImages:
 
     def covers(self, image, claims):
         """
-        Whether ``image`` is public, given every project's ``claims`` on it
-        and the pulls running (``csvc.store.images.thd_claims``).
+        Whether ``image`` is public, given ``Claims`` on it.
         """
         if self.patterns is None:
-            shown = set(names(image))
-            return not any(
-                claim["image_id"] == image["Id"] or (claim["image_id"] == "" and claim["reference"] in shown)
-                for claim in claims
-            )
+            return not claims.claimed(image["Id"]) and not any(claims.pulling_name(n) for n in names(image))
         if "*" in self.patterns:
             return True
         return any(self.matches(name) for name in names(image))
+
+
+class Claims:
+    """
+    Every project's claims on some images and the pulls running
+    (``csvc.store.images.thd_claims``), indexed: each question about an
+    image takes time linear in its names, not in the number of claims.
+    """
+
+    def __init__(self, rows):
+        #: image id -> {familiar reference -> {project}}
+        self._by_image = {}
+        #: familiar reference -> {project} of the pulls running
+        self._pulling = {}
+        for row in rows:
+            if row["image_id"] == PULLING:
+                self._pulling.setdefault(row["reference"], set()).add(row["project_id"])
+            else:
+                references = self._by_image.setdefault(row["image_id"], {})
+                references.setdefault(row["reference"], set()).add(row["project_id"])
+
+    def claimed(self, image_id):
+        return image_id in self._by_image
+
+    def owned(self, project_id, image_id):
+        return any(project_id in projects for projects in self._by_image.get(image_id, {}).values())
+
+    def pulling_name(self, name):
+        return name in self._pulling
+
+    def hides(self, project_id, image_id, name):
+        """
+        Whether another project pulled ``image_id`` (or is pulling) by
+        ``name`` and ``project_id`` did not.
+        """
+        projects = self._by_image.get(image_id, {}).get(name, set()) | self._pulling.get(name, set())
+        return bool(projects) and project_id not in projects
 
 
 def _hub_prefix(prefix):
@@ -176,32 +209,30 @@ class ProjectImages:
     # -- the rule ------------------------------------------------------------
 
     def may_use(self, project_id, image, claims):
-        if any(c["project_id"] == project_id and c["image_id"] == image["Id"] for c in claims):
-            return True
-        return self.public.covers(image, claims)
+        return claims.owned(project_id, image["Id"]) or self.public.covers(image, claims)
 
     def shown(self, project_id, image, claims):
         """
         ``image`` as the project sees it: without the names other projects
-        pulled it by (and it did not).
+        pulled it by (and it did not), unless they are public.
         """
         ident = image["Id"]
-        own = {c["reference"] for c in claims if c["project_id"] == project_id}
-        hidden = {
-            c["reference"] for c in claims
-            if c["project_id"] != project_id and c["image_id"] in (ident, "")
-        } - own
-        if not hidden:
-            return image
 
         def kept(name):
-            return name.startswith("<none>") or familiar(name) not in hidden or self.public.matches(familiar(name))
+            if not isinstance(name, str) or name.startswith("<none>"):
+                return True
+            name = familiar(name)
+            return not claims.hides(project_id, ident, name) or self.public.matches(name)
 
         shown = dict(image)
         for key in ("RepoTags", "RepoDigests"):
             if isinstance(image.get(key), list):
-                shown[key] = [name for name in image[key] if not isinstance(name, str) or kept(name)]
+                shown[key] = [name for name in image[key] if kept(name)]
         return shown
+
+    @inlineCallbacks
+    def _claims(self, image_ids):
+        return Claims((yield self._store.image_claims(image_ids)))
 
     # -- where ----------------------------------------------------------------
 
@@ -228,7 +259,7 @@ class ProjectImages:
         listed = yield self._hub.list_images(instances)
         if identity.is_admin:
             return listed
-        claims = yield self._store.image_claims([image["Id"] for image in listed])
+        claims = yield self._claims([image["Id"] for image in listed])
         project = identity.project_id
         return [self.shown(project, image, claims) for image in listed if self.may_use(project, image, claims)]
 
@@ -244,7 +275,7 @@ class ProjectImages:
                 continue
             if identity.is_admin:
                 return image
-            claims = yield self._store.image_claims([image["Id"]])
+            claims = yield self._claims([image["Id"]])
             if self.may_use(identity.project_id, image, claims):
                 return self.shown(identity.project_id, image, claims)
         return None
@@ -260,7 +291,7 @@ class ProjectImages:
             return None
         image = yield self._hub.image_on(instance, reference)
         if image is not None:
-            claims = yield self._store.image_claims([image["Id"]])
+            claims = yield self._claims([image["Id"]])
             if self.may_use(identity.project_id, image, claims):
                 return None
         raise ImageNotFound(f"No such image: {reference}")
@@ -299,8 +330,8 @@ class ProjectImages:
             image_id = result["id"]
             claimed = image_id
             if image_id in there:
-                claims = yield self._store.image_claims([image_id])
-                if not any(claim["image_id"] == image_id for claim in claims):
+                claims = yield self._claims([image_id])
+                if not claims.claimed(image_id):
                     # The operator's image stays everyone's.
                     claimed = None
         except Exception:

@@ -342,3 +342,12 @@ def test_public_images_option():
     for bad in ("a*b", "*x*", "with space"):
         with pytest.raises(ValueError):
             PublicImages.parse(bad)
+
+
+def test_public_images_setting():
+    from csvc import config
+
+    assert config.resolve({})["public-images"] is None
+    assert config.resolve({"public-images": "csvc/*,alpine"})["public-images"] == ("csvc/*", "alpine:latest")
+    with pytest.raises(config.ConfigError, match="public-images"):
+        config.resolve({"public-images": "csvc/*/x*"})

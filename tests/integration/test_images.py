@@ -189,3 +189,29 @@ def test_a_pulled_image_is_the_pulling_projects_only(plane, registry):
         container, exited = client.run(["true"])
         assert exited["exit_code"] == 0, exited
         client.delete(f"/v1/containers/{container['uuid']}", params={"force": "true"})
+
+
+def test_the_pull_records_on_postgresql(database):
+    from datetime import datetime
+
+    from csvc.store import images as units
+    from csvc.store.db import make_engine, upgrade
+
+    engine = make_engine(database)
+    try:
+        upgrade(engine)
+        now = datetime(2024, 1, 1)
+        with engine.begin() as conn:
+            units.thd_pull_started(conn, "p", "i", "alpine:latest", now)
+            units.thd_pull_started(conn, "p", "i", "alpine:latest", now)
+            assert units.thd_claims(conn, []) == [{"project_id": "p", "reference": "alpine:latest", "image_id": ""}]
+            units.thd_pull_ended(conn, "p", "i", "alpine:latest", "sha256:a", now)
+            units.thd_pull_ended(conn, "p", "i", "alpine:latest", "sha256:a", now)
+            units.thd_pull_ended(conn, "q", "i", "alpine:latest", None, now)
+            units.thd_pull_ended(conn, "q", "j", "alpine:3", "sha256:a", now)
+        with engine.begin() as conn:
+            claims = units.thd_claims(conn, ["sha256:a", "sha256:b"])
+        assert sorted((c["project_id"], c["reference"]) for c in claims) == [("p", "alpine:latest"), ("q", "alpine:3")]
+        assert all(c["image_id"] == "sha256:a" for c in claims)
+    finally:
+        engine.dispose()
