@@ -46,6 +46,22 @@ def test_piped_stdin_reaches_the_container(cli):
     assert result.returncode == 0
 
 
+def test_a_mib_of_piped_stdin_reaches_run_and_exec_whole(cli):
+    # The relay reads the hijacked connection 64 KiB at a time: one AMP
+    # value (65,535 bytes) less than a read; sent in pieces, nothing lost.
+    data = os.urandom(1024 * 1024)
+    result = cli("run", "-i", "--rm", "csvc/busybox", "cat", input=data)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == data
+    cid = cli("run", "-d", "csvc/busybox", "sleep", "60").stdout.decode().strip()
+    try:
+        result = cli("exec", "-i", cid, "cat", input=data)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == data
+    finally:
+        cli("rm", "-f", cid)
+
+
 def test_interactive_tty_run_with_resize_and_exit_code(cli):
     child = pexpect.spawn(DOCKER, ["run", "-it", "--rm", "csvc/busybox", "sh"], env=cli.env, timeout=30)
     try:
