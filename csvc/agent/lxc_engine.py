@@ -20,6 +20,7 @@ thread pool; only plain data comes back to the reactor.
 
 import json
 import os
+import re
 import shutil
 import signal as signals
 import subprocess
@@ -127,6 +128,7 @@ class LxcContainers:
         with open(config_path) as f:
             lines = [line for line in f.read().splitlines() if not line.startswith("lxc.net.")]
         lines.append("lxc.net.0.type = empty")
+        lines.extend(_confinement_lines(spec.get("confinement") or {}))
         with open(config_path, "w") as f:
             f.write("\n".join(lines) + "\n")
         meta = {
@@ -450,8 +452,10 @@ class LxcEngine:
             return fail(Refused(wall.describe(violations)))
         if spec.get("tty"):
             return _refuse("tty is not supported by the lxc engine")
-        if spec.get("docker_config"):
-            return _refuse("docker options are not supported by the lxc engine")
+        try:
+            spec = dict(spec, confinement=_confinement(spec.get("docker_config")))
+        except ValueError as exc:
+            return _refuse(str(exc))
         if not _is_busybox(spec.get("image")):
             return fail(NoSuchImage(f"No such image: {spec.get('image')} (the lxc engine has only busybox)"))
         return self.in_pool(self.containers.create, spec)
@@ -702,6 +706,51 @@ def _docker_body(spec):
     body["HostConfig"] = options.get("HostConfig")
     body["NetworkingConfig"] = options.get("NetworkingConfig")
     return body
+
+
+#: The Docker options this engine honours: the control plane's safe defaults
+#: (``csvc.compute.defaults``), which LXC has words of its own for.
+_CONFINEMENT = frozenset({"PidsLimit", "CapDrop", "SecurityOpt"})
+
+
+def _confinement(docker_config):
+    """
+    ``{"pids": N or None, "cap_drop": [...], "no_new_privs": bool}`` from a
+    create's Docker options; ValueError naming any other option (this engine
+    honours no other).
+    """
+    docker_config = docker_config or {}
+    config = docker_config.get("Config") or {}
+    host = docker_config.get("HostConfig") or {}
+    others = sorted(set(k for k, v in host.items() if v not in (None, "", [], {})) - _CONFINEMENT)
+    if others or any(v not in (None, "", [], {}) for v in config.values()) or docker_config.get("NetworkingConfig"):
+        named = ", ".join(others) or "Config options"
+        raise ValueError(f"docker options are not supported by the lxc engine ({named})")
+    options = host.get("SecurityOpt") or []
+    if any(o not in ("no-new-privileges", "no-new-privileges=true", "no-new-privileges:true") for o in options):
+        raise ValueError("docker options are not supported by the lxc engine (SecurityOpt)")
+    pids = host.get("PidsLimit")
+    return {
+        "pids": pids if isinstance(pids, int) and pids > 0 else None,
+        "cap_drop": [str(c).upper().removeprefix("CAP_") for c in host.get("CapDrop") or []],
+        "no_new_privs": bool(options),
+    }
+
+
+def _confinement_lines(confinement):
+    """
+    The LXC configuration lines of a container's confinement (cgroup v1's
+    pids controller, capabilities dropped, no_new_privs).
+    """
+    lines = []
+    if confinement.get("pids"):
+        lines.append(f"lxc.cgroup.pids.max = {int(confinement['pids'])}")
+    caps = [c.lower() for c in confinement.get("cap_drop") or [] if re.fullmatch(r"[A-Z_]{2,32}", c)]
+    if caps:
+        lines.append("lxc.cap.drop = " + " ".join(caps))
+    if confinement.get("no_new_privs"):
+        lines.append("lxc.no_new_privs = 1")
+    return lines
 
 
 def _refuse(message, error=InvalidSpec):

@@ -85,7 +85,7 @@ class NetworkNamespaces(Service):
         self.network = parse_network(network)
         self.gateway = self.network.network_address + 1
         self.tag = hashlib.sha1(str(self.network).encode()).hexdigest()[:6]
-        self.bridge = f"csvcbr{self.tag}"
+        self.bridge = f"csvcin{self.tag}"
         self._reactor = reactor
         self._ip = shutil.which("ip") or "/usr/sbin/ip"
         self._run = run or self._run_ip

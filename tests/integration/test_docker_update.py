@@ -71,7 +71,8 @@ def _update(client, container, body):
 def test_update_reaches_the_cgroup_inspect_and_engine(tenant, other, engine):
     container = _running(tenant.containers.run(IMAGE, ["sleep", "300"], detach=True, mem_limit="64m",
                                                memswap_limit="128m"))
-    assert _limits(container)[:2] == [str(64 * MiB), "max"]
+    # (a container's pids limit is csvc's default, 4096, until the update)
+    assert _limits(container)[:2] == [str(64 * MiB), "4096"]
     answer = _update(tenant, container, {
         "Memory": 96 * MiB, "MemorySwap": 192 * MiB, "MemoryReservation": 48 * MiB, "NanoCpus": 500_000_000,
         "CpuShares": 256, "PidsLimit": 33, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},

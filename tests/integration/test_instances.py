@@ -118,7 +118,9 @@ def test_placement_counts_memory_and_cpu(tmp_path):
     (400 naming memory) without a new instance.
     """
     plane = ControlPlane(
-        tmp_path, instances=1, capacity=10, extra_args=["--instance-memory", "64", "--instance-cpus", "1"]
+        tmp_path, instances=1, capacity=10,
+        # (containers created without a limit get none: no default memory)
+        extra_args=["--instance-memory", "64", "--instance-cpus", "1", "--default-memory", "0"]
     )
     admin = plane.client("admin-project", admin=True)
     alpha = plane.client(PROJECT + "-size")
@@ -166,7 +168,7 @@ def test_local_agents_in_their_own_network_namespaces(tmp_path):
 
     network = ipaddress.ip_network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/28")
     gateway = str(network.network_address + 1)
-    bridge = "csvcbr" + hashlib.sha1(str(network).encode()).hexdigest()[:6]
+    bridge = "csvcin" + hashlib.sha1(str(network).encode()).hexdigest()[:6]
     plane = ControlPlane(tmp_path, instances=2)
     plane.extra_args += ["--instance-netns", str(network), "--agents", f"tcp:{plane.agents_port}:interface={gateway}"]
     admin = plane.client("admin-project", admin=True)
