@@ -2,7 +2,7 @@
 The one place where domain errors become HTTP statuses.
 """
 
-from csvc.agent.commands import EngineBusy, EngineError, InvalidSpec, NoSuchContainer, NoSuchExec
+from csvc.agent.commands import EngineBusy, EngineError, InternalError, InvalidSpec, NoSuchContainer, NoSuchExec
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound
@@ -41,6 +41,7 @@ STATUS = [
     (InstanceConflict, 409, "Conflict"),
     (PayloadTooLarge, 413, "Payload Too Large"),
     (EngineError, 502, "Bad Gateway"),
+    (InternalError, 502, "Bad Gateway"),
     (EngineBusy, 503, "Service Unavailable"),
     (InstanceUnavailable, 503, "Service Unavailable"),
     (NoRoom, 503, "Service Unavailable"),
