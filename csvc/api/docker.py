@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from csvc.agent import docker_config as agent_docker_config
 from csvc.agent.psargs import UnsafePsArgs, check_ps_args
 from csvc.agent.commands import (
-    Conflict, EngineBusy, EngineError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
+    Conflict, EngineBusy, EngineError, InternalError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
 from csvc.api import docker_events, docker_options, engine_body
 from csvc.compute.defaults import update_within
@@ -205,6 +205,8 @@ def classify(exc, ident=None):
         )
     if isinstance(exc, EngineError):
         return 500, str(exc)
+    if isinstance(exc, InternalError):
+        return 500, f"the instance's agent failed: {exc}"
     if isinstance(exc, (InstanceUnavailable, NoRoom, AuthUnavailable)):
         return 503, str(exc)
     return None
@@ -1107,7 +1109,8 @@ class DockerAPI:
     @inlineCallbacks
     def unpause(self, request, identity, ident):
         row = yield self._get(identity, ident)
-        if row["status"] != "running":
+        # The engine's answer for a container that is not paused is a 500.
+        if row["status"] != "running" or not (yield self._containers.paused(row)):
             raise DockerError(409, f"Container {ident} is not paused")
         yield self._containers.pause(row, False)
         return 204, None
@@ -1656,6 +1659,9 @@ class DockerAPI:
     @inlineCallbacks
     def attach_ws(self, request, identity, ident):
         row = yield self._get(identity, ident)
+        if b"websocket" not in (request.getHeader(b"Upgrade") or b"").lower():
+            # (Else the WebSocket library answers a 200 with a page of HTML.)
+            raise BadRequest("attach/ws is a WebSocket: the request must ask for it (Upgrade: websocket)")
         options = {
             "stdin": qbool(request, "stdin"),
             "stdout": qbool(request, "stdout"),

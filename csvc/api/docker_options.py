@@ -161,6 +161,26 @@ def _integer(field, value):
     return value
 
 
+def _at_least(minimum):
+    """
+    An integer no lower than ``minimum`` (the engine hands a negative limit
+    to runc, whose failure would be a 500).
+    """
+
+    def check(field, value):
+        _integer(field, value)
+        if value < minimum:
+            raise BadRequest(f"{field}: must be {minimum} or more, not {value}")
+        return value
+
+    return check
+
+
+_non_negative = _at_least(0)
+#: -1: unlimited
+_limit_or_unlimited = _at_least(-1)
+
+
 def _boolean(field, value):
     if not isinstance(value, bool):
         raise BadRequest(f"{field}: must be true or false")
@@ -308,14 +328,14 @@ CONFIG_CONSUMED = {
 #: HostConfig fields kept in ``docker_config``
 HOST = {
     "RestartPolicy": _restart_policy,
-    "Memory": _integer,
-    "MemorySwap": _integer,
-    "MemoryReservation": _integer,
+    "Memory": _non_negative,
+    "MemorySwap": _limit_or_unlimited,
+    "MemoryReservation": _non_negative,
     "MemorySwappiness": _integer,
-    "NanoCpus": _integer,
-    "CpuShares": _integer,
-    "CpuPeriod": _integer,
-    "CpuQuota": _integer,
+    "NanoCpus": _non_negative,
+    "CpuShares": _non_negative,
+    "CpuPeriod": _non_negative,
+    "CpuQuota": _limit_or_unlimited,
     "CpusetCpus": _string,
     "CpusetMems": _string,
     "PidsLimit": _integer,

@@ -1,6 +1,7 @@
 """
 Docker's hijacked streams on the control plane's side: an HTTP request whose
-connection, after a raw ``101 UPGRADED``, carries the container's stream
+connection, after a raw ``101 UPGRADED`` (a ``200 OK`` when the client did
+not ask to upgrade, as with Docker), carries the container's stream
 both ways (``docker attach``, ``docker run``, ``docker exec``).
 
 twisted.web's ``HTTPChannel`` is not half-closeable (a client's FIN would
@@ -44,12 +45,13 @@ class HijackResource:
         channel._dataBuffer = []
         channel.transport = None
         transport.protocol = self._protocol
-        transport.write(
-            b"HTTP/1.1 101 UPGRADED\r\n"
-            b"Content-Type: " + self._content_type.encode("ascii") + b"\r\n"
-            b"Connection: Upgrade\r\n"
-            b"Upgrade: tcp\r\n\r\n"
-        )
+        content_type = b"Content-Type: " + self._content_type.encode("ascii") + b"\r\n"
+        if request.requestHeaders.hasHeader(b"Upgrade"):
+            transport.write(b"HTTP/1.1 101 UPGRADED\r\n" + content_type + b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+        else:
+            # Not asked to upgrade, Docker answers a 200 whose body is the
+            # stream, to the connection's end.
+            transport.write(b"HTTP/1.1 200 OK\r\n" + content_type + b"\r\n")
         self._protocol.makeConnection(transport)
         if leftover:
             self._protocol.dataReceived(leftover)

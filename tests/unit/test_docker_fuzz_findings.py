@@ -1,0 +1,71 @@
+"""
+What fuzzing the Docker API with its own document (tests/security/
+test_docker_fuzz.py) found, at the unit that had it wrong.
+"""
+
+import pytest
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.web.server import Site
+
+from csvc.api import docker_options
+from csvc.api.schemas import BadRequest
+from csvc.relay.hijack import RAW, HijackResource
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("MemoryReservation", -159980), ("Memory", -1), ("NanoCpus", -5), ("CpuShares", -2), ("CpuPeriod", -1),
+     ("MemorySwap", -2), ("CpuQuota", -1000)],
+)
+def test_a_negative_limit_in_an_update_is_a_400_naming_it(field, value):
+    # The engine hands it to runc, whose failure was a 500.
+    with pytest.raises(BadRequest, match=f"{field}: must be -?[01] or more, not {value}"):
+        docker_options.update_fields({field: value})
+
+
+def test_unlimited_swap_and_quota_and_zero_values_are_still_taken():
+    assert docker_options.update_fields({"MemorySwap": -1, "CpuQuota": -1, "Memory": 0}) == {
+        "MemorySwap": -1, "CpuQuota": -1,
+    }
+    assert docker_options.update_fields({"MemoryReservation": 6 * 1024 * 1024}) == {
+        "MemoryReservation": 6 * 1024 * 1024,
+    }
+
+
+class Stream(Protocol):
+    def __init__(self):
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+
+
+def hijacked(head):
+    """
+    The bytes a ``HijackResource`` answers a request of ``head`` with, and
+    the stream's protocol.
+    """
+    stream = Stream()
+    channel = Site(HijackResource(stream, RAW, Clock())).buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(head + b"Content-Length: 0\r\n\r\nstdin bytes")
+    return transport.value(), stream
+
+
+def test_a_hijack_asked_to_upgrade_answers_101():
+    answer, stream = hijacked(b"POST /exec/x/start HTTP/1.1\r\nHost: csvc\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n")
+    assert answer == (
+        b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+        b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n"
+    )
+    assert stream.received == b"stdin bytes"
+
+
+def test_a_hijack_not_asked_to_upgrade_answers_200_with_the_stream_as_body():
+    # As Docker does; a 101 the client did not ask for is no HTTP answer.
+    answer, stream = hijacked(b"POST /exec/x/start HTTP/1.1\r\nHost: csvc\r\n")
+    assert answer == b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
+    assert stream.received == b"stdin bytes"
