@@ -487,8 +487,9 @@ def test_the_lxc_engine_refuses_the_same_options_by_name():
     engine = lxc_engine.LxcEngine(Clock(), "/nonexistent")
     failure = failure_of(engine.create(spec(HostConfig={"Privileged": True})))
     assert failure.check(commands.Refused) and "privileged" in str(failure.value)
-    # Harmless options are still not this engine's (as before).
-    assert failure_of(engine.create(spec(HostConfig={"CapDrop": ["ALL"]}))).check(commands.InvalidSpec)
+    # Harmless options are still not this engine's (as before), but for the
+    # safe defaults' (pids limit, capabilities dropped, no-new-privileges).
+    assert failure_of(engine.create(spec(HostConfig={"ReadonlyRootfs": True}))).check(commands.InvalidSpec)
 
 
 def test_zero_values_of_fields_csvc_does_not_offer_are_the_engines_defaults():
