@@ -342,8 +342,11 @@ class DockerAPI:
         if code in (301, 302, 307, 308):
             code = 404
         path = request.path.decode("utf-8", "replace")
-        if code in (404, 405):
-            unserved = _unserved(request.method.decode("ascii", "replace"), path)
+        method = request.method.decode("ascii", "replace")
+        # A 405 of a method the Engine API never uses (TRACE /images/json)
+        # is a 405, not an operation csvc does not serve.
+        if code == 404 or (code == 405 and method in ("GET", "HEAD", "POST", "PUT", "DELETE")):
+            unserved = _unserved(method, path)
             if unserved is not None:
                 return send(request, 501, {"message": unserved})
         message = {404: f"page not found: {path}", 405: f"method not allowed on {path}"}.get(code, exc.name)

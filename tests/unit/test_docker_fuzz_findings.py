@@ -4,14 +4,17 @@ test_docker_fuzz.py) found, at the unit that had it wrong.
 """
 
 import pytest
+from treq.testing import StubTreq
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web.server import Site
 
 from csvc.api import docker_options
+from csvc.api.docker import DockerAPI
 from csvc.api.schemas import BadRequest
 from csvc.relay.hijack import RAW, HijackResource
+from tests.api.conftest import result_of
 
 
 @pytest.mark.parametrize(
@@ -69,3 +72,20 @@ def test_a_hijack_not_asked_to_upgrade_answers_200_with_the_stream_as_body():
     answer, stream = hijacked(b"POST /exec/x/start HTTP/1.1\r\nHost: csvc\r\n")
     assert answer == b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
     assert stream.received == b"stdin bytes"
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PATCH", "OPTIONS"])
+def test_a_method_the_engine_api_never_uses_on_a_served_images_path_is_a_405(method):
+    # It was a 501 "csvc does not serve Docker image management".
+    http = StubTreq(DockerAPI(None, None, None, None, None, None, None).resource())
+    response = result_of(http.request(method, "http://csvc.test/images/json"))
+    assert response.code == 405
+    assert result_of(response.json()) == {"message": "method not allowed on /images/json"}
+
+
+def test_an_engine_api_method_on_an_images_path_csvc_does_not_serve_is_still_a_501():
+    # DELETE /images/json removes the image "json" in the Engine API.
+    http = StubTreq(DockerAPI(None, None, None, None, None, None, None).resource())
+    response = result_of(http.delete("http://csvc.test/images/json"))
+    assert response.code == 501
+    assert result_of(response.json())["message"].startswith("csvc does not serve Docker image management")
