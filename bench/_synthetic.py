@@ -29,7 +29,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.core import AgentCore
 from csvc.agent.engine import IEngine
 from csvc.agent.link import AgentProtocol

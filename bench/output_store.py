@@ -28,7 +28,7 @@ from twisted.internet.task import Clock
 
 from _service import parse_args
 
-from csvc.agent.commands import CHUNK_SIZE
+from csvc.wire.commands import CHUNK_SIZE
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
 from csvc.store.models import containers

@@ -34,7 +34,7 @@ from twisted.internet.task import Clock
 
 from _service import parse_args
 
-from csvc.agent.commands import CHUNK_SIZE
+from csvc.wire.commands import CHUNK_SIZE
 from csvc.store.outputfiles import CACHE_BYTES, OutputFiles
 
 BATCH = 16

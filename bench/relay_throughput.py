@@ -45,7 +45,7 @@ from _service import (
 )
 from _synthetic import connect_agent
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
 

@@ -57,7 +57,7 @@ def _parser():
 
 
 def _tls(args):
-    from csvc.relay import agenttls
+    from csvc.agents import tls as agenttls
 
     try:
         if args.action == "init":

@@ -39,8 +39,8 @@ from csvc.scheduler.health import HeartbeatMonitor
 from csvc.scheduler.instances import InstanceMap
 from csvc.scheduler.placement import Placement
 from csvc.scheduler.reaper import IdleReaper
-from csvc.relay import agenttls
-from csvc.relay.agentlink import AgentHub, AgentLink
+from csvc.agents import tls as agenttls
+from csvc.agents.hub import AgentHub, AgentLink
 from csvc.relay.attach import Relay
 from csvc.relay.throttle import Throttle
 from csvc.stdio.journal import Journal

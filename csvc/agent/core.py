@@ -14,7 +14,7 @@ import datetime
 from twisted.internet.defer import Deferred, DeferredLock, fail, inlineCallbacks
 from twisted.logger import Logger
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.execs import ExecRunner
 from csvc.agent.stdin import StdinStream
 from csvc.agent.transfers import Downloads, Uploads

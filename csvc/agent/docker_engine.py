@@ -32,13 +32,13 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from csvc.agent import docker_config, wall
-from csvc.agent.commands import (
+from csvc.wire.commands import (
     Conflict, EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchPath, NoSuchVolume,
     Refused,
 )
 from csvc.agent.engine import IEngine
 from csvc.agent.hijack import HijackedStream
-from csvc.agent.psargs import UnsafePsArgs, check_ps_args
+from csvc.wire.psargs import UnsafePsArgs, check_ps_args
 from csvc.agent.shares import EngineShares
 
 LABEL_UUID = "csvc.uuid"
@@ -138,7 +138,7 @@ class DockerEngine:
     def __init__(self, reactor, socket_path="/var/run/docker.sock", threads=4, port_rules=None, firewall=None):
         self._reactor = reactor
         self._socket_path = socket_path
-        #: csvc.agent.port_rules.PortRules a create's published ports obey
+        #: csvc.wire.port_rules.PortRules a create's published ports obey
         self._port_rules = port_rules
         #: csvc.agent.firewall.InstanceFirewall, checked again on each
         #: network create (None: none)

@@ -7,7 +7,7 @@ link, execs, transfers and event stream call nothing else of an engine.
 Containers are addressed by csvc uuid unless a parameter says
 ``engine_id`` (the engine's own id, from ``create`` or a summary).  Every
 call but ``start`` and ``stop`` fires a Deferred; failures are the
-engine errors of ``csvc.agent.commands`` (``EngineError``,
+engine errors of ``csvc.wire.commands`` (``EngineError``,
 ``NoSuchContainer``, ``Refused``...), which the link hands to the control
 plane as declared AMP errors.
 

@@ -16,9 +16,9 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.output import OutputFollower
-from csvc.sockwrite import write_now
+from csvc.wire.sockwrite import write_now
 from csvc.stdio.reader import OutputReader
 
 

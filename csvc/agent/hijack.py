@@ -14,7 +14,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from csvc.agent.commands import EngineError, NoSuchContainer
+from csvc.wire.commands import EngineError, NoSuchContainer
 
 #: Largest answer head accepted before the stream.
 MAX_HEAD = 64 * 1024

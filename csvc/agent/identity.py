@@ -26,7 +26,7 @@ KEY = "agent.key"
 CERT = "agent.crt"
 
 #: Ask for a new certificate when the agent's own has less than this left
-#: (the control plane's ``csvc.relay.agenttls.RENEW_BEFORE``).
+#: (the control plane's ``csvc.agents.tls.RENEW_BEFORE``).
 RENEW_BEFORE = datetime.timedelta(days=10)
 
 

@@ -6,9 +6,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols import amp
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.core import Enrolled
-from csvc.ampwire import FastBoxes
+from csvc.wire.codec import FastBoxes
 
 
 class AgentProtocol(FastBoxes, amp.AMP):

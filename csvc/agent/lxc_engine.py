@@ -38,7 +38,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from csvc.agent import lxc_runner, wall
-from csvc.agent.commands import (
+from csvc.wire.commands import (
     EngineError, InvalidSpec, NoSuchContainer, NoSuchImage, NoSuchNetwork, NoSuchVolume, Refused,
 )
 from csvc.agent.engine import IEngine

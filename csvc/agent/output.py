@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
-from csvc.agent.commands import CHUNK_SIZE, OUTPUT_WINDOW
+from csvc.wire.commands import CHUNK_SIZE, OUTPUT_WINDOW
 
 
 class OutputFollower(Protocol):

@@ -15,7 +15,7 @@ from twisted.python import usage
 from csvc import process
 from csvc.agent.core import AgentCore
 from csvc.agent.firewall import FirewallService, instance_firewall
-from csvc.agent.port_rules import PortRules, endpoint_port
+from csvc.wire.port_rules import PortRules, endpoint_port
 from csvc.agent.events import EngineEvents
 from csvc.agent.identity import AgentIdentity, IdentityEndpoint, IdentityError, parse_connect
 from csvc.agent.link import AgentProtocol

@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from csvc.agent.commands import EngineBusy
+from csvc.wire.commands import EngineBusy
 
 
 class EngineShares:

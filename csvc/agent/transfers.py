@@ -22,7 +22,7 @@ from twisted.web.client import ResponseDone
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.output import OutputFollower
 
 #: What a download may be of.

@@ -20,9 +20,9 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException
 
-from csvc.agent import docker_config as agent_docker_config
-from csvc.agent.psargs import UnsafePsArgs, check_ps_args
-from csvc.agent.commands import (
+from csvc.wire import naming as agent_docker_config
+from csvc.wire.psargs import UnsafePsArgs, check_ps_args
+from csvc.wire.commands import (
     Conflict, EngineBusy, EngineError, InternalError, InvalidSpec, NoSuchContainer, NoSuchNetwork, NoSuchPath, NoSuchVolume,
 )
 from csvc.api import docker_events, docker_options, engine_body
@@ -38,12 +38,12 @@ from csvc.compute.images import ProjectImages
 from csvc.compute.service import ImageNotFound, NotFound, normalize_signal
 from csvc.compute.volumes import ProjectVolumes
 from csvc.compute.states import LIVE, InvalidState
-from csvc.relay.agentlink import InstanceUnavailable
+from csvc.agents.hub import InstanceUnavailable
 from csvc.relay.dockerexec import DetachedExec, DockerExecs, DockerExecStream, ExecState
 from csvc.relay.dockerstream import DockerAttachStream
 from csvc.relay.hijack import MULTIPLEXED, RAW, HijackResource
-from csvc.relay.execs import ExecClaimed, ExecSlot
-from csvc.relay.transfers import TooManyTransfers
+from csvc.agents.execs import ExecClaimed, ExecSlot
+from csvc.agents.transfers import TooManyTransfers
 from csvc.store.db import ContainerTooLarge, NameInUse, NoRoom
 from csvc.store.quotas import QuotaExceeded
 

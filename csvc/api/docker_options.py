@@ -12,7 +12,7 @@ stored or sent to an engine.
 import re
 
 from csvc import policy
-from csvc.agent.docker_config import project_network
+from csvc.wire.naming import project_network
 from csvc.api.schemas import BadRequest
 
 #: a named volume, as Docker spells one

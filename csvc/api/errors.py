@@ -2,16 +2,16 @@
 The one place where domain errors become HTTP statuses.
 """
 
-from csvc.agent.commands import EngineBusy, EngineError, InternalError, InvalidSpec, NoSuchContainer, NoSuchExec
+from csvc.wire.commands import EngineBusy, EngineError, InternalError, InvalidSpec, NoSuchContainer, NoSuchExec
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import ImageNotFound, NotFound
 from csvc.compute.states import InvalidState
 from csvc.notify.destinations import UnsafeDestination
-from csvc.relay.agentlink import InstanceUnavailable
-from csvc.relay.execs import ExecClaimed, ExecOutputTooLarge
+from csvc.agents.hub import InstanceUnavailable
+from csvc.agents.execs import ExecClaimed, ExecOutputTooLarge
 from csvc.policy import Forbidden
-from csvc.scheduler.instances import InstanceConflict
+from csvc.scheduler.instances import InstanceConflict, NoSuchInstance
 from csvc.store.db import ContainerTooLarge, NameInUse, NoRoom
 from csvc.store.quotas import QuotaExceeded
 
@@ -31,6 +31,7 @@ STATUS = [
     (Forbidden, 403, "Forbidden"),
     (QuotaExceeded, 403, "Forbidden"),
     (NotFound, 404, "Not Found"),
+    (NoSuchInstance, 404, "Not Found"),
     (ImageNotFound, 404, "Not Found"),
     (NoSuchContainer, 404, "Not Found"),
     (NoSuchExec, 404, "Not Found"),

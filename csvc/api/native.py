@@ -21,7 +21,7 @@ from csvc.api import openapi
 from csvc.api.ui import TerminalUI
 from csvc.api.auth import Unauthorized
 from csvc.compute.service import NotFound, normalize_signal
-from csvc.relay.agentlink import InstanceUnavailable
+from csvc.agents.hub import InstanceUnavailable
 from csvc.api.schemas import EXEC_CREATE, QUOTA_UPDATE, SUBSCRIPTION_CREATE
 from csvc.notify.subscriptions import SubscriptionNotFound
 from csvc.policy import enforce
@@ -31,7 +31,7 @@ from csvc.store.capacity import empty_usage, usage_of
 from csvc.store.quotas import RESOURCES
 from csvc.compute import states
 from csvc.relay.exec_attach import exec_upgrade
-from csvc.relay.execs import ExecClaimed, ExecSlot
+from csvc.agents.execs import ExecClaimed, ExecSlot
 
 #: Largest request body accepted, checked before it is parsed.
 MAX_BODY = 1024 * 1024

@@ -1,12 +1,12 @@
 """
 The control plane's wall for published ports: a create's
 ``HostConfig.PortBindings`` and ``PublishAllPorts`` checked against the
-operator's rules (``csvc.agent.port_rules``, which the agent applies again)
+operator's rules (``csvc.wire.port_rules``, which the agent applies again)
 and rebuilt; a 400 for what is not a binding, a 403 for a binding no member
 may have (loopback, outside the operator's range, csvc's own ports).
 """
 
-from csvc.agent.port_rules import PortRefused, PortRules, check_publish_all, rebuild
+from csvc.wire.port_rules import PortRefused, PortRules, check_publish_all, rebuild
 from csvc.api.schemas import BadRequest
 from csvc.policy import Forbidden
 

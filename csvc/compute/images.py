@@ -28,9 +28,9 @@ tagging, loading or building of images.
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.compute.service import ImageNotFound
-from csvc.relay.agentlink import InstanceUnavailable
+from csvc.agents.hub import InstanceUnavailable
 from csvc.store.images import PULLING
 
 #: Docker Hub's names for itself, dropped from a familiar reference

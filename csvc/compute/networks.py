@@ -22,8 +22,8 @@ from twisted.internet.defer import DeferredLock, inlineCallbacks
 from twisted.logger import Logger
 
 from csvc import policy
-from csvc.agent import commands
-from csvc.agent.docker_config import default_network, engine_network, unscoped
+from csvc.wire import commands
+from csvc.wire.naming import default_network, engine_network, unscoped
 from csvc.compute.volumes import LABEL_PROJECT, project_instance
 from csvc.store.quotas import QuotaExceeded, over
 

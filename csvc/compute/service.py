@@ -10,15 +10,15 @@ from datetime import datetime, timezone
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc import policy
 from csvc.compute.defaults import Confinement, confine
 from csvc.compute import states
 from csvc.notify import events as notices
 from csvc.notify.notifier import NullNotifier
-from csvc.relay.agentlink import InstanceUnavailable, LinkLostDuringCall
-from csvc.relay.execs import CollectedOutput
-from csvc.relay import transfers
+from csvc.agents.hub import InstanceUnavailable, LinkLostDuringCall
+from csvc.agents.execs import CollectedOutput
+from csvc.agents import transfers
 
 
 class NotFound(Exception):
@@ -625,7 +625,7 @@ class ContainerService:
         """
         A download (``export``, ``archive``, ``changes``, ``stats``) from the
         container's engine into the HTTP response ``request``: fires with
-        ``(info, consumer)`` (``csvc.relay.transfers.Downloads.open``).
+        ``(info, consumer)`` (``csvc.agents.transfers.Downloads.open``).
         """
         return self._downloads.open(row, kind, options, request, transform, is_last)
 

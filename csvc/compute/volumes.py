@@ -11,9 +11,9 @@ implicitly on another instance is not seen here.
 
 from twisted.internet.defer import inlineCallbacks
 
-from csvc.agent import commands
-from csvc.agent.docker_config import engine_volume, unscoped
-from csvc.relay.agentlink import InstanceUnavailable
+from csvc.wire import commands
+from csvc.wire.naming import engine_volume, unscoped
+from csvc.agents.hub import InstanceUnavailable
 
 LABEL_PROJECT = "csvc.project"
 

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.runner.procmon import ProcessMonitor
 
 from csvc.notify.notifier import NullNotifier
-from csvc.relay import agenttls
+from csvc.agents import tls as agenttls
 
 _TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 

@@ -66,7 +66,7 @@ def agents_ca(settings):
     with and enroll against, when the control plane is the agents' CA
     (``agents-tls-dir`` holds ``ca.key``); None otherwise.
     """
-    from csvc.relay import agenttls
+    from csvc.agents import tls as agenttls
 
     directory = settings.get("agents-tls-dir")
     if not directory or not agenttls.can_enroll(directory):

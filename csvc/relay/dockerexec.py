@@ -14,7 +14,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from csvc.agent.commands import STDIN_WINDOW, stdin_pieces
+from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.exec_attach import ExecContext
 from csvc.stdio.frames import encode_frame
 

@@ -19,7 +19,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from csvc.agent.commands import STDIN_WINDOW, stdin_pieces
+from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.session import AttachSession
 from csvc.stdio.frames import encode_frame
 

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from csvc.agent.commands import OutputRefused
+from csvc.wire.commands import OutputRefused
 from csvc.relay.attach import _TakeOver
 from csvc.relay.websocket import attach_factory
 

@@ -21,7 +21,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from csvc.agent.commands import CHUNK_SIZE
+from csvc.wire.commands import CHUNK_SIZE
 from csvc.compute.states import LIVE
 
 #: Bytes a session queues before it reads from the store instead (eight

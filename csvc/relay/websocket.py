@@ -17,9 +17,9 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
-from csvc.agent.commands import STDIN_WINDOW, stdin_pieces
+from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.session import AttachSession
-from csvc.sockwrite import write_now
+from csvc.wire.sockwrite import write_now
 
 SUBPROTOCOL = "channel.csvc.v1"
 

@@ -6,12 +6,17 @@ instances drained and removed through their provider.
 from twisted.internet.defer import inlineCallbacks
 from twisted.logger import Logger
 
-from csvc.compute.service import NotFound
 
 
 class InstanceConflict(Exception):
     """
     The instance still holds containers, or its name is taken (409).
+    """
+
+
+class NoSuchInstance(Exception):
+    """
+    No instance of that name or uuid (or it was deleted): a 404.
     """
 
 
@@ -34,7 +39,7 @@ class InstanceMap:
     def get(self, ident):
         row = yield self._store.get_instance(ident)
         if row is None or row["status"] == "deleted":
-            raise NotFound(f"instance {ident} not found")
+            raise NoSuchInstance(f"instance {ident} not found")
         return row
 
     def register(self, name, capacity, shared=False, project_id=None):

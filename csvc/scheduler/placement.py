@@ -23,7 +23,7 @@ from twisted.internet.defer import Deferred, TimeoutError, inlineCallbacks
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from csvc.relay.agentlink import InstanceUnavailable
+from csvc.agents.hub import InstanceUnavailable
 from csvc.store import capacity as room
 from csvc.store.db import NoRoom
 

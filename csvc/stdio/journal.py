@@ -14,7 +14,7 @@ viewer costs nothing but its own reads.
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
-from csvc.agent.commands import CHUNK_SIZE, OUTPUT_WINDOW, OutputRefused
+from csvc.wire.commands import CHUNK_SIZE, OUTPUT_WINDOW, OutputRefused
 
 
 class Journal:

@@ -23,7 +23,7 @@ chunks of at most ``chunk_size`` bytes, consecutive bytes of one stream merged,
 ``cursor`` being the position just after the chunk.
 """
 
-from csvc.agent.commands import CHUNK_SIZE
+from csvc.wire.commands import CHUNK_SIZE
 from csvc.stdio.frames import FrameParser
 
 

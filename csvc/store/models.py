@@ -63,7 +63,7 @@ instances = Table(
     Column("cpus", Float),
     # When the one-time enrollment token was used (NULL: not yet), where the
     # control plane is the agents' CA; and the SHA-256 of the certificate the
-    # agent registers with from then on (csvc.relay.agenttls).
+    # agent registers with from then on (csvc.agents.tls).
     Column("enrolled_at", DateTime),
     Column("agent_cert_sha256", String(64)),
 )

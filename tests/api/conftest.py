@@ -17,14 +17,14 @@ from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.api.auth import TokenAuth
 from csvc.api.native import NativeAPI
 from csvc.compute.service import ContainerService
 from csvc.notify.notifier import Notifier
 from csvc.notify.destinations import Destinations
 from csvc.notify.subscriptions import Subscriptions
-from csvc.relay.agentlink import AgentHub, InstanceUnavailable
+from csvc.agents.hub import AgentHub, InstanceUnavailable
 from csvc.stdio.journal import Journal
 from csvc.store.db import Store, make_engine, upgrade
 from tests.resolvers import TableResolver

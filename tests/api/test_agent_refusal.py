@@ -8,7 +8,7 @@ the store.
 from twisted.internet.defer import fail, succeed
 from twisted.logger import Logger, globalLogPublisher
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.docker_config import engine_network
 from csvc.compute.networks import ProjectNetworks
 from csvc.policy import Forbidden

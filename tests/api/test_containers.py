@@ -13,10 +13,10 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.api.native import MAX_BODY
 from csvc.compute.service import ContainerService
-from csvc.relay.agentlink import AgentHub
+from csvc.agents.hub import AgentHub
 from csvc.scheduler.instances import InstanceMap
 from tests.api.conftest import BASE, MISSING_IMAGE, pending, result_of
 

@@ -10,7 +10,7 @@ import pytest
 from treq.testing import StubTreq
 from twisted.internet.defer import succeed
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.api.docker import DockerAPI
 from csvc.api.root import APIRoot
 from csvc.relay.attach import Relay

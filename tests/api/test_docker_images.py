@@ -11,14 +11,14 @@ import pytest
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, succeed
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.api.auth import TokenAuth
 from csvc.api.docker import DockerAPI
 from csvc.api.native import NativeAPI
 from csvc.api.root import APIRoot
 from csvc.compute.images import ProjectImages, PublicImages, familiar
 from csvc.compute.service import ContainerService
-from csvc.relay.agentlink import InstanceUnavailable
+from csvc.agents.hub import InstanceUnavailable
 from csvc.relay.attach import Relay
 from tests.api.conftest import FakeAgentHub, result_of
 

@@ -11,7 +11,7 @@ import json
 import pytest
 from treq.testing import StubTreq
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.api.docker import DockerAPI
 from csvc.api.root import APIRoot
 from csvc.compute.registries import RegistryPolicy

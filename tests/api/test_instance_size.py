@@ -6,7 +6,7 @@ an agent's report of its host does to an instance's size.
 """
 
 from csvc.compute.defaults import Confinement
-from csvc.relay.agentlink import AgentHub
+from csvc.agents.hub import AgentHub
 from tests.api.conftest import pending, result_of
 from tests.api.test_instances import instances, with_provider
 

@@ -9,7 +9,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import succeed
 
 from csvc.providers.local import LocalProvider
-from csvc.relay.agentlink import AgentHub
+from csvc.agents.hub import AgentHub
 from tests.api.conftest import result_of
 
 

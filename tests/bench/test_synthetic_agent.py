@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.protocols import amp
 from twisted.test.iosim import connectedServerAndClient
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.core import AgentCore
 from csvc.agent.link import AgentProtocol
 

@@ -19,7 +19,7 @@ from twisted.internet import defer, task
 from twisted.internet.endpoints import clientFromString, connectProtocol
 from twisted.protocols import amp
 
-from csvc.agent import commands
+from csvc.wire import commands
 
 
 class Probe(amp.AMP):

@@ -23,7 +23,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.protocols import amp
 
-from csvc.agent import commands
+from csvc.wire import commands
 
 
 class BuggyPlane(amp.AMP):

@@ -266,7 +266,7 @@ def test_one_hundred_containers_cost_ten_server_creates(stub, store, providers):
 @pytest_twisted.inlineCallbacks
 def test_user_data_carries_the_agents_ca_and_enrollment(stub, store, providers, tmp_path):
     from csvc.providers.nova import agents_ca, check_settings
-    from csvc.relay import agenttls
+    from csvc.agents import tls as agenttls
 
     tls_dir = str(tmp_path / "tls")
     agenttls.init(tls_dir, ["cp.example"])

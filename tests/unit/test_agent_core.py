@@ -8,7 +8,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.core import AgentCore, ContainerWatch
 
 from tests.unit.agentlinks import RecordingLink

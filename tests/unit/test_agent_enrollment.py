@@ -22,11 +22,11 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.identity import AgentIdentity, IdentityError, parse_connect
 from csvc.agent.service import Options
-from csvc.relay import agenttls
-from csvc.relay.agentlink import AgentHub
+from csvc.agents import tls as agenttls
+from csvc.agents.hub import AgentHub
 from csvc.store.db import make_engine, upgrade
 from tests.api.conftest import SynchronousStore, result_of
 

@@ -7,8 +7,8 @@ plane looks at its token.
 from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
 
-from csvc.agent import commands
-from csvc.relay.agentlink import AgentLink
+from csvc.wire import commands
+from csvc.agents.hub import AgentLink
 
 
 class Hub:

@@ -1,5 +1,5 @@
 """
-csvc/relay/agentlink.py: a connection to the agent port that has not
+csvc/agents/hub.py: a connection to the agent port that has not
 registered within its deadline, or that sends more than a Register box's
 worth before registering, is dropped; a registered one is left alone.
 Driven with StringTransport and task.Clock.
@@ -11,8 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from csvc.agent import commands
-from csvc.relay.agentlink import PREREGISTER_BYTES, AgentLink
+from csvc.wire import commands
+from csvc.agents.hub import PREREGISTER_BYTES, AgentLink
 
 
 class Hub:

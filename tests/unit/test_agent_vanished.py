@@ -10,7 +10,7 @@ import json
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.core import AgentCore
 from csvc.agent.events import EngineEvents, EventLines
 

@@ -1,5 +1,5 @@
 """
-csvc/relay/agentlink.py AgentHub.call after a control-plane start: a call
+csvc/agents/hub.py AgentHub.call after a control-plane start: a call
 to an instance whose agent has not registered again waits for it, for as
 long as the heartbeat monitor gives agents to come back, then fails with
 InstanceUnavailable; after that window calls fail at once, as before.
@@ -10,8 +10,8 @@ is longer, and calls once the agent has its registration's answer.
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
-from csvc.agent import commands
-from csvc.relay.agentlink import AgentHub, InstanceUnavailable
+from csvc.wire import commands
+from csvc.agents.hub import AgentHub, InstanceUnavailable
 from csvc.scheduler.health import HeartbeatMonitor
 
 

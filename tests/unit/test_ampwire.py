@@ -8,8 +8,8 @@ from hypothesis import given, settings, strategies as st
 from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
 
-from csvc.agent import commands
-from csvc.ampwire import FastBoxes
+from csvc.wire import commands
+from csvc.wire.codec import FastBoxes
 
 
 class Recorder:

@@ -8,10 +8,11 @@ import pytest
 from docker import errors as docker_errors
 from twisted.internet.defer import succeed
 
-from csvc.agent import commands, docker_config
-from csvc.agent.commands import InvalidSpec
+from csvc.agent import docker_config
+from csvc.wire import commands
+from csvc.wire.commands import InvalidSpec
 from csvc.agent.docker_engine import LABEL_DEFAULT_NETWORK, LABEL_PROJECT, DefaultNetworks
-from csvc.agent.port_rules import PortRules
+from csvc.wire.port_rules import PortRules
 from csvc.compute.networks import ProjectNetworks
 
 NETWORK = "f" * 64

@@ -7,7 +7,7 @@ in turn per project, and a full queue is refused with ``EngineBusy``.
 from hypothesis import given, settings, strategies as st
 from twisted.internet.defer import Deferred
 
-from csvc.agent.commands import EngineBusy
+from csvc.wire.commands import EngineBusy
 from csvc.agent.docker_engine import DockerEngine, share_key
 from csvc.agent.shares import EngineShares
 

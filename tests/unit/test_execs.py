@@ -9,11 +9,11 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionDone
 
-from csvc.agent.commands import NoSuchExec, OutputRefused
+from csvc.wire.commands import NoSuchExec, OutputRefused
 from csvc.agent.execs import ExecStream
 from csvc.agent.output import OutputFollower
 from csvc.relay.exec_attach import ExecContext, ExecSession
-from csvc.relay.execs import CollectedOutput, ExecClaimed, ExecOutputTooLarge, ExecRegistry
+from csvc.agents.execs import CollectedOutput, ExecClaimed, ExecOutputTooLarge, ExecRegistry
 from csvc.stdio.frames import encode_frame
 from csvc.stdio.reader import OutputReader
 

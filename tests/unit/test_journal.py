@@ -8,7 +8,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from csvc.agent.commands import CHUNK_SIZE, OutputRefused
+from csvc.wire.commands import CHUNK_SIZE, OutputRefused
 from csvc.stdio.journal import Journal
 
 U = "c-1"

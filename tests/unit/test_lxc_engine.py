@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 
 from csvc.agent import lxc_engine, lxc_runner
 from csvc.agent import service as agent_service
-from csvc.agent.commands import InvalidSpec, NoSuchContainer
+from csvc.wire.commands import InvalidSpec, NoSuchContainer
 from csvc.agent.lxc_engine import LxcContainers, OutputTail
 from csvc.stdio.frames import encode_frame
 from csvc.stdio.reader import OutputReader

@@ -1,12 +1,12 @@
 """
-csvc.agent.port_rules (both walls' rules for published ports) and the
+csvc.wire.port_rules (both walls' rules for published ports) and the
 control plane's csvc.api.published_ports.check around them.
 """
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from csvc.agent.port_rules import (
+from csvc.wire.port_rules import (
     EPHEMERAL, MAX_BINDINGS, PortRefused, PortRules, check_publish_all, endpoint_port, parse_range, rebuild,
 )
 from csvc.api.published_ports import check, rules_from_config

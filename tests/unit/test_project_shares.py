@@ -6,9 +6,9 @@ refuses another's, and another project's exec id is not found.
 
 import pytest
 
-from csvc.agent.commands import NoSuchExec
-from csvc.relay.execs import ExecRegistry
-from csvc.relay.transfers import TooManyTransfers, TransferRegistry
+from csvc.wire.commands import NoSuchExec
+from csvc.agents.execs import ExecRegistry
+from csvc.agents.transfers import TooManyTransfers, TransferRegistry
 
 
 class Taker:

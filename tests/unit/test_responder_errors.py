@@ -15,9 +15,9 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import globalLogPublisher
 from twisted.test import iosim
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.link import AgentProtocol
-from csvc.relay.agentlink import AgentLink
+from csvc.agents.hub import AgentLink
 
 
 class Broken(Exception):
@@ -133,7 +133,7 @@ def raising(times, error, then):
 def test_an_agent_responder_that_raises_answers_internal_error_and_the_link_stays(link, logged, monkeypatch):
     control, agent, pump = link
     core = agent._core
-    # Input: a fast command (csvc.ampwire's own dispatch).
+    # Input: a fast command (csvc.wire.codec's own dispatch).
     monkeypatch.setattr(core, "write_stdin", raising(1, Broken("disk on fire"), core.write_stdin))
     failed = call(pump, control, commands.Input, uuid="c-1", data=b"first")
     assert failed.check(commands.InternalError)

@@ -1,5 +1,5 @@
 """
-csvc/sockwrite.py: writes go straight to the socket when nothing is queued,
+csvc/wire/sockwrite.py: writes go straight to the socket when nothing is queued,
 and what the socket does not take is queued in order, on real TCP and UNIX
 connections.
 """
@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 
-from csvc.sockwrite import write_now
+from csvc.wire.sockwrite import write_now
 
 
 class Collect(Protocol):

@@ -17,9 +17,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
 
-from csvc.agent import commands
-from csvc.agent.commands import STDIN_PIECE, STDIN_WINDOW, stdin_pieces
-from csvc.ampwire import FastBoxes
+from csvc.wire import commands
+from csvc.wire.commands import STDIN_PIECE, STDIN_WINDOW, stdin_pieces
+from csvc.wire.codec import FastBoxes
 from csvc.relay.dockerexec import DockerExecStream, ExecState
 from csvc.relay.dockerstream import DockerAttachStream
 from tests.unit.test_ws_frames import frame, opened

@@ -14,9 +14,9 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
-from csvc.agent import commands
+from csvc.wire import commands
 from csvc.agent.transfers import Downloads, LineChunks, LineTooLong, RawChunks, UploadBody, Uploads
-from csvc.relay.transfers import ResponseDownload, TransferRegistry, _send_chunks
+from csvc.agents.transfers import ResponseDownload, TransferRegistry, _send_chunks
 
 
 # -- readers -----------------------------------------------------------------
@@ -341,8 +341,8 @@ def test_a_paused_response_pauses_the_engine_stream_across_amp():
     from twisted.test import iosim
 
     from csvc.agent.link import AgentProtocol
-    from csvc.relay.agentlink import AgentHub, AgentLink
-    from csvc.relay.transfers import Downloads as ControlDownloads
+    from csvc.agents.hub import AgentHub, AgentLink
+    from csvc.agents.transfers import Downloads as ControlDownloads
 
     engine = FakeEngine()
     core = StubCore(engine)

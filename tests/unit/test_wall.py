@@ -16,7 +16,8 @@ from hypothesis import given, settings, strategies as st
 from twisted.internet.task import Clock
 from twisted.logger import Logger
 
-from csvc.agent import commands, wall
+from csvc.agent import wall
+from csvc.wire import commands
 from csvc.agent.docker_config import engine_network, engine_volume
 from csvc.agent import docker_engine, lxc_engine
 

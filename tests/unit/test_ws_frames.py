@@ -15,7 +15,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from csvc.agent.commands import STDIN_PIECE, stdin_pieces
+from csvc.wire.commands import STDIN_PIECE, stdin_pieces
 from csvc.relay.websocket import MAX_CLIENT_MESSAGE, SUBPROTOCOL, attach_factory
 
 

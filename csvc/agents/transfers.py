@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from csvc.agent.commands import (
+from csvc.wire.commands import (
     CHUNK_SIZE, TRANSFER_WINDOW, CancelDownload, CancelUpload, FinishUpload, OpenDownload, OpenUpload,
     OutputRefused, UploadChunk,
 )

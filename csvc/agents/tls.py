@@ -222,7 +222,7 @@ def server_options(directory):
     certificate an agent presents must be signed by the directory's CA.
     Agents must present one, unless the directory holds ``ca.key``: then an
     agent without one yet may connect, to enroll (and nothing else: see
-    ``csvc.relay.agentlink``).
+    ``csvc.agents.hub``).
     """
     server = PrivateCertificate.loadPEM(
         _read(os.path.join(directory, SERVER_CERT)) + _read(os.path.join(directory, SERVER_KEY))

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 from twisted.internet.defer import Deferred, maybeDeferred
 
-from csvc.agent.commands import EXEC_WINDOW, NoSuchExec, OutputRefused
+from csvc.wire.commands import EXEC_WINDOW, NoSuchExec, OutputRefused
 
 #: Largest output a non-interactive exec collects for its answer (by
 #: default: ``--exec-output-max``; each running one also holds one of its

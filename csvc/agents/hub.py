@@ -10,11 +10,11 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols import amp
 
-from csvc.agent import commands
-from csvc.ampwire import FastBoxes
-from csvc.relay.agenttls import EnrollmentRefused, fingerprint
-from csvc.relay.execs import ExecRegistry
-from csvc.relay.transfers import TransferRegistry
+from csvc.wire import commands
+from csvc.wire.codec import FastBoxes
+from csvc.agents.tls import EnrollmentRefused, fingerprint
+from csvc.agents.execs import ExecRegistry
+from csvc.agents.transfers import TransferRegistry
 
 #: Bytes read from an agent link at once (Twisted reads 64 KiB).
 RECV_SIZE = 512 * 1024
@@ -98,7 +98,7 @@ class AgentHub:
         #: instance uuid -> Deferreds waiting for its agent to register
         self._registering = {}
         self.execs = ExecRegistry()
-        #: downloads from agents in flight (csvc.relay.transfers)
+        #: downloads from agents in flight (csvc.agents.transfers)
         self.transfers = TransferRegistry()
         #: instance uuid -> the address its agent connected from
         self._addresses = {}
@@ -107,7 +107,7 @@ class AgentHub:
         #: calls to an instance not connected yet wait for its agent until
         #: then (``expect_agents``); None = no start window
         self._expecting = None
-        #: ``csvc.relay.agenttls.AgentAuthority`` where the control plane is
+        #: ``csvc.agents.tls.AgentAuthority`` where the control plane is
         #: the agents' CA (its TLS directory holds ``ca.key``): enrollment
         #: tokens are then single-use, and agents register by certificate.
         self.authority = None

@@ -15,7 +15,7 @@ Pieces of ``commands.Bytes`` values (keys with a dot) are handed over as
 memoryviews of the receive buffer and joined once, by ``Bytes``.
 
 Writing: ``sendBox`` sends a box's keys and values as they are, with
-``csvc.sockwrite.write_now``, instead of joining them into one string that
+``csvc.wire.sockwrite.write_now``, instead of joining them into one string that
 the transport then copies again; a fast call is written straight from its
 arguments, after its keys' bytes made once per command, with no box in
 between, and an answer that carries nothing is written as its bytes.
@@ -56,8 +56,8 @@ from twisted.protocols import amp
 from twisted.protocols.amp import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, AmpBox, TooLong
 from twisted.python.failure import Failure
 
-from csvc.agent.commands import INTERNAL_ERROR
-from csvc.sockwrite import write_now
+from csvc.wire.commands import INTERNAL_ERROR
+from csvc.wire.sockwrite import write_now
 
 _ASK = b"_ask"
 _ANSWER = b"_answer"
