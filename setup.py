@@ -7,7 +7,7 @@ setup(
     packages=find_packages(include=["csvc", "csvc.*"]) + ["twisted.plugins"],
     package_data={
         "csvc.store": ["alembic.ini", "migrations/*.py", "migrations/versions/*.py"],
-        "csvc.api": ["static/*", "static/xterm/*"],
+        "csvc.api": ["static/*", "static/xterm/*", "engine_schema.json"],
     },
     include_package_data=True,
     python_requires=">=3.11",

@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT="$(pwd)"
 
 APT_PACKAGES=(docker.io docker-compose busybox-static postgresql chromium lxc iproute2 socat
-              golang-github-docker-docker-dev)
+              golang-github-docker-docker-dev linux-perf)
 DOCKER_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/csvc-dockerd.log
 DOCKERD_WAIT=60
