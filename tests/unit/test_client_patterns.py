@@ -6,7 +6,7 @@ bounded input; an invalid or oversized pattern is a 400 naming the filter.
 import pytest
 
 from csvc.api import docker_events
-from csvc.api.docker import _list_filters, _matches
+from csvc.api.docker.filters import container_matches, list_filters
 from csvc.api.schemas import BadRequest
 
 
@@ -18,19 +18,19 @@ def row(name):
 def test_catastrophic_pattern_answers_correctly_on_a_long_name():
     # With Python's backtracking re this takes 2^n steps; RE2 is linear.
     name = "a" * 5000 + "!"
-    filters = _list_filters('{"name": ["(a+)+$"]}')
-    assert not _matches(row(name), filters)
-    assert _matches(row("a" * 5000), filters)
+    filters = list_filters('{"name": ["(a+)+$"]}')
+    assert not container_matches(row(name), filters)
+    assert container_matches(row("a" * 5000), filters)
 
 
 def test_name_filter_keeps_dockers_semantics():
-    filters = _list_filters('{"name": ["^/web", "db$"]}')
-    assert _matches(row("web-1"), filters)
-    assert _matches(row("my-db"), filters)
-    assert not _matches(row("api"), filters)
-    assert _matches(row("x-web-y"), _list_filters('{"name": ["web"]}'))
-    assert _matches(row("web-1"), _list_filters('{"name": ["^web"]}'))
-    assert not _matches(row("web-1"), _list_filters('{"name": ["^/web-1x"]}'))
+    filters = list_filters('{"name": ["^/web", "db$"]}')
+    assert container_matches(row("web-1"), filters)
+    assert container_matches(row("my-db"), filters)
+    assert not container_matches(row("api"), filters)
+    assert container_matches(row("x-web-y"), list_filters('{"name": ["web"]}'))
+    assert container_matches(row("web-1"), list_filters('{"name": ["^web"]}'))
+    assert not container_matches(row("web-1"), list_filters('{"name": ["^/web-1x"]}'))
 
 
 @pytest.mark.parametrize("pattern, words", [
@@ -40,7 +40,7 @@ def test_name_filter_keeps_dockers_semantics():
 ])
 def test_invalid_pattern_is_a_400_naming_the_filter(pattern, words):
     with pytest.raises(BadRequest) as bad:
-        _list_filters('{"name": [%s]}' % __import__("json").dumps(pattern))
+        list_filters('{"name": [%s]}' % __import__("json").dumps(pattern))
     assert "filter name" in str(bad.value) and words in str(bad.value)
 
 
@@ -51,7 +51,7 @@ def test_pattern_length_and_filter_values_are_bounded():
     assert docker_events.name_pattern("a" * docker_events.MAX_PATTERN).search("a" * docker_events.MAX_PATTERN)
     many = '{"name": [%s]}' % ",".join(['"a"'] * (docker_events.MAX_FILTER_VALUES + 1))
     with pytest.raises(BadRequest) as bad:
-        _list_filters(many)
+        list_filters(many)
     assert f"more than {docker_events.MAX_FILTER_VALUES}" in str(bad.value)
     with pytest.raises(BadRequest) as bad:
         docker_events.parse_filters('{"image": ["%s"]}' % ("x" * (docker_events.MAX_FILTER_VALUE + 1)))

@@ -1,5 +1,5 @@
 """
-csvc/api/docker.py: the filters of ``docker container prune`` (``until``,
+csvc/api/docker/filters.py: the filters of ``docker container prune`` (``until``,
 ``label``, ``label!``), ``docker volume prune`` (``all`` too) and ``docker
 network ls`` as Docker reads them.
 """
@@ -8,9 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from csvc.api.docker import (
-    _labels_match, _network_matches, _prune_filters, _prune_filters_any, _unix_rfc3339, _until,
-    _volume_prune_filters,
+from csvc.api.docker.filters import (
+    labels_match, network_matches, parse_until, prune_filters, prune_filters_any, unix_rfc3339, volume_prune_filters,
 )
 from csvc.api.schemas import BadRequest
 
@@ -33,22 +32,22 @@ NOW = 1_800_000_000.0
     ],
 )
 def test_until_reads_unix_times_rfc3339_and_durations(value, expected):
-    assert _until(value, now=NOW) == pytest.approx(expected)
+    assert parse_until(value, now=NOW) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("value", ["yesterday", "-5m", "10x", "", "2026-13-01"])
 def test_until_names_what_it_cannot_read(value):
     with pytest.raises(BadRequest) as bad:
-        _until(value, now=NOW)
+        parse_until(value, now=NOW)
     assert repr(value) in str(bad.value)
 
 
 def test_prune_filters_in_both_encodings():
-    until, labels, not_labels = _prune_filters('{"label": {"a=b": true, "c": false}, "label!": ["d"]}')
+    until, labels, not_labels = prune_filters('{"label": {"a=b": true, "c": false}, "label!": ["d"]}')
     assert (until, labels, not_labels) == (None, ["a=b"], ["d"])
-    until, _labels, _not = _prune_filters('{"until": ["1700000000"]}')
+    until, _labels, _not = prune_filters('{"until": ["1700000000"]}')
     assert until == 1_700_000_000.0
-    assert _prune_filters("") == (None, [], [])
+    assert prune_filters("") == (None, [], [])
 
 
 @pytest.mark.parametrize(
@@ -64,54 +63,54 @@ def test_prune_filters_in_both_encodings():
 )
 def test_prune_filters_refuse_what_docker_would_not_take(text, message):
     with pytest.raises(BadRequest) as bad:
-        _prune_filters(text)
+        prune_filters(text)
     assert message in str(bad.value)
 
 
 def test_labels_match_as_docker_does():
     labels = {"a": "b", "keep": "yes"}
-    assert _labels_match(labels, [], [])
-    assert _labels_match(labels, ["a"], [])
-    assert _labels_match(labels, ["a=b", "keep"], [])
-    assert not _labels_match(labels, ["a=c"], [])
-    assert not _labels_match(labels, ["missing"], [])
+    assert labels_match(labels, [], [])
+    assert labels_match(labels, ["a"], [])
+    assert labels_match(labels, ["a=b", "keep"], [])
+    assert not labels_match(labels, ["a=c"], [])
+    assert not labels_match(labels, ["missing"], [])
     # label!: left out when every one of them matches.
-    assert not _labels_match(labels, [], ["keep"])
-    assert _labels_match(labels, [], ["keep", "missing"])
-    assert _labels_match(labels, [], ["keep=no"])
+    assert not labels_match(labels, [], ["keep"])
+    assert labels_match(labels, [], ["keep", "missing"])
+    assert labels_match(labels, [], ["keep=no"])
 
 
 def test_volume_prune_filters():
-    assert _volume_prune_filters("") == (False, [], [])
-    assert _volume_prune_filters('{"all": ["true"], "label!": {"keep": true}}') == (True, [], ["keep"])
-    assert _volume_prune_filters('{"all": ["0"], "label": ["a=b"]}') == (False, ["a=b"], [])
+    assert volume_prune_filters("") == (False, [], [])
+    assert volume_prune_filters('{"all": ["true"], "label!": {"keep": true}}') == (True, [], ["keep"])
+    assert volume_prune_filters('{"all": ["0"], "label": ["a=b"]}') == (False, ["a=b"], [])
     refused = [('{"all": ["maybe"]}', "filter all: ['maybe']"), ('{"dangling": ["true"]}', "invalid filter 'dangling'")]
     for text, message in refused:
         with pytest.raises(BadRequest) as bad:
-            _volume_prune_filters(text)
+            volume_prune_filters(text)
         assert message in str(bad.value)
 
 
 def test_prunes_that_remove_nothing_still_read_their_filters():
-    _prune_filters_any('{"dangling": {"true": true}, "until": ["10m"]}')
+    prune_filters_any('{"dangling": {"true": true}, "until": ["10m"]}')
     with pytest.raises(BadRequest) as bad:
-        _prune_filters_any('{"until": ["soon"]}')
+        prune_filters_any('{"until": ["soon"]}')
     assert "'soon'" in str(bad.value)
     with pytest.raises(BadRequest):
-        _prune_filters_any("{")
+        prune_filters_any("{")
 
 
 def test_network_created_times_as_docker_writes_them():
-    assert _unix_rfc3339("2026-11-27T05:29:25.953759854Z") == pytest.approx(1795757365.953759)
-    assert _unix_rfc3339("2026-11-27T06:29:25+01:00") == 1795757365
-    assert _unix_rfc3339("") == 0 and _unix_rfc3339("yesterday") == 0
+    assert unix_rfc3339("2026-11-27T05:29:25.953759854Z") == pytest.approx(1795757365.953759)
+    assert unix_rfc3339("2026-11-27T06:29:25+01:00") == 1795757365
+    assert unix_rfc3339("") == 0 and unix_rfc3339("yesterday") == 0
 
 
 def test_network_list_filters():
     network = {"Name": "backend", "Id": "abc123", "Driver": "bridge", "Scope": "local", "Labels": {"tier": "data"}}
-    assert _network_matches(network, {})
-    assert _network_matches(network, {"name": ["nope", "back"], "id": ["abc"], "type": ["custom"]})
-    assert not _network_matches(network, {"type": ["builtin"]})
-    assert _network_matches(network, {"label": ["tier=data", "tier"]})
-    assert not _network_matches(network, {"label": ["tier=data", "zone"]})
-    assert not _network_matches(dict(network, Name="bridge"), {"type": ["custom"]})
+    assert network_matches(network, {})
+    assert network_matches(network, {"name": ["nope", "back"], "id": ["abc"], "type": ["custom"]})
+    assert not network_matches(network, {"type": ["builtin"]})
+    assert network_matches(network, {"label": ["tier=data", "tier"]})
+    assert not network_matches(network, {"label": ["tier=data", "zone"]})
+    assert not network_matches(dict(network, Name="bridge"), {"type": ["custom"]})

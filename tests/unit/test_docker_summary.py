@@ -1,5 +1,5 @@
 """
-csvc/api/docker.py: what `docker ps -a` shows of a container by its csvc
+csvc/api/docker/views.py: what `docker ps -a` shows of a container by its csvc
 status (State and the Status text the CLI prints).
 """
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from csvc.api.docker import DockerAPI
+from csvc.api.docker.views import container_summary
 
 CREATED = datetime(2026, 11, 26, 9, 0, 0)
 LATER = datetime(2026, 11, 26, 9, 5, 0)
@@ -33,5 +33,5 @@ def row(status, **values):
 )
 def test_ps_state_and_status(status, values, state, text):
     now = (LATER - datetime(1970, 1, 1)).total_seconds()  # rows' times are naive UTC
-    summary = DockerAPI._summary(None, row(status, **values), now)
+    summary = container_summary(row(status, **values), now)
     assert (summary["State"], summary["Status"]) == (state, text)

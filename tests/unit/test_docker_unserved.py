@@ -1,12 +1,13 @@
 """
-csvc/api/docker.py: a request for a part of the Docker API csvc does not
+csvc/api/docker/app.py: a request for a part of the Docker API csvc does not
 serve is a 501 saying which and why; other unknown paths stay Docker's 404.
 """
 
 import pytest
 from treq.testing import StubTreq
 
-from csvc.api.docker import DockerAPI, _unserved
+from csvc.api.docker import DockerAPI
+from csvc.api.docker.app import unserved
 from tests.api.conftest import result_of
 
 
@@ -28,14 +29,14 @@ from tests.api.conftest import result_of
     ],
 )
 def test_unserved_parts_are_named(method, path, what):
-    message = _unserved(method, path)
+    message = unserved(method, path)
     assert message.startswith(f"csvc does not serve Docker {what}")
     assert f" ({method} {path}): " in message
 
 
 @pytest.mark.parametrize("path", ["/nope", "/v1.45/containers/x/y/z", "/networks/x/y/z", "/imagesx"])
 def test_other_unknown_paths_are_not_claimed(path):
-    assert _unserved("GET", path) is None
+    assert unserved("GET", path) is None
 
 
 def test_the_api_answers_501_for_them_and_404_otherwise():

@@ -1,5 +1,5 @@
 """
-csvc/api/docker.py: the unauthenticated /version tells clients what they
+csvc/api/docker/system.py: the unauthenticated /version tells clients what they
 read (ApiVersion, MinAPIVersion, Version) and nothing of the host's kernel.
 """
 
@@ -7,7 +7,8 @@ import platform
 
 from treq.testing import StubTreq
 
-from csvc.api.docker import API_VERSION, MIN_API_VERSION, SERVER_VERSION, DockerAPI
+from csvc.api.docker import DockerAPI
+from csvc.api.docker.app import API_VERSION, MIN_API_VERSION, SERVER_VERSION
 from tests.api.conftest import result_of
 
 
