@@ -845,10 +845,11 @@ class DefaultNetworks:
                     labels={LABEL_PROJECT: project_id, LABEL_DEFAULT_NETWORK: "1"},
                     options=docker_config.network_driver_options(name),
                 )
-            except docker_errors.APIError as exc:
-                # 409: made meanwhile (by another agent on this engine).
-                if exc.status_code != 409:
-                    raise
+            except docker_errors.APIError:
+                # Made meanwhile by another agent on this engine: a 409 when
+                # its name was there first, a 500 ("same bridge name") when
+                # both passed the name check at once.  Found below, or not.
+                pass
             found = _named_networks(client, name)
         if not found:
             raise EngineError(f"the default network of project {project_id} could not be made")
