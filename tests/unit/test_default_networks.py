@@ -139,6 +139,33 @@ def test_a_conflict_means_it_exists():
     assert DefaultNetworks().ensure(engine, "p1") == engine.networks_made[0]["Id"]
 
 
+def test_a_same_bridge_refusal_of_a_network_made_meanwhile_finds_it():
+    # Both makers passed the engine's name check: the second fails on the
+    # bridge's name, with a 500.
+    engine = Engine()
+    make = engine.create_network
+
+    def same_bridge(name, **kwargs):
+        make(name, **kwargs)
+        raise docker_errors.APIError("networks have same bridge name",
+                                     response=type("R", (), {"status_code": 500, "reason": ""})())
+
+    engine.create_network = same_bridge
+    assert DefaultNetworks().ensure(engine, "p1") == engine.networks_made[0]["Id"]
+
+
+def test_a_refusal_with_no_network_made_is_an_engine_error():
+    engine = Engine()
+
+    def refused(name, **kwargs):
+        raise docker_errors.APIError("no address pool left", response=type("R", (), {"status_code": 500,
+                                                                                       "reason": ""})())
+
+    engine.create_network = refused
+    with pytest.raises(commands.EngineError, match="could not be made"):
+        DefaultNetworks().ensure(engine, "p1")
+
+
 def test_removed_with_its_last_container():
     engine = Engine()
     networks = DefaultNetworks()
