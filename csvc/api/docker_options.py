@@ -546,6 +546,26 @@ UPDATE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", 
           "CpusetCpus", "PidsLimit", "RestartPolicy")
 
 
+def swap_within(changes, memory, swap):
+    """
+    An update's ``changes`` checked against the container's ``memory`` and
+    ``swap`` limits in bytes (0: none): memory and swap together
+    (``MemorySwap``) no lower than the memory limit, else a 400 naming them
+    (the engine hands such limits to runc, whose failure would be a 500).
+    """
+    if "Memory" not in changes and "MemorySwap" not in changes:
+        return changes
+    memory = changes.get("Memory") or memory
+    swap = changes.get("MemorySwap") or swap
+    if memory > 0 and swap > 0 and swap < memory:
+        if "MemorySwap" in changes:
+            raise BadRequest(f"MemorySwap: {swap} is lower than the memory limit ({memory}): it is memory and swap "
+                             "together, so no lower than Memory")
+        raise BadRequest(f"Memory: {memory} is higher than the container's MemorySwap ({swap}): update MemorySwap "
+                         "at the same time")
+    return changes
+
+
 def update_fields(body):
     """
     The fields of an update body that change something, validated (a 400

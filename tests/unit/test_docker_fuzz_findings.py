@@ -13,7 +13,7 @@ from twisted.web.server import Site
 from csvc.api import docker_options
 from csvc.api.docker import DockerAPI
 from csvc.api.schemas import BadRequest
-from csvc.relay.hijack import RAW, HijackResource
+from csvc.relay.hijack import RAW, HijackableChannel, HijackResource
 from tests.api.conftest import result_of
 
 
@@ -51,7 +51,9 @@ def hijacked(head):
     the stream's protocol.
     """
     stream = Stream()
-    channel = Site(HijackResource(stream, RAW, Clock())).buildProtocol(None)
+    site = Site(HijackResource(stream, RAW, Clock()))
+    site.protocol = HijackableChannel
+    channel = site.buildProtocol(None)
     transport = StringTransport()
     channel.makeConnection(transport)
     channel.dataReceived(head + b"Content-Length: 0\r\n\r\nstdin bytes")
@@ -74,13 +76,18 @@ def test_a_hijack_not_asked_to_upgrade_answers_200_with_the_stream_as_body():
     assert stream.received == b"stdin bytes"
 
 
-@pytest.mark.parametrize("method", ["TRACE", "PATCH", "OPTIONS"])
-def test_a_method_the_engine_api_never_uses_on_a_served_images_path_is_a_405(method):
+@pytest.mark.parametrize(
+    "method, path",
+    [("TRACE", "/images/json"), ("PATCH", "/images/json"), ("PUT", "/images/json"), ("POST", "/images/json"),
+     ("GET", "/images/create"), ("POST", "/images/csvc/busybox/json"), ("GET", "/build/prune"),
+     ("DELETE", "/build/prune")],
+)
+def test_a_method_the_engine_api_has_no_operation_for_on_a_served_path_is_a_405(method, path):
     # It was a 501 "csvc does not serve Docker image management".
     http = StubTreq(DockerAPI(None, None, None, None, None, None, None).resource())
-    response = result_of(http.request(method, "http://csvc.test/images/json"))
+    response = result_of(http.request(method, "http://csvc.test" + path))
     assert response.code == 405
-    assert result_of(response.json()) == {"message": "method not allowed on /images/json"}
+    assert result_of(response.json()) == {"message": f"method not allowed on {path}"}
 
 
 def test_an_engine_api_method_on_an_images_path_csvc_does_not_serve_is_still_a_501():
@@ -89,3 +96,35 @@ def test_an_engine_api_method_on_an_images_path_csvc_does_not_serve_is_still_a_5
     response = result_of(http.delete("http://csvc.test/images/json"))
     assert response.code == 501
     assert result_of(response.json())["message"].startswith("csvc does not serve Docker image management")
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "changes, memory, swap, words",
+    [
+        ({"MemorySwap": 9175346}, 512 * MIB, 0, "MemorySwap: 9175346 is lower than the memory limit"),
+        ({"MemorySwap": 64 * MIB, "Memory": 128 * MIB}, 0, 0, "MemorySwap: 67108864 is lower than the memory limit"),
+        ({"Memory": 256 * MIB}, 64 * MIB, 128 * MIB, "Memory: 268435456 is higher than the container's MemorySwap"),
+    ],
+)
+def test_swap_below_the_memory_limit_is_a_400_naming_it(changes, memory, swap, words):
+    # The engine hands it to runc (memory.memsw.limit_in_bytes), whose
+    # failure was a 500.
+    with pytest.raises(BadRequest, match=words):
+        docker_options.swap_within(changes, memory, swap)
+
+
+@pytest.mark.parametrize(
+    "changes, memory, swap",
+    [
+        ({"MemorySwap": 1024 * MIB}, 512 * MIB, 0),
+        ({"MemorySwap": -1}, 512 * MIB, 0),
+        ({"MemorySwap": 9175346}, 0, 0),
+        ({"Memory": 64 * MIB}, 512 * MIB, 1024 * MIB),
+        ({"PidsLimit": 10}, 512 * MIB, 256 * MIB),
+    ],
+)
+def test_swap_at_or_above_the_memory_limit_or_unlimited_is_taken(changes, memory, swap):
+    assert docker_options.swap_within(changes, memory, swap) == changes

@@ -255,6 +255,8 @@ class ContainerRoutes(DockerRoutes):
         changes = update_within(docker_options.update_fields(body), self._containers.confinement,
                                 admin=identity.is_admin)
         row = yield self._get(identity, ident)
+        stored = ((row.get("docker_config") or {}).get("HostConfig") or {})
+        docker_options.swap_within(changes, (row["memory"] or 0) * 1024 * 1024, stored.get("MemorySwap") or 0)
         restart = (changes.get("RestartPolicy") or {}).get("Name") or "no"
         if row["remove_on_exit"] and restart != "no":
             raise BadRequest("Restart policy cannot be updated because AutoRemove is enabled for the container")
