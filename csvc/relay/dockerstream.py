@@ -19,6 +19,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from csvc.compute import states
 from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.session import AttachSession
 from csvc.stdio.frames import encode_frame
@@ -50,7 +51,7 @@ class DockerAttachStream(Protocol):
         self._reading_paused = False
         self._eof = False
         self._closed_stdin = False
-        self._running = row["status"] == "running"
+        self._running = states.may("input", row["status"])
         self._gone = False
         # The relay's open sessions, counted against the project's quota.
         self._sessions = sessions if sessions is not None else set()
@@ -106,16 +107,14 @@ class DockerAttachStream(Protocol):
 
     @inlineCallbacks
     def _await_running(self):
-        from csvc.compute.states import LIVE
-
         while not self._gone:
             waiter = self._journal.wait_state(self._row["uuid"])
             row = yield self._store.get_container(self._row["uuid"])
-            if row is None or row["status"] not in LIVE:
+            if row is None or row["status"] not in states.LIVE:
                 self._journal.cancel_wait(self._row["uuid"], waiter)
                 self._held, self._held_bytes = deque(), 0
                 return
-            if row["status"] == "running":
+            if states.may("input", row["status"]):
                 self._journal.cancel_wait(self._row["uuid"], waiter)
                 self._running = True
                 self._deliver()
