@@ -10,7 +10,7 @@ Each connection to the UNIX socket LISTEN_PATH gets its own connection to
 CONNECT_PATH; bytes are copied both ways as they are read, each side the
 other's streaming producer (backpressure), reads of up to ``--buffer``
 bytes (the relay's 256 KiB), half-closes passed on.  Writes go out at once
-with ``csvc.wire.sockwrite.write_now``, as the relay's do (Twisted's own
+with ``csvc.fastpath.sockets.write_now``, as the relay's do (Twisted's own
 ``transport.write`` waits for the reactor's next turn), and the process is
 tuned as the services are (``csvc.process.tune``).  Nothing else: no
 framing, no persistence, no WebSocket; the code a relay on csvc's stack
@@ -27,7 +27,7 @@ from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from csvc.process import tune
-from csvc.wire.sockwrite import write_now
+from csvc.fastpath.sockets import write_now
 
 
 @implementer(IHalfCloseableProtocol)

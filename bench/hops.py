@@ -12,11 +12,11 @@ in docs/benchmarks.md quotes.
   reader (csvc/relay/websocket.py);
 - ``amp_output_us``, ``amp_input_us``: an Output / Input box received,
   dispatched to a responder that answers at once, and the answer written,
-  as the services do it (csvc/wire/codec.py's fast commands);
+  as the services do it (csvc/fastpath/boxes.py's fast commands);
 - ``call_output_us``: ``callRemote(Output)`` of 1 byte, box written, the
   same way;
 - ``amp_generic``: those three through AMP's own dispatch and callRemote
-  (csvc/wire/codec.py's reader and writer only), for comparison;
+  (csvc/fastpath/boxes.py's reader and writer only), for comparison;
 - ``tcp_rtt_us``: p50/p99 of one byte back and forth between two
   processes over loopback TCP, 2 ms apart (the kernel's part of a hop).
 
@@ -39,7 +39,7 @@ from twisted.protocols import amp
 from _service import parse_args
 
 from csvc.wire import commands
-from csvc.wire.codec import FastBoxes
+from csvc.fastpath.boxes import FastBoxes
 from csvc.relay.websocket import attach_factory
 
 UUID = "2182f85d-4727-49df-a19c-999da2414439"

@@ -6,6 +6,7 @@ file (TOML, the same names as the options) over defaults.
 import os
 import tomllib
 
+from csvc import fastpath
 from csvc.compute.defaults import Confinement
 from csvc.compute.images import PublicImages
 from csvc.notify.destinations import parse_networks
@@ -75,6 +76,10 @@ DEFAULTS = {
     # MiB a Docker archive upload (PUT /containers/{id}/archive) may carry;
     # every other request body is refused past 1 MiB
     "api-max-upload": 1024,
+    # private internals of Twisted and autobahn for speed (csvc.fastpath):
+    # on, off, or auto (on with the releases it was tested with); None =
+    # $CSVC_FAST_PATH, else auto
+    "fast-path": None,
     # seconds a new agent connection has to register before it is dropped
     "agent-register-timeout": 10.0,
     # each project's limits unless set through /v1/quotas; -1 = unlimited
@@ -236,6 +241,9 @@ def resolve(command_line, config_path=None):
         raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings['provider']!r}")
     if settings["provider"] == "nova":
         _check_nova(settings)
+    settings["fast-path"] = settings["fast-path"] or fastpath.default_mode()
+    if settings["fast-path"] not in fastpath.MODES:
+        raise ConfigError(f"fast-path must be one of {', '.join(fastpath.MODES)}, not {settings['fast-path']!r}")
     if settings["auth"] not in AUTH_MODES:
         raise ConfigError(f"auth must be one of {', '.join(AUTH_MODES)}, not {settings['auth']!r}")
     if settings["auth"] == "keystone":

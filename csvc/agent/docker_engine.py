@@ -26,7 +26,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint, connectProtocol
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, _HTTP11ClientFactory, readBody
+from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, readBody
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -57,9 +57,12 @@ LOG_DRIVER = "local"
 LOG_OPTIONS = {"max-size": "128m", "max-file": "8"}
 
 
-class _QuietClientFactory(_HTTP11ClientFactory):
-    # One connection per log stream: do not log each one's start and stop.
-    noisy = False
+class _QuietUNIXEndpoint(UNIXClientEndpoint):
+    def connect(self, protocolFactory):
+        # One connection per log stream: do not log each one's start and
+        # stop (``Factory.noisy``).
+        protocolFactory.noisy = False
+        return super().connect(protocolFactory)
 
 
 @implementer(IAgentEndpointFactory)
@@ -69,7 +72,7 @@ class _UNIXEndpoints:
         self._path = path
 
     def endpointForURI(self, uri):
-        return UNIXClientEndpoint(self._reactor, self._path)
+        return _QuietUNIXEndpoint(self._reactor, self._path)
 
 
 def _http_error(code, message):
@@ -154,7 +157,6 @@ class DockerEngine:
         self._exec_owners = OrderedDict()
         self._client = None
         pool = HTTPConnectionPool(reactor, persistent=False)
-        pool._factory = _QuietClientFactory
         self._http = Agent.usingEndpointFactory(reactor, _UNIXEndpoints(reactor, socket_path), pool=pool)
 
     def start(self):

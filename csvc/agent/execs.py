@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from csvc.wire import commands
 from csvc.agent.output import OutputFollower
-from csvc.wire.sockwrite import write_now
+from csvc.fastpath.sockets import write_now
 from csvc.stdio.reader import OutputReader
 
 

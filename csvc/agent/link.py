@@ -8,7 +8,7 @@ from twisted.protocols import amp
 
 from csvc.wire import commands
 from csvc.agent.core import Enrolled
-from csvc.wire.codec import FastBoxes
+from csvc.fastpath.boxes import FastBoxes
 
 
 class AgentProtocol(FastBoxes, amp.AMP):

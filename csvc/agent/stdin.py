@@ -9,7 +9,7 @@ from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
-from csvc.wire.sockwrite import write_now
+from csvc.fastpath.sockets import write_now
 
 
 @implementer(IPushProducer, IHalfCloseableProtocol)

@@ -36,9 +36,11 @@ from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.server import Request, Site
 
+from csvc.relay.hijack import HijackableChannel
+
 #: JSON bodies of the native and Docker APIs (both read at most this).
 BODY_LIMIT = 1024 * 1024
-#: Docker archive uploads: csvc.api.docker.MAX_ARCHIVE.
+#: Docker archive uploads: csvc.api.docker.app.MAX_ARCHIVE.
 UPLOAD_LIMIT = 1024 * 1024 * 1024
 
 _UPLOAD = re.compile(rb"^(?:/v[0-9]+(?:\.[0-9]+)?)?/containers/[^/]+/archive$")
@@ -137,10 +139,11 @@ class BoundedRequest(Request):
         self.channel.loseConnection()
 
 
-class FrontChannel(http.HTTPChannel):
+class FrontChannel(HijackableChannel):
     """
     An ``HTTPChannel`` that gives each request its request line before its
-    headers are parsed, so that ``gotLength`` knows the route.
+    headers are parsed, so that ``gotLength`` knows the route, and whose
+    connection Docker's attach and exec streams can take over.
     """
 
     def lineReceived(self, line):

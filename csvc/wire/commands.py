@@ -83,7 +83,7 @@ class Bytes(amp.Argument):
     present, empty for empty bytes).  More than ``limit`` bytes is refused
     both ways.
 
-    The keys with a dot are what ``csvc.wire.codec`` hands over as
+    The keys with a dot are what ``csvc.fastpath.boxes`` hands over as
     memoryviews of the receive buffer, so that the pieces are copied once,
     here, into the value.
     """
@@ -102,7 +102,7 @@ class Bytes(amp.Argument):
 
     def pieces(self, name, value):
         """
-        The keys and values ``value`` goes under (``csvc.wire.codec`` writes
+        The keys and values ``value`` goes under (``csvc.fastpath.boxes`` writes
         them without a box).
         """
         if len(value) > self.limit:
@@ -944,7 +944,7 @@ class CancelUpload(amp.Command):
 
 
 #: What every output chunk, keystroke and file transfer piece travels by:
-#: dispatched and called by ``csvc.wire.codec`` without AMP's generic
+#: dispatched and called by ``csvc.fastpath.boxes`` without AMP's generic
 #: machinery, at both ends of the link.
 STREAM_COMMANDS = (Output, Input, ExecOutput, ExecInput, DownloadChunk, UploadChunk)
 

@@ -1,6 +1,8 @@
 """
-csvc/relay/ampwire.py reads the same boxes as AMP's own parser, however the
-bytes are split, and enforces AMP's key length limit the same way.
+csvc/fastpath/boxes.py (the fast path on) reads the same boxes as AMP's own
+parser, however the bytes are split, and enforces AMP's key length limit the
+same way; its fast commands answer as AMP, and undeclared errors as
+csvc/wire/responders.py (the public path) does.
 """
 
 import pytest
@@ -9,7 +11,15 @@ from twisted.internet.testing import StringTransport
 from twisted.protocols import amp
 
 from csvc.wire import commands
-from csvc.wire.codec import FastBoxes
+from csvc.fastpath import SWITCH
+from csvc.fastpath.boxes import FastBoxes
+from csvc.wire.responders import SafeResponders
+
+
+@pytest.fixture(autouse=True)
+def fast_path(monkeypatch):
+    # FastBoxes made here are fast; PublicProbeServer is the switch off.
+    monkeypatch.setattr(SWITCH, "on", True)
 
 
 class Recorder:
@@ -280,6 +290,12 @@ class SlowProbeServer(ProbeResponder, FastBoxes, amp.AMP):
     """
 
 
+class PublicProbeServer(ProbeResponder, SafeResponders, amp.AMP):
+    """
+    The fast path off: AMP's dispatch, errors answered by SafeResponders.
+    """
+
+
 def probe_exchange(sender, receiver, **kwargs):
     sender_transport, receiver_transport = StringTransport(), StringTransport()
     sender.makeConnection(sender_transport)
@@ -320,7 +336,7 @@ def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data
     results = {
         (sender.__name__, receiver.__name__): probe_exchange(sender(), receiver(), **kwargs)
         for sender in (amp.AMP, FastProbeClient)
-        for receiver in (StockProbeServer, FastProbeServer, SlowProbeServer)
+        for receiver in (StockProbeServer, FastProbeServer, SlowProbeServer, PublicProbeServer)
     }
     stock = results["AMP", "StockProbeServer"]
     undeclared = kind in ("badanswer", "boom")
@@ -350,7 +366,7 @@ def test_fast_commands_answer_and_fail_exactly_as_amp(kind, name, n, maybe, data
 def test_a_command_missing_an_argument_is_an_internal_error_and_the_link_stays():
     box = amp.AmpBox({b"_ask": b"9", b"_command": b"Probe", b"name": b"ok", b"data.1": b"", b"doc": b"{}"})
     wires = []
-    for receiver in (StockProbeServer(), FastProbeServer(), SlowProbeServer()):
+    for receiver in (StockProbeServer(), FastProbeServer(), SlowProbeServer(), PublicProbeServer()):
         transport = StringTransport()
         receiver.makeConnection(transport)
         receiver.dataReceived(box.serialize())
@@ -359,7 +375,7 @@ def test_a_command_missing_an_argument_is_an_internal_error_and_the_link_stays()
         wires.append(error + (transport.disconnecting,))
     # AMP's own drops the link; both of csvc's ways answer and keep it.
     assert wires[0] == (b"9", amp.UNKNOWN_ERROR_CODE, b"Unknown Error", True)
-    assert wires[1] == wires[2] == (
+    assert wires[1] == wires[2] == wires[3] == (
         b"9", commands.INTERNAL_ERROR, b"KeyError in the peer's responder to Probe (its log has the traceback)", False
     )
 

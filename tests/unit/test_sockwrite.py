@@ -1,5 +1,5 @@
 """
-csvc/wire/sockwrite.py: writes go straight to the socket when nothing is queued,
+csvc/fastpath/sockets.py: with the fast path on, writes go straight to the socket when nothing is queued,
 and what the socket does not take is queued in order, on real TCP and UNIX
 connections.
 """
@@ -7,6 +7,7 @@ connections.
 import os
 import socket
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -18,7 +19,14 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 
-from csvc.wire.sockwrite import write_now
+from csvc.fastpath import SWITCH
+from csvc.fastpath.sockets import write_now
+
+
+@pytest.fixture(autouse=True)
+def fast_path(monkeypatch):
+    # What these tests check is the fast path's (a test below turns it off).
+    monkeypatch.setattr(SWITCH, "on", True)
 
 
 class Collect(Protocol):
@@ -92,6 +100,25 @@ def test_a_small_write_leaves_nothing_queued():
         write_now(writer.transport, [b"ab", memoryview(b"cd")])
         # Sent before the reactor turned: nothing for it to write.
         assert writer.transport._tempDataLen == 0 and writer.transport.dataBuffer == b""
+        yield deferLater(reactor, 0.05, lambda: None)
+        assert bytes(collector.data) == b"abcd"
+        writer.transport.loseConnection()
+        yield collector.done
+    finally:
+        yield port.stopListening()
+
+
+@pytest_twisted.inlineCallbacks
+def test_the_fast_path_off_a_write_is_twisteds_own(monkeypatch):
+    monkeypatch.setattr(SWITCH, "on", False)
+    collector = Collect()
+    port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory.forProtocol(lambda: collector))
+    try:
+        writer = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Writer())
+        yield writer.made
+        write_now(writer.transport, [b"ab", memoryview(b"cd")])
+        # Queued for the reactor's next turn, as ``write`` does.
+        assert writer.transport._tempDataLen == 4
         yield deferLater(reactor, 0.05, lambda: None)
         assert bytes(collector.data) == b"abcd"
         writer.transport.loseConnection()

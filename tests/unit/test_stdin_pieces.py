@@ -19,7 +19,7 @@ from twisted.protocols import amp
 
 from csvc.wire import commands
 from csvc.wire.commands import STDIN_PIECE, STDIN_WINDOW, stdin_pieces
-from csvc.wire.codec import FastBoxes
+from csvc.fastpath.boxes import FastBoxes
 from csvc.relay.dockerexec import DockerExecStream, ExecState
 from csvc.relay.dockerstream import DockerAttachStream
 from tests.unit.test_ws_frames import frame, opened
