@@ -54,8 +54,8 @@ Checks, and why these:
 - statuses (``documented_or_csvc_status``): the document lists few of the
   ones Docker itself answers (Docker's own engine answers 400 for a bad
   parameter on operations whose entry lists none) and none of csvc's own:
-  403 (what the wall refuses, a quota), 413 (a body too large), and one
-  409 (``CSVC_OPERATION_STATUSES``); a 401 is not among them, every case
+  403 (what the wall refuses, a quota), 413 (a body too large), and two
+  409s (``CSVC_OPERATION_STATUSES``); a 401 is not among them, every case
   being sent with the member's credentials.  A status is accepted
   when documented for the operation or one of those; a method the path
   does not take must be a 405 (or the 501 of an operation csvc does not
@@ -104,9 +104,10 @@ REQUEST_TIMEOUT = 30
 BLOCKING_TIMEOUT = 3
 #: statuses of csvc's own an operation may answer whatever the document lists
 CSVC_STATUSES = {"400", "403", "413"}
-#: statuses of csvc's own for one operation: unpausing a container that is
-#: not paused is a conflict (the engine's own answer is a 500)
-CSVC_OPERATION_STATUSES = {"POST /containers/{id}/unpause": {"409"}}
+#: statuses of one operation the document does not list: unpausing a
+#: container that is not paused is a conflict (csvc's; the engine's own
+#: answer is a 500); a network name in use is the engine's own 409
+CSVC_OPERATION_STATUSES = {"POST /containers/{id}/unpause": {"409"}, "POST /networks/create": {"409"}}
 #: runs forever, exits at once on SIGTERM
 TARGET_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.2; done"]
 
