@@ -13,7 +13,6 @@ from twisted.internet.defer import succeed
 from csvc.wire import commands
 from csvc.api.docker import DockerAPI
 from csvc.api.root import APIRoot
-from csvc.relay.attach import Relay
 from tests.api.conftest import result_of
 
 BASE = "http://csvc.test"
@@ -21,12 +20,14 @@ BASE = "http://csvc.test"
 
 @pytest.fixture
 def docker(env):
-    relay = Relay(env.containers, env.journal, env.store)
-    docker_api = DockerAPI(env.api.auth, env.containers, env.store, env.journal, env.hub, relay, env.clock)
+    # No relay: none of these routes reaches one (attach/ws refuses first).
+    docker_api = DockerAPI(env.api.auth, env.containers, env.store, env.journal, env.hub, None, env.clock)
     http = StubTreq(APIRoot(env.api.resource(), docker_api.resource()))
 
-    def call(method, path, client, headers=None):
-        d = http.request(method, BASE + "/v1.41" + path, headers=client.headers(headers))
+    def call(method, path, client, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        headers = client.headers(None if body is None else {"Content-Type": "application/json"})
+        d = http.request(method, BASE + "/v1.41" + path, headers=headers, data=data)
         env.settle()
         http.flush()
         response = result_of(d)
@@ -86,3 +87,12 @@ def test_attach_ws_without_a_websocket_upgrade_is_a_400_saying_so(env, docker):
 def test_attach_ws_of_no_such_container_is_still_a_404(env, docker):
     code, body = docker("GET", "/containers/nothing-here/attach/ws", env.alice)
     assert code == 404, body
+
+
+def test_an_update_of_swap_below_the_containers_memory_is_a_400_before_the_engine(env, docker):
+    container = env.alice.create(memory=512)
+    code, body = docker("POST", f"/containers/{container['uuid']}/update", env.alice, {"MemorySwap": 9175346})
+    assert code == 400, body
+    assert json.loads(body)["message"].startswith("MemorySwap: 9175346 is lower than the memory limit (536870912)")
+    assert env.hub.calls_of(commands.UpdateContainer) == []
+    assert env.row(container["uuid"])["memory"] == 512
