@@ -9,6 +9,8 @@ import gc
 import os
 import sys
 
+from twisted.application.service import Service
+
 #: Seconds a thread may hold the GIL while another waits for it (Python's
 #: default is 0.005).  The store's and the output files' threads run Python
 #: (SQLAlchemy above all) while the reactor waits to relay a keystroke: with
@@ -69,3 +71,18 @@ def tune(reactor):
 def _freeze():
     gc.collect()
     gc.freeze()
+
+
+class Tuning(Service):
+    """
+    ``tune`` as the process starts: the first service of ``twistd csvc``
+    and ``twistd csvc-agent`` (twistd starts the services just before the
+    reactor runs).
+    """
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+
+    def startService(self):
+        Service.startService(self)
+        tune(self._reactor)

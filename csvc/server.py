@@ -4,6 +4,7 @@
 
 import os
 import re
+from dataclasses import dataclass
 
 import txaio
 
@@ -18,6 +19,7 @@ from treq.client import HTTPClient
 
 from csvc import config, process
 from csvc.api.auth import TokenAuth
+from csvc.fastpath import FastPathSwitch
 from csvc.api.docker import DockerAPI
 from csvc.api.docker_events import DockerEvents
 from csvc.api.front import BodyLimits, FrontSite
@@ -131,6 +133,9 @@ class Options(usage.Options):
         ["nova-agent-connect", None, None, "The agents endpoint as servers reach it, e.g. tcp:203.0.113.5:8781."],
         ["nova-agent-package", None, None, "What pip installs on a server for csvc-agent [default: csvc]."],
         ["nova-timeout", None, None, "Seconds to wait for a server to be ACTIVE, or gone [default: 300]."],
+        ["fast-path", None, None,
+         "Private internals of Twisted and autobahn for speed: on, off, or auto (on with the releases it was "
+         "tested with) [default: $CSVC_FAST_PATH, else auto]."],
     ]
 
     def postOptions(self):
@@ -183,16 +188,18 @@ class Listener(Service):
     port 0 works, and the local provider can tell its agents where to dial).
     """
 
-    def __init__(self, endpoint, factory, after=None):
+    def __init__(self, endpoint, factory, after=None, listening=None):
         """
         ``after``: a Deferred to wait for before listening (the address to
-        listen on being made), or None.
+        listen on being made), or None; ``listening``: the Deferred to fire
+        with the bound address (given by whoever waits for it), or None for
+        a new one.
         """
         self._endpoint = endpoint
         self._factory = factory
         self._after = after
         self._port = None
-        self.listening = Deferred()
+        self.listening = Deferred() if listening is None else listening
 
     def startService(self):
         Service.startService(self)
@@ -213,102 +220,166 @@ class Listener(Service):
             return self._port.stopListening()
 
 
+class Startup(Service):
+    """
+    The control plane's start-up work, started before its other services:
+    the data directory, the schema's migrations and the output store's
+    preparation.  Blocking: twistd starts the services before the reactor
+    runs, and nothing listens yet.
+    """
+
+    def __init__(self, data_dir, store):
+        self._data_dir = data_dir
+        self._store = store
+
+    def startService(self):
+        Service.startService(self)
+        # autobahn logs every frame at debug level through txaio.
+        txaio.use_twisted()
+        txaio.set_global_log_level("info")
+        os.makedirs(self._data_dir, exist_ok=True)
+        upgrade(self._store.engine)
+        # Before any agent can connect.
+        self._store.prepare_output()
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """
+    The control plane as ``build`` wires it: ``service`` runs it (what
+    ``makeService`` gives twistd); the other fields are the same objects,
+    for tests and benches that drive it.
+    """
+
+    service: MultiService
+    store: Store
+    journal: Journal
+    hub: AgentHub
+    notifier: Notifier
+    subscriptions: Subscriptions
+    containers: ContainerService
+    placement: Placement
+    instances: InstanceMap
+    providers: dict
+    relay: Relay
+    api: NativeAPI
+    docker_api: DockerAPI
+    api_listener: Listener
+    agents_listener: Listener
+
+
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
-    process.tune(reactor)
-    # autobahn logs every frame at debug level through txaio.
-    txaio.use_twisted()
-    txaio.set_global_log_level("info")
     settings = options.settings if hasattr(options, "settings") else options
-    os.makedirs(settings["data-dir"], exist_ok=True)
-    engine = make_engine(settings["database"])
-    # The reactor is not running yet: migrating here blocks nothing.
-    upgrade(engine)
+    return build(settings, reactor).service
 
+
+def build(settings, reactor):
+    """
+    The control plane for ``settings`` (``Options().settings``) on
+    ``reactor``: every object made with its collaborators, in an order
+    where each exists before what uses it.  Nothing is done: the work of
+    starting is ``Startup``'s, and every service's own ``startService``.
+    """
     output_dir = None
     if settings["output-store"] == "files":
         output_dir = os.path.join(os.path.abspath(settings["data-dir"]), "output")
     cache = settings["output-cache"]
     retention = settings["output-retention-mib"]
-    store = Store(engine, reactor, quota_defaults=config.quota_defaults(settings), output_dir=output_dir,
-                  output_cache=None if cache < 0 else cache * 1024 * 1024,
+    store = Store(make_engine(settings["database"]), reactor, quota_defaults=config.quota_defaults(settings),
+                  output_dir=output_dir, output_cache=None if cache < 0 else cache * 1024 * 1024,
                   output_retention=None if retention < 0 else retention * 1024 * 1024)
-    # Before any agent can connect: blocking, like the migration above.
-    store.prepare_output()
     journal = Journal(store)
-    hub = AgentHub(store, journal, heartbeat_interval=settings["heartbeat-interval"], clock=reactor,
-                   orphan_action=settings["orphan-action"])
-    # As long as the heartbeat monitor waits for agents after a start.
-    hub.expect_agents(HeartbeatMonitor.startup_for(settings["heartbeat-interval"]))
-    notifier, subscriptions = _notifications(settings, store, reactor)
+    # Docker's /events: a notification sink of its own.
+    docker_events = DockerEvents(reactor)
+    notifier, subscriptions = _notifications(settings, store, reactor, docker_events)
+    tls_dir = settings.get("agents-tls-dir")
+    hub = AgentHub(
+        store, journal, reactor, heartbeat_interval=settings["heartbeat-interval"],
+        orphan_action=settings["orphan-action"],
+        # With the CA's key there, agents enroll for certificates of their own.
+        authority=agenttls.AgentAuthority.from_directory(tls_dir, reactor) if tls_dir else None,
+        # As long as the heartbeat monitor waits for agents after a start.
+        start_window=HeartbeatMonitor.startup_for(settings["heartbeat-interval"]),
+    )
+    netns = None
+    if settings.get("instance-netns") is not None:
+        netns = NetworkNamespaces(reactor, settings["instance-netns"])
+    # Fired by the agents' listener with its address; the local provider
+    # starts its agents then.
+    agents_address = Deferred()
+    providers = {}
+    if settings["provider"] == "local" and settings["instances"] > 0:
+        local = LocalProvider(
+            store, agents_address, settings["instances"], settings["instance-capacity"], reactor, tls_dir=tls_dir,
+            restart_delay=settings["agent-restart-delay"], memory=settings["instance-memory"],
+            cpus=settings["instance-cpus"], hub=hub, start_wait=settings["instance-wait"], netns=netns,
+            notifier=notifier,
+        )
+        providers[local.name] = local
+    if settings["provider"] == "nova":
+        providers["nova"] = _nova_provider(settings, store, reactor, notifier)
+    # No provider (static): placement has nobody to ask for instances.
+    placement = Placement(store, hub, next(iter(providers.values()), None), reactor, wait=settings["instance-wait"])
     images = ProjectImages(store, hub, PublicImages(settings["public-images"]))
-    containers = ContainerService(store, journal, hub, reactor, stop_timeout_max=settings["stop-timeout-max"],
+    containers = ContainerService(store, journal, hub, reactor, placement=placement,
+                                  stop_timeout_max=settings["stop-timeout-max"],
                                   exec_output_max=settings["exec-output-max"] * 1024 * 1024, notifier=notifier,
                                   confinement=config.confinement(settings), images=images)
+    instances = InstanceMap(store, hub, containers, providers)
     throttle = Throttle(reactor, global_rate=settings["relay-rate"], session_rate=settings["session-rate"])
-    relay = Relay(containers, journal, store, throttle=throttle, allowed_origins=settings["allowed-origins"],
+    relay = Relay(containers, journal, store, reactor, throttle=throttle, allowed_origins=settings["allowed-origins"],
                   idle_timeout=settings["attach-idle-timeout"])
     auth = keystone_auth(settings, reactor) if settings["auth"] == "keystone" else TokenAuth(store)
     networks = ProjectNetworks(store, hub)
-    api = NativeAPI(auth, containers, store, journal, relay, subscriptions=subscriptions, networks=networks)
-
-    top = MultiService()
-    store.setServiceParent(top)
-    # After the store (it loads the subscriptions), stopped before it.
-    notifier.setServiceParent(top)
-    top.notifier = notifier
-    if settings["notifications-exists-interval"] > 0:
-        ExistsAudit(store, notifier, settings["notifications-exists-interval"], reactor).setServiceParent(top)
-    if isinstance(auth, Service):
-        auth.setServiceParent(top)
-    # Docker's /events: a notification sink of its own.
-    docker_events = DockerEvents(reactor)
-    notifier.sinks.append(docker_events)
+    api = NativeAPI(auth, containers, store, journal, relay, subscriptions=subscriptions, instances=instances,
+                    networks=networks)
     registries = RegistryPolicy(reactor.nameResolver, reactor, allow=settings["registry-allow-private"])
     docker_api = DockerAPI(auth, containers, store, journal, hub, relay, reactor, registries=registries,
                            events=docker_events, networks=networks, images=images)
     site = FrontSite(APIRoot(api.resource(), docker_api.resource()), reactor=reactor,
                      body_limits=BodyLimits(upload=settings["api-max-upload"] * 1024 * 1024))
-    top.api = Listener(serverFromString(reactor, settings["api"]), site)
-    top.api.setServiceParent(top)
+    api_listener = Listener(serverFromString(reactor, settings["api"]), site)
+    # Each agent's link reports its containers to the container service.
     agent_factory = Factory.forProtocol(
-        lambda: AgentLink(hub, journal, clock=reactor, register_timeout=settings["agent-register-timeout"])
+        lambda: AgentLink(hub, journal, containers, clock=reactor, register_timeout=settings["agent-register-timeout"])
     )
-    tls_dir = settings.get("agents-tls-dir")
     if tls_dir:
         agent_factory = agenttls.server_factory(tls_dir, agent_factory)
-        # With the CA's key there, agents enroll for certificates of their own.
-        hub.authority = agenttls.AgentAuthority.from_directory(tls_dir, reactor)
-    netns = None
-    if settings.get("instance-netns") is not None:
-        netns = NetworkNamespaces(reactor, settings["instance-netns"])
+    agents_listener = Listener(serverFromString(reactor, settings["agents"]), agent_factory,
+                               after=netns.when_ready() if netns is not None else None, listening=agents_address)
+
+    # Started in this order, stopped in the reverse one.
+    top = MultiService()
+    FastPathSwitch(settings.get("fast-path")).setServiceParent(top)
+    process.Tuning(reactor).setServiceParent(top)
+    Startup(settings["data-dir"], store).setServiceParent(top)
+    store.setServiceParent(top)
+    # After the store (it loads the subscriptions), stopped before it.
+    notifier.setServiceParent(top)
+    if settings["notifications-exists-interval"] > 0:
+        ExistsAudit(store, notifier, settings["notifications-exists-interval"], reactor).setServiceParent(top)
+    if isinstance(auth, Service):
+        auth.setServiceParent(top)
+    api_listener.setServiceParent(top)
+    if netns is not None:
         # Before the agent listener (which listens on its gateway once it is
         # there), so stopped after the agents.
         netns.setServiceParent(top)
-    agents = Listener(serverFromString(reactor, settings["agents"]), agent_factory,
-                      after=netns.when_ready() if netns is not None else None)
-    agents.setServiceParent(top)
-    top.agents = agents
-    providers = {}
-    if settings["provider"] == "local" and settings["instances"] > 0:
-        local = LocalProvider(
-            store, agents, settings["instances"], settings["instance-capacity"], reactor, tls_dir=tls_dir,
-            restart_delay=settings["agent-restart-delay"], memory=settings["instance-memory"],
-            cpus=settings["instance-cpus"], hub=hub, start_wait=settings["instance-wait"], netns=netns,
-        )
-        local.setServiceParent(top)
-        local.notifier = notifier
-        providers[local.name] = local
-    if settings["provider"] == "nova":
-        providers["nova"] = _nova_provider(settings, store, reactor)
-        providers["nova"].setServiceParent(top)
-        providers["nova"].notifier = notifier
-    _wire_scheduler(top, settings, store, hub, journal, containers, api, providers, reactor)
-    return top
+    agents_listener.setServiceParent(top)
+    for provider in providers.values():
+        provider.setServiceParent(top)
+    HeartbeatMonitor(store, hub, containers.lifecycle, reactor, settings["heartbeat-interval"]).setServiceParent(top)
+    IdleReaper(store, instances, placement, providers, reactor, settings["instance-grace"]).setServiceParent(top)
+    return ControlPlane(
+        service=top, store=store, journal=journal, hub=hub, notifier=notifier, subscriptions=subscriptions,
+        containers=containers, placement=placement, instances=instances, providers=providers, relay=relay,
+        api=api, docker_api=docker_api, api_listener=api_listener, agents_listener=agents_listener,
+    )
 
 
-def _nova_provider(settings, store, reactor):
+def _nova_provider(settings, store, reactor, notifier):
     """
     Instances as Nova servers (``--provider nova``).
     """
@@ -325,15 +396,16 @@ def _nova_provider(settings, store, reactor):
     )
     compute = nova.NovaCompute(nova.connection_factory(settings))
     return nova.NovaProvider(store, compute, template, settings["instance-capacity"], reactor,
-                             timeout=settings["nova-timeout"])
+                             timeout=settings["nova-timeout"], notifier=notifier)
 
 
-def _notifications(settings, store, reactor):
+def _notifications(settings, store, reactor, docker_events):
     """
-    The notifier with its sinks: the JSON-lines log (unless off) and the
-    projects' webhooks, POSTed by treq over the notifier's own connection pool.
+    The notifier with its sinks: the JSON-lines log (unless off), the
+    projects' webhooks, POSTed by treq over the notifier's own connection
+    pool, and Docker's /events (``docker_events``).
     """
-    destinations = Destinations(reactor.nameResolver, settings["webhook-allow-internal"])
+    destinations = Destinations(reactor.nameResolver, settings["webhook-allow-internal"], clock=reactor)
     subscriptions = Subscriptions(store, destinations)
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 2
@@ -352,23 +424,8 @@ def _notifications(settings, store, reactor):
             timeout=settings["notifications-webhook-timeout"],
         )
     )
+    sinks.append(docker_events)
     return Notifier(reactor, sinks, subscriptions), subscriptions
 
 
-def _wire_scheduler(top, settings, store, hub, journal, containers, api, providers, reactor):
-    """
-    Placement (new instances from the provider when none has room), the
-    heartbeat monitor, the idle reaper and the instance map the API uses.
-    """
-    provider = next(iter(providers.values()), None)
-    containers.placement = Placement(store, hub, provider, reactor, wait=settings["instance-wait"])
-    instances = InstanceMap(store, hub, containers, providers)
-    api.instances = instances
-    HeartbeatMonitor(store, hub, journal, reactor, settings["heartbeat-interval"]).setServiceParent(top)
-    IdleReaper(store, instances, containers.placement, providers, reactor, settings["instance-grace"]).setServiceParent(
-        top
-    )
-    top.placement = containers.placement
-
-
-__all__ = ["Options", "makeService", "strports"]
+__all__ = ["ControlPlane", "Options", "Startup", "build", "makeService", "strports"]

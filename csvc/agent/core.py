@@ -61,10 +61,8 @@ class AgentCore:
     #: Seconds a container found missing waits for the engine's destroy event.
     destroy_grace = 2.0
 
-    def __init__(self, engine, enroll_token, capacity, hostname, follower_factory, clock=None, identity=None,
+    def __init__(self, engine, enroll_token, capacity, hostname, follower_factory, *, clock, identity=None,
                  on_enrolled=None):
-        if clock is None:
-            from twisted.internet import reactor as clock
         self._engine = engine
         self.engine = engine
         self._enroll_token = enroll_token

@@ -12,7 +12,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python import usage
 
-from csvc import process
+from csvc import fastpath, process
 from csvc.agent.core import AgentCore
 from csvc.agent.firewall import FirewallService, instance_firewall
 from csvc.wire.port_rules import PortRules, endpoint_port
@@ -44,6 +44,9 @@ class Options(usage.Options):
         ["published-address", None, None,
          "The instance's public addresses ports are published on, comma-separated [default: all but host-only]."],
         ["published-ports", None, "1024-65535", "The host ports containers may publish, LOW-HIGH."],
+        ["fast-path", None, None,
+         "Private internals of Twisted and autobahn for speed: on, off, or auto (on with the releases it was "
+         "tested with) [default: $CSVC_FAST_PATH, else auto]."],
     ]
 
     def postOptions(self):
@@ -76,6 +79,9 @@ class Options(usage.Options):
             raise usage.UsageError("--capacity must be at least 1")
         if self["instance-firewall"] not in ("on", "off", "auto"):
             raise usage.UsageError(f"--instance-firewall {self['instance-firewall']!r}: on, off or auto")
+        self["fast-path"] = self["fast-path"] or fastpath.default_mode()
+        if self["fast-path"] not in fastpath.MODES:
+            raise usage.UsageError(f"--fast-path {self['fast-path']!r}: on, off or auto")
         try:
             self["port-rules"] = PortRules.from_options(
                 self["published-address"], self["published-ports"], [endpoint_port(self["connect"])])
@@ -131,7 +137,6 @@ def make_engine(options, reactor, firewall=None):
 def makeService(options, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
-    process.tune(reactor)
     firewall = None
     if options["engine"] == "docker":
         firewall = instance_firewall(reactor, options["instance-firewall"])
@@ -147,6 +152,8 @@ def makeService(options, reactor=None):
         on_enrolled=lambda: _forget_token_file(options["enroll-token-file"]),
     )
     top = MultiService()
+    fastpath.FastPathSwitch(options.get("fast-path")).setServiceParent(top)
+    process.Tuning(reactor).setServiceParent(top)
     if firewall is not None:
         FirewallService(firewall).setServiceParent(top)
     EngineService(engine, EngineEvents(engine, core, reactor)).setServiceParent(top)

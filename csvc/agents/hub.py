@@ -11,7 +11,7 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 
 from csvc.wire import commands
-from csvc.wire.codec import FastBoxes
+from csvc.fastpath.boxes import FastBoxes
 from csvc.agents.tls import EnrollmentRefused, fingerprint
 from csvc.agents.execs import ExecRegistry
 from csvc.agents.transfers import TransferRegistry
@@ -23,15 +23,6 @@ RECV_SIZE = 512 * 1024
 PREREGISTER_BYTES = 256 * 1024
 #: Seconds a connection has to register (``agent-register-timeout``).
 REGISTER_TIMEOUT = 10.0
-
-
-def _marked_down(row):
-    """
-    Whether a container's error is only its instance having been marked
-    down (csvc.scheduler.health), not something of its own.
-    """
-    reason = row.get("status_reason") or ""
-    return reason.startswith("instance ") and " is down: " in reason
 
 
 def _peer_host(link):
@@ -79,9 +70,13 @@ class AgentHub:
 
     log = Logger()
 
-    def __init__(self, store, journal, heartbeat_interval=5.0, clock=None, orphan_action="log"):
-        if clock is None:
-            from twisted.internet import reactor as clock
+    def __init__(self, store, journal, clock, heartbeat_interval=5.0, orphan_action="log", authority=None,
+                 start_window=None):
+        """
+        ``authority``: see ``self.authority``; ``start_window``: seconds from
+        now during which calls wait for agents not registered yet (see
+        ``expect_agents``), or None.
+        """
         #: What a registration does with engine containers made for the
         #: instance that the store has no row of: "log" or "remove"
         #: (``orphan-action``, csvc/config.py).
@@ -94,7 +89,6 @@ class AgentHub:
         self._owner = {}
         self._names = {}
         self._facts = {}
-        self.containers = None  # the ContainerService, for starts and exits
         #: instance uuid -> Deferreds waiting for its agent to register
         self._registering = {}
         self.execs = ExecRegistry()
@@ -107,10 +101,12 @@ class AgentHub:
         #: calls to an instance not connected yet wait for its agent until
         #: then (``expect_agents``); None = no start window
         self._expecting = None
+        if start_window is not None:
+            self.expect_agents(start_window)
         #: ``csvc.agents.tls.AgentAuthority`` where the control plane is
         #: the agents' CA (its TLS directory holds ``ca.key``): enrollment
         #: tokens are then single-use, and agents register by certificate.
-        self.authority = None
+        self.authority = authority
 
     def connected_instances(self):
         return set(self._links)
@@ -402,26 +398,9 @@ class AgentHub:
             self._journal.known(row["uuid"], row["last_seq"])
             if row["uuid"] in on_engine:
                 resume[row["uuid"]] = {"seq": row["last_seq"], "cursor": row["log_cursor"]}
-                if row["status"] == "error" and _marked_down(row):
-                    # The instance was only out of touch: its engine still
-                    # has the container.  Running (or exited while away: the
-                    # agent's exit report follows the resumed output).
-                    engine_state = on_engine[row["uuid"]].get("state")
-                    yield self._store.update_container(
-                        row["uuid"],
-                        expect_status="error",
-                        status="created" if engine_state == "created" else "running",
-                        status_reason=None,
-                    )
-                    self._journal.state_changed(row["uuid"])
-            elif row["status"] in ("created", "running"):
-                yield self._store.update_container(
-                    row["uuid"],
-                    expect_status=("created", "running"),
-                    status="error",
-                    status_reason=f"the container vanished from the engine of instance {instance['name']}",
-                )
-                self._journal.state_changed(row["uuid"])
+                yield link.events.on_found(row, on_engine[row["uuid"]].get("state"))
+            else:
+                yield link.events.on_missing(row, instance["name"])
         self.log.info(
             "instance {name} registered: {n} containers, {r} resumed",
             name=instance["name"],
@@ -435,9 +414,9 @@ class AgentHub:
         self.notify_registered(uuid)
         if orphans:
             self._orphans_found(uuid, instance["name"], orphans)
-        if deleting and self.containers is not None:
+        if deleting:
             # Deleted while this agent was away: its engine removes them.
-            d = self._after_answer(self.containers.finish_deletions, deleting)
+            d = self._after_answer(link.events.finish_deletions, deleting)
             d.addErrback(lambda f: self.log.failure("finishing the deletions on {name}", f, name=instance["name"]))
         return {"instance_uuid": uuid, "resume": resume, "heartbeat_interval": self.heartbeat_interval}
 
@@ -571,7 +550,9 @@ class AgentHub:
 
 class AgentLink(FastBoxes, amp.AMP):
     """
-    One agent's connection.  Until it registers, it may send nothing else,
+    One agent's connection; its container reports (starts, exits,
+    vanishings, and the deletions left for it at registration) go to
+    ``events``.  Until it registers, it may send nothing else,
     and at most ``preregister_bytes``; a connection that has not registered
     within ``register_timeout`` seconds of ``clock`` is dropped (no clock:
     no deadline).
@@ -583,11 +564,13 @@ class AgentLink(FastBoxes, amp.AMP):
     certificate_sha256 = None
     fast_commands = commands.STREAM_COMMANDS
 
-    def __init__(self, hub, journal, clock=None, register_timeout=REGISTER_TIMEOUT,
+    def __init__(self, hub, journal, events, clock=None, register_timeout=REGISTER_TIMEOUT,
                  preregister_bytes=PREREGISTER_BYTES):
         super().__init__()
         self._hub = hub
         self._journal = journal
+        #: who hears the agent's container reports (``csvc.agents.events.IContainerEvents``)
+        self.events = events
         self._clock = clock
         self._register_timeout = register_timeout
         self._preregister_bytes = preregister_bytes
@@ -694,20 +677,20 @@ class AgentLink(FastBoxes, amp.AMP):
     def started(self, uuid, started_at):
         self._registered()
         self._hub.check_owner(self, uuid)
-        return self._hub.containers.on_started(uuid).addCallback(lambda _: {})
+        return self.events.on_started(uuid).addCallback(lambda _: {})
 
     @commands.Exited.responder
     def exited(self, uuid, exit_code, last_seq, finished_at, removed):
         self._registered()
         self._hub.check_owner(self, uuid)
-        d = self._hub.containers.on_exited(uuid, exit_code, last_seq, finished_at)
+        d = self.events.on_exited(uuid, exit_code, last_seq, finished_at)
         return d.addCallback(lambda _: {})
 
     @commands.Vanished.responder
     def vanished(self, uuid, seen, exit_code, last_seq):
         self._registered()
         self._hub.check_owner(self, uuid)
-        d = self._hub.containers.on_vanished(uuid, self._hub.name_of(self.instance_uuid), seen, exit_code, last_seq)
+        d = self.events.on_vanished(uuid, self._hub.name_of(self.instance_uuid), seen, exit_code, last_seq)
         return d.addCallback(lambda _: {})
 
     @commands.ExecOutput.responder

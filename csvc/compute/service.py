@@ -7,18 +7,21 @@ may ask; this checks what the state allows (``states.py``).
 import uuid as uuidlib
 from datetime import datetime, timezone
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from csvc.wire import commands
 from csvc import policy
 from csvc.compute.defaults import Confinement, confine
 from csvc.compute import states
+from csvc.compute.lifecycle import Lifecycle, marked_down
 from csvc.notify import events as notices
 from csvc.notify.notifier import NullNotifier
 from csvc.agents.hub import InstanceUnavailable, LinkLostDuringCall
 from csvc.agents.execs import CollectedOutput
 from csvc.agents import transfers
+from csvc.agents.events import IContainerEvents
 
 
 class NotFound(Exception):
@@ -97,7 +100,13 @@ def at_address(bindings, address):
     return seen
 
 
+@implementer(IContainerEvents)
 class ContainerService:
+    """
+    Containers' life cycle as the APIs ask for it, and as agents report it
+    (the ``IContainerEvents`` every agent link is given).
+    """
+
     log = Logger()
 
     #: How long stop/kill/restart wait for the exit to be recorded after the
@@ -128,10 +137,11 @@ class ContainerService:
         self.images = images
         # Notifications (csvc.notify): emitting never blocks nor fails.
         self._notifier = notifier if notifier is not None else NullNotifier()
+        #: the one writer of the containers' status (``csvc.compute.lifecycle``)
+        self.lifecycle = Lifecycle(store, journal, self._notifier)
         # uuid -> Deferred of a start still on its way to the engine: the
         # store says "running" from the moment it is asked for.
         self._starting = {}
-        hub.containers = self
         if placement is None:
             from csvc.scheduler.placement import Placement
 
@@ -197,7 +207,7 @@ class ContainerService:
             remove_on_exit=bool(spec.get("remove_on_exit", False)),
             # Docker's honoured create options (csvc.api.docker_options).
             docker_config=spec.get("docker_config"),
-            status="creating",
+            status=states.INITIAL,
         )
         self._notifier.container(notices.CONTAINER_CREATE_START, values)
         try:
@@ -242,13 +252,9 @@ class ContainerService:
             yield self._discard(container_uuid)
             self._notifier.container_failed(notices.CONTAINER_CREATE_ERROR, row, _reason(exc))
             raise
-        row = yield self._store.update_container(
-            container_uuid, expect_status="creating", status="created", engine_id=result["engine_id"]
-        )
+        row = yield self.lifecycle.transition(container_uuid, "created", engine_id=result["engine_id"])
         if row is None:
             raise NotFound(f"container {container_uuid} was deleted while it was created")
-        self._journal.state_changed(container_uuid)
-        self._notifier.container(notices.CONTAINER_CREATE_END, row)
         if spec.get("run"):
             d = self.start(row)
             d.addErrback(self._background_failure, container_uuid, "start")
@@ -281,10 +287,11 @@ class ContainerService:
     def start(self, row):
         states.check("start", row["status"])
         previous = row["status"]
-        updated = yield self._store.update_container(
+        updated = yield self.lifecycle.transition(
             row["uuid"],
-            expect_status=states.ALLOWED["start"],
-            status="running",
+            "start_requested",
+            # Told once the engine has started it.
+            announce=False,
             status_reason=None,
             started_at=self._now(),
             exit_code=None,
@@ -299,18 +306,16 @@ class ContainerService:
             yield self._hub.call(row["instance_uuid"], commands.StartContainer, uuid=row["uuid"])
         except Exception as exc:
             reason = _reason(exc)
-            yield self._store.update_container(
-                row["uuid"], expect_status="running", status=previous, status_reason=f"start failed: {reason}"
+            yield self.lifecycle.transition(
+                row["uuid"], states.start_failed(previous), status_reason=f"start failed: {reason}"
             )
-            self._journal.state_changed(row["uuid"])
             self._notifier.container_failed(notices.CONTAINER_START_ERROR, row, reason)
             raise
         finally:
             if self._starting.get(row["uuid"]) is starting:
                 del self._starting[row["uuid"]]
             starting.callback(None)
-        self._journal.state_changed(row["uuid"])
-        self._notifier.container(notices.CONTAINER_START, updated)
+        self.lifecycle.announce("start_requested", updated)
         return updated
 
     @inlineCallbacks
@@ -369,7 +374,7 @@ class ContainerService:
     @inlineCallbacks
     def restart(self, row, timeout=10):
         states.check("restart", row["status"])
-        if row["status"] == "running":
+        if states.may("stop", row["status"]):
             row = yield self.stop(row, timeout)
         return (yield self.start(row))
 
@@ -393,7 +398,7 @@ class ContainerService:
         and prunable).
         """
         row = yield self._started(row)
-        if not (instance_going and row["status"] == "deleting"):
+        if not (instance_going and states.may("finish_delete", row["status"])):
             states.check("force_delete" if force else "delete", row["status"])
         self._notifier.container(notices.CONTAINER_DELETE_START, row, force=bool(force))
         connected = self._hub.is_connected(row["instance_uuid"])
@@ -442,16 +447,14 @@ class ContainerService:
         registration (``finish_deletions``).  Fires with the row as it is
         then: ``deleting``, or None once gone.
         """
-        updated = yield self._store.update_container(
+        updated = yield self.lifecycle.transition(
             row["uuid"],
-            expect_status=states.ALLOWED["force_delete"],
-            status="deleting",
+            "delete_deferred",
             status_reason=f"deleting: {why}; its agent removes the container from the engine when it connects again",
         )
         if updated is None:
             # Deleted meanwhile by someone else (None), or already deleting.
             return (yield self._store.get_container(row["uuid"]))
-        self._journal.state_changed(row["uuid"])
         self.log.warn("container {uuid} left deleting: {why}", uuid=row["uuid"], why=why)
         if row["instance_uuid"] in self._hub.connected_instances():
             # The agent registered while the row was being marked: its
@@ -475,7 +478,7 @@ class ContainerService:
                 self.log.warn("removing deleting container {uuid} failed: {why}", uuid=row["uuid"], why=_reason(exc))
                 continue
             current = yield self._store.get_container(row["uuid"])
-            if current is not None and current["status"] == "deleting":
+            if current is not None and states.may("finish_delete", current["status"]):
                 yield self._forget(current, deferred=True)
 
     @inlineCallbacks
@@ -510,7 +513,7 @@ class ContainerService:
         while True:
             waiter = self._journal.wait_state(container_uuid)
             row = yield self._store.get_container(container_uuid)
-            if row is None or row["status"] != "running" or self._clock.seconds() >= deadline:
+            if row is None or not states.may("stop", row["status"]) or self._clock.seconds() >= deadline:
                 self._journal.cancel_wait(container_uuid, waiter)
                 return row
             timer = self._clock.callLater(max(0.0, deadline - self._clock.seconds()), waiter.callback, None)
@@ -546,7 +549,7 @@ class ContainerService:
         """
         Whether the engine has the (running) container paused.
         """
-        if row["status"] != "running":
+        if not states.may("pause", row["status"]):
             return False
         result = yield self._hub.call(row["instance_uuid"], commands.ContainerPaused, uuid=row["uuid"])
         return result["paused"]
@@ -733,30 +736,20 @@ class ContainerService:
 
     @inlineCallbacks
     def on_started(self, container_uuid):
-        row = yield self._store.update_container(
-            container_uuid, expect_status=("created", "exited"), status="running", started_at=self._now(),
-            exit_code=None, finished_at=None,
+        # Started by the engine, not through ``start`` (which has set
+        # "running" before it asks): a restart policy, say.
+        yield self.lifecycle.transition(
+            container_uuid, "agent_started", started_at=self._now(), exit_code=None, finished_at=None,
         )
-        if row is not None:
-            self._journal.state_changed(container_uuid)
-            # Started by the engine, not through ``start`` (which has set
-            # "running" before it asks): a restart policy, say.
-            self._notifier.container(notices.CONTAINER_START, row)
 
     @inlineCallbacks
     def on_exited(self, container_uuid, exit_code, last_seq, finished_at):
         yield self._journal.durable(container_uuid, last_seq)
-        row = yield self._store.update_container(
-            container_uuid,
-            expect_status=("running",),
-            status="exited",
-            exit_code=exit_code,
-            finished_at=_parse_engine_time(finished_at, self._now()),
+        # The exit is told before waiters wake (a stop tells it ended the run).
+        row = yield self.lifecycle.transition(
+            container_uuid, "exited", exit_code=exit_code, finished_at=_parse_engine_time(finished_at, self._now()),
         )
         if row is not None:
-            # The exit is told before waiters wake (a stop tells it ended the run).
-            self._notifier.container(notices.CONTAINER_EXIT, row)
-            self._journal.state_changed(container_uuid)
             if row["remove_on_exit"]:
                 # Docker's --rm: the container goes once its exit is known.
                 # Viewers already woken read the exit before the row goes.
@@ -772,14 +765,14 @@ class ContainerService:
         """
         yield self._journal.settled(container_uuid, last_seq)
         row = yield self._store.get_container(container_uuid)
-        if row is None or row["status"] in ("error", "deleting"):
+        if row is None or not states.happens("vanished", row["status"]):
             return
         how = "the engine's destroy event" if seen == "destroy" else "the engine no longer knows it"
         reason = (
             f"the container was removed from the engine of instance {instance_name} by something other than "
             f"csvc ({how})"
         )
-        values = dict(status="error")
+        values = {}
         if exit_code >= 0 and row["exit_code"] is None:
             values["exit_code"] = exit_code
         known = values.get("exit_code", row["exit_code"])
@@ -788,12 +781,35 @@ class ContainerService:
         values["status_reason"] = reason
         if row["finished_at"] is None:
             values["finished_at"] = self._now()
-        row = yield self._store.update_container(
-            container_uuid, expect_status=("creating", "created", "running", "exited"), **values
-        )
+        row = yield self.lifecycle.transition(container_uuid, "vanished", **values)
         if row is not None:
             self.log.warn("{reason} ({uuid})", reason=reason, uuid=container_uuid)
-            self._journal.state_changed(container_uuid)
+
+    def on_found(self, row, engine_state):
+        """
+        Its agent registered again and the engine still has the container:
+        one marked ``error`` only because its instance was down is back,
+        ``created`` or ``running`` as the engine has it (an exit while its
+        agent was away follows with the resumed output).  Fires with the new
+        row, or None when nothing changed.
+        """
+        if not marked_down(row):
+            return succeed(None)
+        event = "agent_found_created" if engine_state == "created" else "agent_found_running"
+        return self.lifecycle.transition(row["uuid"], event, status_reason=None)
+
+    def on_missing(self, row, instance_name):
+        """
+        Its agent registered again and the engine no longer has the
+        container: a created or running one becomes ``error``.  Fires with
+        the new row, or None when nothing changed.
+        """
+        if not states.happens("missing_at_registration", row["status"]):
+            return succeed(None)
+        return self.lifecycle.transition(
+            row["uuid"], "missing_at_registration",
+            status_reason=f"the container vanished from the engine of instance {instance_name}",
+        )
 
     @inlineCallbacks
     def _remove_after_exit(self, row):

@@ -108,8 +108,9 @@ def _bad_hostname(host):
 
 class Destinations:
     """
-    The policy: ``allow`` (networks that may be sent to although internal)
-    and the resolver (an ``IHostnameResolver``, the reactor's by default).
+    The policy: ``allow`` (networks that may be sent to although internal),
+    the resolver (an ``IHostnameResolver``: the reactor's, in service) and
+    the clock its lookups are timed by.
     """
 
     log = Logger()
@@ -118,11 +119,9 @@ class Destinations:
     #: (with no DNS reachable, getaddrinfo waits for its own timeouts).
     resolve_timeout = 5.0
 
-    def __init__(self, resolver, allow=(), clock=None):
+    def __init__(self, resolver, allow=(), *, clock):
         self._resolver = resolver
         self.allow = tuple(allow)
-        if clock is None:
-            from twisted.internet import reactor as clock
         self._clock = clock
 
     def refusal(self, address):

@@ -74,13 +74,15 @@ class LocalProvider(MultiService):
 
     log = Logger()
     name = "local"
-    #: ``compute.instance.create`` / ``.delete`` go here (``csvc.notify``);
-    #: ``makeService`` gives it the service's notifier.
-    notifier = NullNotifier()
-
-    def __init__(self, store, listener, count, capacity, reactor, tls_dir=None, restart_delay=1.0, memory=None,
-                 cpus=None, hub=None, start_batch=10, start_wait=60.0, netns=None):
+    def __init__(self, store, agents_address, count, capacity, reactor, tls_dir=None, restart_delay=1.0, memory=None,
+                 cpus=None, hub=None, start_batch=10, start_wait=60.0, netns=None, notifier=None):
+        """
+        ``agents_address``: a Deferred that fires with the address the agent
+        port listens on (``csvc.server.Listener``'s ``listening``).
+        """
         super().__init__()
+        #: ``compute.instance.create`` / ``.delete`` go here (``csvc.notify``)
+        self.notifier = notifier if notifier is not None else NullNotifier()
         #: ``csvc.providers.netns.NetworkNamespaces``: each agent in its own
         #: network namespace, dialing the gateway; None: on this namespace
         self._netns = netns
@@ -103,7 +105,7 @@ class LocalProvider(MultiService):
         #: A csvc-manage tls directory when the agent port speaks TLS.
         self._tls_dir = tls_dir
         self._store = store
-        self._listener = listener
+        self._agents_address = agents_address
         self._count = count
         self._capacity = capacity
         self._monitor = ProcessMonitor(reactor=reactor)
@@ -115,7 +117,7 @@ class LocalProvider(MultiService):
 
     def startService(self):
         super().startService()
-        d = self._listener.listening.addCallback(self._spawn_agents)
+        d = self._agents_address.addCallback(self._spawn_agents)
         d.addErrback(lambda f: self.log.failure("starting the local instances failed", f))
 
     @inlineCallbacks

@@ -310,10 +310,12 @@ class NovaProvider(Service):
 
     log = Logger()
     name = "nova"
-    notifier = NullNotifier()
 
-    def __init__(self, store, compute, template, capacity, reactor, timeout=300.0, poll=2.0, threads=4):
+    def __init__(self, store, compute, template, capacity, reactor, timeout=300.0, poll=2.0, threads=4,
+                 notifier=None):
         self.capacity = capacity
+        #: ``compute.instance.create`` / ``.delete`` go here (``csvc.notify``)
+        self.notifier = notifier if notifier is not None else NullNotifier()
         self._store = store
         self._compute = compute
         self._template = template

@@ -6,7 +6,7 @@ a WebSocket attach session.
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet.defer import inlineCallbacks
 
-from csvc.compute.states import InvalidState
+from csvc.compute import states
 from csvc.store.quotas import QuotaExceeded, over
 from csvc.relay.websocket import AttachContext, attach_factory
 
@@ -38,8 +38,10 @@ class Relay:
     #: Seconds without traffic either way before a session is closed.
     idle_timeout = 3600
 
-    def __init__(self, containers, journal, store, throttle=None, allowed_origins=(), idle_timeout=3600):
+    def __init__(self, containers, journal, store, clock, throttle=None, allowed_origins=(), idle_timeout=3600):
         self._containers = containers
+        #: the sessions' time (their idle timeouts)
+        self.clock = clock
         self._journal = journal
         self._store = store
         self.throttle = throttle
@@ -52,11 +54,11 @@ class Relay:
         A container that will not run again has nothing live to attach to;
         with ``logs`` its output is still replayed.
         """
-        if row["status"] in ("creating", "created", "running"):
+        if states.may("attach", row["status"]):
             return
-        if options.get("logs") and row["status"] in ("exited", "error"):
+        if options.get("logs") and states.may("attach_replay", row["status"]):
             return
-        raise InvalidState("attach", row["status"], "attach with logs=true to replay its output")
+        raise states.InvalidState("attach", row["status"], "attach with logs=true to replay its output")
 
     def project_sessions(self, project_id):
         """
@@ -111,5 +113,6 @@ class Relay:
             registry=self.sessions,
             raw_only=raw_only,
             idle_timeout=self.idle_timeout,
+            clock=self.clock,
         )
         return _TakeOver(attach_factory(context))

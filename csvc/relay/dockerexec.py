@@ -99,7 +99,8 @@ class DockerExecStream(Protocol):
         self._sessions.add(self)
         state = self._state
         state.context = ExecContext(
-            self._containers, self._containers.execs, state.row, state.exec_id, self._tty, self._stdin
+            self._containers, self._containers.execs, state.row, state.exec_id, self._tty, self._stdin,
+            clock=self._clock,
         )
         self._session = state.context.open_session(self)
         self.transport.registerProducer(self._session, True)

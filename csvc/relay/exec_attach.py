@@ -123,8 +123,10 @@ class ExecContext:
     #: Seconds without traffic either way before the relay closes.
     idle_timeout = 3600
 
-    def __init__(self, containers, registry, row, exec_id, tty, stdin, secure=False, allowed_origins=(),
+    def __init__(self, containers, registry, row, exec_id, tty, stdin, *, clock, secure=False, allowed_origins=(),
                  sessions=None, raw_only=False):
+        #: the session's time (its idle timeout)
+        self.clock = clock
         # raw_only: raw bytes both ways, no channel subprotocol (Docker's).
         self.raw_only = raw_only
         self.registry = registry
@@ -205,6 +207,7 @@ def exec_upgrade(relay, containers, registry, request, row, exec_id, tty, stdin,
         exec_id,
         tty,
         stdin,
+        clock=relay.clock,
         secure=request.isSecure(),
         allowed_origins=relay.allowed_origins,
         sessions=relay.sessions,

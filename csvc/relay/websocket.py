@@ -9,7 +9,6 @@ bytes both ways.
 """
 
 import json
-import struct
 from collections import deque
 from urllib.parse import urlsplit
 
@@ -17,9 +16,9 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.types import ConnectionDeny
 from twisted.logger import Logger
 
+from csvc.fastpath.frames import FastFrames
 from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
 from csvc.relay.session import AttachSession
-from csvc.wire.sockwrite import write_now
 
 SUBPROTOCOL = "channel.csvc.v1"
 
@@ -32,6 +31,9 @@ STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE_STDIN = 0, 1, 2, 3, 4, 255
 #: which covers both ways, is for what clients send; output written by
 #: ``_send_binary`` is bounded by the chunk instead.
 MAX_CLIENT_MESSAGE = 1024 * 1024 + 1
+
+#: The largest message (one frame) written to a client autobahn's way.
+MAX_FRAME = 64 * 1024
 
 # Not the protocol's own ``log``: autobahn's (txaio's) sits there, filtered
 # to info; a Logger there would print every frame at debug level.
@@ -55,13 +57,10 @@ def origin_allowed(origin, host, secure, allowed_origins=()):
     return origin.lower().rstrip("/") in {o.lower().rstrip("/") for o in allowed_origins}
 
 
-#: Server-to-client frame headers (RFC 6455 5.2: FIN, binary, unmasked).
-_HEADER_16 = struct.Struct("!BBH")
-_HEADER_64 = struct.Struct("!BBQ")
 _CHANNEL_BYTE = [bytes((i,)) for i in range(256)]
 
 
-class AttachProtocol(WebSocketServerProtocol):
+class AttachProtocol(FastFrames, WebSocketServerProtocol):
     """
     One attached client.  ``context`` (set by the factory) carries what the
     HTTP side decided: the container, the streams, stdin, where to start,
@@ -96,11 +95,7 @@ class AttachProtocol(WebSocketServerProtocol):
         self._idle_call = None
         # Looked up once: _touch runs for every message.
         self._idle_timeout = getattr(context, "idle_timeout", None)
-        self._clock = getattr(context, "clock", None)
-        if self._clock is None:
-            from twisted.internet import reactor
-
-            self._clock = reactor
+        self._clock = context.clock
         self._touch()
         self._session = context.open_session(self)
         self.registerProducer(self._session, True)
@@ -141,32 +136,16 @@ class AttachProtocol(WebSocketServerProtocol):
 
     def _send_binary(self, prefix, data):
         """
-        One binary message, ``prefix + data``.  Output is most of what a
-        session sends: in the usual case (open, no compression, no
-        fragmentation, nothing queued) the frame is written here, header
-        and payload without joining them; autobahn's ``sendMessage`` would
-        copy the payload and format debug strings for every frame.
+        One binary message, ``prefix + data``: written by the fast path when
+        it can (``FastFrames.send_now``), else with autobahn's
+        ``sendMessage``, in messages of at most ``MAX_FRAME`` bytes, each
+        with the prefix.
         """
-        n = len(prefix) + len(data)
-        if (
-            self.state != self.STATE_OPEN
-            or self._perMessageCompress is not None
-            or self.send_state != self.SEND_STATE_GROUND
-            or self.send_queue
-            or 0 < self.autoFragmentSize < n
-        ):
-            # autobahn's way, within its message limit.
-            step = max(1, (self.maxMessagePayloadSize or n) - len(prefix))
-            for start in range(0, len(data) or 1, step):
-                self.sendMessage(prefix + data[start:start + step], isBinary=True)
+        if self.send_now(prefix, data):
             return
-        if n < 126:
-            header = bytes((0x82, n))
-        elif n < 65536:
-            header = _HEADER_16.pack(0x82, 126, n)
-        else:
-            header = _HEADER_64.pack(0x82, 127, n)
-        write_now(self.transport, [header + prefix, data])
+        step = max(1, min(self.maxMessagePayloadSize or MAX_FRAME, MAX_FRAME) - len(prefix))
+        for start in range(0, len(data) or 1, step):
+            self.sendMessage(prefix + data[start:start + step], isBinary=True)
 
     def finished(self, exit_code, reason):
         status = {"exit_code": exit_code}
@@ -179,73 +158,6 @@ class AttachProtocol(WebSocketServerProtocol):
         self.sendClose(1000, close_reason[:120])
 
     # -- input -------------------------------------------------------------
-
-    def dataReceived(self, data):
-        # autobahn's version only adds a debug log line whose arguments it
-        # builds on every read, disabled or not (``hltype``/``hlval``: four
-        # ``click.style`` calls, a fifth of a keystroke's time in the control
-        # plane's main thread under cProfile).
-        self._dataReceived(data)
-
-    def _dataReceived(self, data):
-        """
-        Keystrokes are most of what clients send: small binary messages, one
-        frame each.  While autobahn is between frames, such frames are read
-        here and handed to ``onMessage`` (bench/hops.py: 22 us per 2-byte
-        message through autobahn's parser and callbacks, 11-16 us here, once
-        on every keystroke's path).  Anything else (control frames, text,
-        fragments, long or oversized frames, a frame cut by the read) goes
-        to autobahn from there on, as before.
-        """
-        if (
-            self.state == self.STATE_OPEN
-            and not self.data
-            and self.current_frame is None
-            and not self.inside_message
-            and not self.logOctets
-            and not self.logFrames
-        ):
-            data = self._simple_frames(data)
-            if not data:
-                return
-        super()._dataReceived(data)
-
-    def _simple_frames(self, data):
-        """
-        Deliver the complete, masked, unfragmented binary frames of up to
-        65,535 bytes at the start of ``data``; return what is left.
-        """
-        n = len(data)
-        i = 0
-        limit = self.maxMessagePayloadSize
-        while i + 6 <= n and self.state == self.STATE_OPEN:
-            if data[i] != 0x82 or not data[i + 1] & 0x80:
-                break
-            length = data[i + 1] & 0x7F
-            start = i + 6
-            if length == 126:
-                start = i + 8
-                if start > n:
-                    break
-                length = (data[i + 2] << 8) | data[i + 3]
-            elif length == 127:
-                break
-            if limit and length > limit:
-                break
-            end = start + length
-            if end > n:
-                break
-            mask = data[start - 4:start]
-            payload = data[start:end]
-            if length:
-                words = (mask * (length // 4 + 1))[:length]
-                payload = (int.from_bytes(payload, "little") ^ int.from_bytes(words, "little")).to_bytes(
-                    length, "little"
-                )
-            self.trafficStats.incomingOctetsWireLevel += end - i
-            i = end
-            self.onMessage(payload, True)
-        return data[i:] if i else data
 
     def onMessage(self, payload, isBinary):
         self._touch()
@@ -342,8 +254,8 @@ class AttachContext:
     What one attach was granted, and the calls its protocol makes.
     """
 
-    def __init__(self, containers, journal, store, row, streams, stdin, next_seq, throttle=None,
-                 secure=False, allowed_origins=(), registry=None, raw_only=False, idle_timeout=None, clock=None):
+    def __init__(self, containers, journal, store, row, streams, stdin, next_seq, *, clock, throttle=None,
+                 secure=False, allowed_origins=(), registry=None, raw_only=False, idle_timeout=None):
         self.journal = journal
         self.store = store
         self.container_uuid = row["uuid"]

@@ -19,10 +19,12 @@ class HeartbeatMonitor(Service):
 
     log = Logger()
 
-    def __init__(self, store, hub, journal, clock, interval, missed=3, startup=None):
+    def __init__(self, store, hub, lifecycle, clock, interval, missed=3, startup=None):
         self._store = store
         self._hub = hub
-        self._journal = journal
+        #: the containers' life cycle (``csvc.compute.lifecycle.Lifecycle``):
+        #: the one writer of their status
+        self._lifecycle = lifecycle
         self._clock = clock
         self.interval = interval
         self.missed = missed
@@ -70,7 +72,5 @@ class HeartbeatMonitor(Service):
     def _down(self, row, silence):
         reason = f"instance {row['name']} is down: its agent missed heartbeats for {silence:g} s"
         self._hub.drop(row["uuid"], reason)
-        errored = yield self._store.mark_instance_down(row["uuid"], reason)
-        for container_uuid in errored:
-            self._journal.state_changed(container_uuid)
+        errored = yield self._lifecycle.instance_down(row["uuid"], reason)
         self.log.warn("{reason}; {n} containers marked error", reason=reason, n=len(errored))

@@ -492,26 +492,26 @@ class Store(Service):
         )
         return [_row(r) for r in conn.execute(query)]
 
-    def mark_instance_down(self, instance_uuid, reason):
+    def mark_instance_down(self, instance_uuid, reason, from_states, to_state):
         """
         The instance's agent is gone: an active instance becomes ``down``
-        (a draining one stays draining) and every live container on it
-        ``error`` with ``reason``.  Fires with the uuids of those containers.
+        (a draining one stays draining) and every container on it in one of
+        ``from_states`` becomes ``to_state`` with ``reason`` (the life
+        cycle's ``instance_down``, csvc.compute.lifecycle).  Fires with the
+        uuids of those containers.
         """
-        return self._run(self._thd_mark_instance_down, instance_uuid, reason)
+        return self._run(self._thd_mark_instance_down, instance_uuid, reason, tuple(from_states), to_state)
 
-    def _thd_mark_instance_down(self, conn, instance_uuid, reason):
+    def _thd_mark_instance_down(self, conn, instance_uuid, reason, from_states, to_state):
         conn.execute(
             instances.update()
             .where(instances.c.uuid == instance_uuid, instances.c.status.in_(("active", "pending")))
             .values(status="down")
         )
-        live = (containers.c.instance_uuid == instance_uuid) & containers.c.status.in_(
-            ("creating", "created", "running")
-        )
-        errored = [r[0] for r in conn.execute(select(containers.c.uuid).where(live))]
+        moved = (containers.c.instance_uuid == instance_uuid) & containers.c.status.in_(from_states)
+        errored = [r[0] for r in conn.execute(select(containers.c.uuid).where(moved))]
         if errored:
-            conn.execute(containers.update().where(live).values(status="error", status_reason=reason))
+            conn.execute(containers.update().where(moved).values(status=to_state, status_reason=reason))
         return errored
 
     # -- containers --------------------------------------------------------

@@ -64,7 +64,11 @@ class FakeAgentHub(AgentHub):
     EXIT_CODES = {commands.StopContainer: 0, commands.KillContainer: 137}
 
     def __init__(self, store, journal, clock):
-        super().__init__(store, journal, clock=clock)
+        super().__init__(store, journal, clock)
+        #: who hears the fake agents' reports: the container service, which
+        #: the test environment makes after this hub (a real agent's link
+        #: is given it when the link is made)
+        self.events = None
         self.calls = []
         self.connected = set()
         self.exit_delay = 0
@@ -101,7 +105,7 @@ class FakeAgentHub(AgentHub):
         """
         if last_seq is None:
             last_seq = self._journal.persisted_seq(container_uuid)
-        return self.containers.on_exited(container_uuid, exit_code, last_seq, finished_at)
+        return self.events.on_exited(container_uuid, exit_code, last_seq, finished_at)
 
 
 class RecordingSink:
@@ -265,10 +269,11 @@ class Environment:
         # a test adds sinks (a webhook one) to ``self.notifier.sinks``.
         self.notices = RecordingSink()
         self.resolver = TableResolver()
-        self.subscriptions = Subscriptions(self.store, Destinations(self.resolver))
+        self.subscriptions = Subscriptions(self.store, Destinations(self.resolver, clock=self.clock))
         self.notifier = Notifier(self.clock, [self.notices], self.subscriptions, publisher_id="csvc.test")
         self.notifier.startService()
         self.containers = ContainerService(self.store, self.journal, self.hub, self.clock, notifier=self.notifier)
+        self.hub.events = self.containers
         self.api = NativeAPI(
             TokenAuth(self.store), self.containers, self.store, self.journal, subscriptions=self.subscriptions
         )

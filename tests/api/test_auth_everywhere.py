@@ -47,7 +47,7 @@ DOCKER = sorted(set(routes(DockerAPI._app)))
 
 @pytest.fixture
 def http(env):
-    relay = Relay(env.containers, env.journal, env.store)
+    relay = Relay(env.containers, env.journal, env.store, env.clock)
     docker_api = DockerAPI(env.api.auth, env.containers, env.store, env.journal, env.hub, relay, env.clock)
     root = APIRoot(env.api.resource(), docker_api.resource())
     return StubTreq(root)

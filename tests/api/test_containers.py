@@ -399,6 +399,14 @@ def test_delete_a_container_the_engine_lost(env):
 
 
 class _Link:
+    """
+    What ``AgentHub.register`` needs of an agent's link: its peer, and who
+    hears its container reports.
+    """
+
+    def __init__(self, events):
+        self.events = events
+
     def peer(self):
         return "test"
 
@@ -409,7 +417,7 @@ def _agent_registers(env, inventory):
     its link and the registration's answer, before anything the
     registration left for the reactor's next turn has run.
     """
-    link = _Link()
+    link = _Link(env.containers)
     env.hub.connected.add(env.instance)
     token = result_of(env.store.set_enroll_token(env.instance))
     return link, result_of(env.hub.register(link, token, "docker", 10, "local-1", inventory))

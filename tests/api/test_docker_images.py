@@ -106,9 +106,10 @@ class World:
         self.images = ProjectImages(env.store, self.hub, public)
         self.containers = ContainerService(env.store, env.journal, self.hub, env.clock, notifier=env.notifier,
                                            images=self.images)
+        self.hub.events = self.containers
         auth = TokenAuth(env.store)
         native = NativeAPI(auth, self.containers, env.store, env.journal)
-        relay = Relay(self.containers, env.journal, env.store)
+        relay = Relay(self.containers, env.journal, env.store, env.clock)
         docker = DockerAPI(auth, self.containers, env.store, env.journal, self.hub, relay, env.clock,
                            images=self.images)
         self.http = StubTreq(APIRoot(native.resource(), docker.resource()))

@@ -18,7 +18,7 @@ BASE = "http://csvc.test"
 
 @pytest.fixture
 def prune(env):
-    relay = Relay(env.containers, env.journal, env.store)
+    relay = Relay(env.containers, env.journal, env.store, env.clock)
     docker_api = DockerAPI(env.api.auth, env.containers, env.store, env.journal, env.hub, relay, env.clock)
     http = StubTreq(APIRoot(env.api.resource(), docker_api.resource()))
 

@@ -24,7 +24,7 @@ BASE = "http://csvc.test/v1.45"
 
 class Docker:
     def __init__(self, env, registries):
-        relay = Relay(env.containers, env.journal, env.store)
+        relay = Relay(env.containers, env.journal, env.store, env.clock)
         api = DockerAPI(env.api.auth, env.containers, env.store, env.journal, env.hub, relay, env.clock,
                         registries=registries)
         self.http = StubTreq(APIRoot(env.api.resource(), api.resource()))
@@ -155,7 +155,7 @@ def native_exec(env, client, uuid):
 
 @pytest.fixture
 def native_relay(env):
-    relay = Relay(env.containers, env.journal, env.store)
+    relay = Relay(env.containers, env.journal, env.store, env.clock)
     env.api.relay = relay
     return relay
 

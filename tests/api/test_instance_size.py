@@ -127,7 +127,7 @@ class Link:
 
 
 def register(env, row, token, facts):
-    hub = AgentHub(env.store, env.journal)
+    hub = AgentHub(env.store, env.journal, env.clock)
     return result_of(hub.register(Link(), token, "docker", row["capacity"], "host", [], facts))
 
 

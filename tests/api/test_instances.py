@@ -165,7 +165,7 @@ def test_quota_is_checked_before_any_instance_is_made(env):
 
 
 def test_an_instance_missing_heartbeats_is_down_and_its_containers_error(env):
-    monitor = HeartbeatMonitor(env.store, env.hub, env.journal, env.clock, interval=1.0, startup=0)
+    monitor = HeartbeatMonitor(env.store, env.hub, env.containers.lifecycle, env.clock, interval=1.0, startup=0)
     dropped = []
 
     def drop(uuid, why):
@@ -202,6 +202,9 @@ def test_an_instance_missing_heartbeats_is_down_and_its_containers_error(env):
         # The agent comes back and its engine still runs the container: the
         # container is running again, not left in error.
         class Link:
+            # What the agent reports goes to the container service.
+            events = env.containers
+
             def peer(self):
                 return "test"
 
@@ -215,7 +218,7 @@ def test_an_instance_missing_heartbeats_is_down_and_its_containers_error(env):
 
 
 def test_the_monitor_waits_for_agents_after_a_restart(env):
-    monitor = HeartbeatMonitor(env.store, env.hub, env.journal, env.clock, interval=1.0)
+    monitor = HeartbeatMonitor(env.store, env.hub, env.containers.lifecycle, env.clock, interval=1.0)
     monitor.startService()
     try:
         env.advance(9)

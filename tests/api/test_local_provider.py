@@ -13,10 +13,6 @@ from csvc.agents.hub import AgentHub
 from tests.api.conftest import result_of
 
 
-class Listener:
-    listening = succeed(IPv4Address("TCP", "127.0.0.1", 8781))
-
-
 class RecordingProvider(LocalProvider):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -27,8 +23,8 @@ class RecordingProvider(LocalProvider):
 
 
 def test_agents_start_in_batches_as_the_previous_ones_register(env):
-    hub = AgentHub(env.store, env.journal)
-    provider = RecordingProvider(env.store, Listener(), 25, 10, env.clock, hub=hub, start_batch=10,
+    hub = AgentHub(env.store, env.journal, env.clock)
+    provider = RecordingProvider(env.store, succeed(IPv4Address("TCP", "127.0.0.1", 8781)), 25, 10, env.clock, hub=hub, start_batch=10,
                                  start_wait=60.0, memory=512, cpus=1.0)
     provider._spawn_agents(IPv4Address("TCP", "127.0.0.1", 8781))
     assert len(provider.started) == 10

@@ -330,7 +330,7 @@ fake_session = FakeSession
 
 
 def test_attach_sessions_beyond_the_quota_are_refused(env):
-    relay = Relay(env.containers, env.journal, env.store)
+    relay = Relay(env.containers, env.journal, env.store, env.clock)
     row = {"uuid": "c1", "project_id": "project-a"}
     env.admin.request("PUT", "/v1/quotas/project-a", body={"attach_sessions": 2})
     result_of(relay.check_session_quota(row))
@@ -348,7 +348,7 @@ def test_attach_sessions_beyond_the_quota_are_refused(env):
 
 
 def test_attaching_beyond_the_quota_is_a_403(env):
-    relay = Relay(env.containers, env.journal, env.store)
+    relay = Relay(env.containers, env.journal, env.store, env.clock)
     env.http = StubTreq(NativeAPI(TokenAuth(env.store), env.containers, env.store, env.journal, relay).resource())
     view = env.alice.create(interactive=True, run=True)
     env.admin.request("PUT", "/v1/quotas/project-a", body={"attach_sessions": 1})

@@ -25,7 +25,7 @@ class Hub:
 
 def register(**extra):
     hub = Hub()
-    link = AgentLink(hub, journal=None)
+    link = AgentLink(hub, journal=None, events=None)
     agent = amp.AMP()
     link_transport, agent_transport = StringTransport(), StringTransport()
     link.makeConnection(link_transport)

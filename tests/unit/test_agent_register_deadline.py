@@ -35,7 +35,7 @@ PARTIAL_BOX = b"\x00\x04_ask\xff\xff"
 def connect(timeout=10.0, limit=PREREGISTER_BYTES):
     clock = Clock()
     hub = Hub()
-    link = AgentLink(hub, journal=None, clock=clock, register_timeout=timeout, preregister_bytes=limit)
+    link = AgentLink(hub, journal=None, events=None, clock=clock, register_timeout=timeout, preregister_bytes=limit)
     transport = StringTransport()
     link.makeConnection(transport)
     return clock, hub, link, transport

@@ -62,7 +62,7 @@ def check(destinations, url):
 
 def test_urls_naming_or_resolving_to_internal_addresses_are_refused():
     resolver = TableResolver({"meta.evil.test": ["93.184.215.15", "169.254.169.254"], "nowhere.test": []})
-    destinations = Destinations(resolver)
+    destinations = Destinations(resolver, clock=Clock())
     assert check(destinations, "https://hooks.example/x") is None
     assert check(destinations, "http://127.0.0.1:8080/hook") == (
         "the url http://127.0.0.1:8080/hook is refused: 127.0.0.1 is loopback: csvc does not send "
@@ -82,7 +82,7 @@ def test_urls_naming_or_resolving_to_internal_addresses_are_refused():
 
 def test_an_operators_allow_list_lets_internal_networks_through():
     destinations = Destinations(TableResolver({"localhost": ["127.0.0.1", "::1"]}),
-                                allow=parse_networks("127.0.0.0/8"))
+                                allow=parse_networks("127.0.0.0/8"), clock=Clock())
     assert check(destinations, "http://127.0.0.1:9/") is None
     assert "localhost resolves to ::1, which is loopback" in check(destinations, "http://localhost/")
     destinations.allow = parse_networks(["127.0.0.0/8", "::1"])
@@ -99,7 +99,7 @@ class Factory:
 def test_deliveries_connect_to_the_address_that_was_checked():
     reactor = MemoryReactorClock()
     resolver = TableResolver({"hooks.example": ["93.184.215.15"]})
-    endpoints = CheckedEndpoints(reactor, Destinations(resolver), connect_timeout=7)
+    endpoints = CheckedEndpoints(reactor, Destinations(resolver, clock=reactor), connect_timeout=7)
     endpoint = endpoints.endpointForURI(URI.fromBytes(b"http://hooks.example:8080/x"))
     endpoint.connect(Factory())
     ((host, port, _factory, timeout, _bind),) = reactor.tcpClients
@@ -109,7 +109,7 @@ def test_deliveries_connect_to_the_address_that_was_checked():
 def test_a_name_that_now_resolves_internally_is_not_connected_to(caplog_events):
     reactor = MemoryReactorClock()
     resolver = TableResolver({"hooks.example": ["10.1.2.3"]})
-    endpoints = CheckedEndpoints(reactor, Destinations(resolver))
+    endpoints = CheckedEndpoints(reactor, Destinations(resolver, clock=reactor))
     d = endpoints.endpointForURI(URI.fromBytes(b"https://hooks.example/x")).connect(Factory())
     failure = result_of_failure(d)
     assert failure.check(UnsafeDestination)
@@ -141,7 +141,7 @@ def caplog_events():
 
 def test_https_goes_over_tls_to_the_checked_address():
     reactor = MemoryReactorClock()
-    endpoints = CheckedEndpoints(reactor, Destinations(TableResolver()))
+    endpoints = CheckedEndpoints(reactor, Destinations(TableResolver(), clock=reactor))
     endpoints.endpointForURI(URI.fromBytes(b"https://hooks.example/x")).connect(Factory())
     ((host, port, factory, _timeout, _bind),) = reactor.tcpClients
     assert (host, port) == (PUBLIC, 443)

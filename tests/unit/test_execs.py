@@ -5,6 +5,7 @@ and the agent's exec stream.
 
 import pytest
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionDone
@@ -145,7 +146,7 @@ def test_exec_session_holds_answers_while_paused_and_waits_for_the_start():
     registry = ExecRegistry()
     registry.register("e1", "c1", "i1", True, True)
     containers = Containers()
-    context = ExecContext(containers, registry, {"uuid": "c1"}, "e1", True, True)
+    context = ExecContext(containers, registry, {"uuid": "c1"}, "e1", True, True, clock=Clock())
     sink = Sink()
     session = context.open_session(sink)
     assert isinstance(session, ExecSession)
@@ -171,7 +172,7 @@ def test_exec_session_client_gone_refuses_output_and_closes_stdin():
     registry = ExecRegistry()
     registry.register("e1", "c1", "i1", False, True)
     containers = Containers()
-    context = ExecContext(containers, registry, {"uuid": "c1"}, "e1", False, True)
+    context = ExecContext(containers, registry, {"uuid": "c1"}, "e1", False, True, clock=Clock())
     session = context.open_session(Sink())
     session.start()
     containers.start.callback(None)

@@ -27,7 +27,7 @@ from csvc.notify.destinations import Destinations
 from tests.resolvers import TableResolver
 
 #: every name resolves to a public address
-PUBLIC_ONLY = Destinations(TableResolver())
+PUBLIC_ONLY = Destinations(TableResolver(), clock=Clock())
 
 EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
 

@@ -90,7 +90,7 @@ def link():
     (hub's AgentLink, agent's AgentProtocol, pump), the link registered.
     """
     hub, journal, core = Hub(), Journal(), Core()
-    control = AgentLink(hub, journal)
+    control = AgentLink(hub, journal, events=None)
     agent = AgentProtocol(core, clock=None)
     pump = iosim.connect(control, iosim.makeFakeServer(control), agent, iosim.makeFakeClient(agent))
     control.instance_uuid = "i-1"
@@ -133,7 +133,7 @@ def raising(times, error, then):
 def test_an_agent_responder_that_raises_answers_internal_error_and_the_link_stays(link, logged, monkeypatch):
     control, agent, pump = link
     core = agent._core
-    # Input: a fast command (csvc.wire.codec's own dispatch).
+    # Input: a fast command (csvc.fastpath.boxes' own dispatch, with the fast path on).
     monkeypatch.setattr(core, "write_stdin", raising(1, Broken("disk on fire"), core.write_stdin))
     failed = call(pump, control, commands.Input, uuid="c-1", data=b"first")
     assert failed.check(commands.InternalError)

@@ -346,8 +346,8 @@ def test_a_paused_response_pauses_the_engine_stream_across_amp():
 
     engine = FakeEngine()
     core = StubCore(engine)
-    hub = AgentHub(store=None, journal=None)
-    agent, link, pump = iosim.connectedServerAndClient(lambda: AgentLink(hub, None),
+    hub = AgentHub(store=None, journal=None, clock=Clock())
+    agent, link, pump = iosim.connectedServerAndClient(lambda: AgentLink(hub, None, events=None),
                                                        lambda: AgentProtocol(core, Clock()))
     link.instance_uuid = "i1"
     hub._links["i1"] = link
