@@ -70,10 +70,12 @@ class FastFrames:
         message through autobahn's parser and callbacks, 11-16 us here, once
         on every keystroke's path).  Anything else (control frames, text,
         fragments, long or oversized frames, a frame cut by the read) goes
-        to autobahn from there on, as before.
+        to autobahn from there on, as before.  (With the switch off,
+        autobahn's ``dataReceived`` calls this too: all goes to autobahn.)
         """
         if (
-            self.state == self.STATE_OPEN
+            SWITCH.on
+            and self.state == self.STATE_OPEN
             and not self.data
             and self.current_frame is None
             and not self.inside_message

@@ -2,21 +2,40 @@
 What clients send reaches the container's stdin exactly as sent, however the
 frames are cut by reads and whatever mix of messages and control frames
 arrives: AttachProtocol reads simple binary frames itself and leaves the
-rest to autobahn (csvc/relay/websocket.py, ``_dataReceived``).  And output
-goes out as one message per chunk, or, when autobahn has to write it, in
-messages within autobahn's limit.
+rest to autobahn (csvc/fastpath/frames.py, ``_dataReceived``), or, with the
+fast path off, autobahn reads them all.  And output goes out as one message
+per chunk, or, when autobahn has to write it (always, with the fast path
+off), in messages of at most 64 KiB.  Every test runs both ways.
 """
 
 import os
 import struct
+from contextlib import contextmanager
 
+import pytest
 from hypothesis import given, settings, strategies as st
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from csvc.wire.commands import STDIN_PIECE, stdin_pieces
-from csvc.relay.websocket import MAX_CLIENT_MESSAGE, SUBPROTOCOL, attach_factory
+from csvc.fastpath import SWITCH
+from csvc.relay.websocket import MAX_CLIENT_MESSAGE, MAX_FRAME, SUBPROTOCOL, attach_factory
+
+
+@pytest.fixture(params=["fast", "public"])
+def path(request, monkeypatch):
+    monkeypatch.setattr(SWITCH, "on", request.param == "fast")
+    return request.param
+
+
+@contextmanager
+def fast_path(on):
+    before, SWITCH.on = SWITCH.on, on
+    try:
+        yield
+    finally:
+        SWITCH.on = before
 
 
 class Session:
@@ -119,8 +138,13 @@ messages = st.lists(
 
 
 @settings(max_examples=80, deadline=None)
-@given(messages=messages, cuts=st.lists(st.integers(min_value=0, max_value=1 << 20), max_size=8))
-def test_stdin_arrives_as_sent_however_cut(messages, cuts):
+@given(messages=messages, cuts=st.lists(st.integers(min_value=0, max_value=1 << 20), max_size=8), fast=st.booleans())
+def test_stdin_arrives_as_sent_however_cut(messages, cuts, fast):
+    with fast_path(fast):
+        stdin_arrives_as_sent(messages, cuts)
+
+
+def stdin_arrives_as_sent(messages, cuts):
     protocol, transport, context = opened()
     wire = b""
     expected = []
@@ -148,7 +172,7 @@ def test_stdin_arrives_as_sent_however_cut(messages, cuts):
     assert protocol.state == protocol.STATE_OPEN
 
 
-def test_a_message_over_the_limit_fails_the_connection_as_autobahn_does():
+def test_a_message_over_the_limit_fails_the_connection_as_autobahn_does(path):
     protocol, transport, context = opened()
     protocol.dataReceived(frame(b"\x00" + b"x" * 10) + frame(b"\x00" + b"y" * MAX_CLIENT_MESSAGE))
     # Only the first reached stdin; autobahn dropped the connection (its
@@ -158,7 +182,7 @@ def test_a_message_over_the_limit_fails_the_connection_as_autobahn_does():
     assert protocol.state == protocol.STATE_CLOSED
 
 
-def test_an_unmasked_frame_fails_the_connection():
+def test_an_unmasked_frame_fails_the_connection(path):
     protocol, transport, context = opened()
     protocol.dataReceived(b"\x82\x02\x00a")
     assert context.writes == []
@@ -181,7 +205,7 @@ def server_frames(wire):
     return frames
 
 
-def test_output_longer_than_autobahns_limit_is_split_when_autobahn_writes_it():
+def test_output_longer_than_autobahns_limit_is_split_when_autobahn_writes_it(path):
     # Output is written directly in one message per chunk (up to 256 KiB);
     # when it has to go through autobahn's sendMessage (here: fragmentation
     # set), it is cut into messages autobahn accepts, the bytes unchanged.
@@ -201,8 +225,24 @@ def test_output_longer_than_autobahns_limit_is_split_when_autobahn_writes_it():
     assert b"".join(m[1:] for m in messages) == data
 
 
-def test_output_of_a_whole_chunk_is_one_message():
+def test_output_of_a_whole_chunk_is_one_message_or_frames_of_64_kib(path):
     protocol, transport, context = opened()
     data = os.urandom(256 * 1024)
     protocol.output(2, data)
-    assert server_frames(transport.value()) == [(2, True, b"\x02" + data)]
+    frames = server_frames(transport.value())
+    if path == "fast":
+        assert frames == [(2, True, b"\x02" + data)]
+    else:
+        assert all(opcode == 2 and fin and len(payload) <= MAX_FRAME and payload[:1] == b"\x02"
+                   for opcode, fin, payload in frames)
+        assert len(frames) == 5 and b"".join(payload[1:] for _, _, payload in frames) == data
+
+
+def test_only_the_fast_path_reads_frames_itself(path, monkeypatch):
+    protocol, transport, context = opened()
+    read = []
+    simple_frames = protocol._simple_frames
+    monkeypatch.setattr(protocol, "_simple_frames", lambda data: read.append(data) or simple_frames(data))
+    protocol.dataReceived(frame(b"\x00ab"))
+    assert context.writes == [b"ab"]
+    assert bool(read) == (path == "fast")
