@@ -20,7 +20,6 @@ from treq.client import HTTPClient
 from csvc import config, process
 from csvc.api.auth import TokenAuth
 from csvc.fastpath import FastPathSwitch
-from csvc.fastpath import FastPathSwitch
 from csvc.api.docker import DockerAPI
 from csvc.api.docker_events import DockerEvents
 from csvc.api.front import BodyLimits, FrontSite
@@ -134,9 +133,6 @@ class Options(usage.Options):
         ["nova-agent-connect", None, None, "The agents endpoint as servers reach it, e.g. tcp:203.0.113.5:8781."],
         ["nova-agent-package", None, None, "What pip installs on a server for csvc-agent [default: csvc]."],
         ["nova-timeout", None, None, "Seconds to wait for a server to be ACTIVE, or gone [default: 300]."],
-        ["fast-path", None, None,
-         "Private internals of Twisted and autobahn for speed: on, off, or auto (on with the releases it was "
-         "tested with) [default: $CSVC_FAST_PATH, else auto]."],
         ["fast-path", None, None,
          "Private internals of Twisted and autobahn for speed: on, off, or auto (on with the releases it was "
          "tested with) [default: $CSVC_FAST_PATH, else auto]."],
@@ -356,7 +352,6 @@ def build(settings, reactor):
 
     # Started in this order, stopped in the reverse one.
     top = MultiService()
-    FastPathSwitch(settings.get("fast-path")).setServiceParent(top)
     FastPathSwitch(settings.get("fast-path")).setServiceParent(top)
     process.Tuning(reactor).setServiceParent(top)
     Startup(settings["data-dir"], store).setServiceParent(top)

@@ -47,9 +47,6 @@ class Options(usage.Options):
         ["fast-path", None, None,
          "Private internals of Twisted and autobahn for speed: on, off, or auto (on with the releases it was "
          "tested with) [default: $CSVC_FAST_PATH, else auto]."],
-        ["fast-path", None, None,
-         "Private internals of Twisted and autobahn for speed: on, off, or auto (on with the releases it was "
-         "tested with) [default: $CSVC_FAST_PATH, else auto]."],
     ]
 
     def postOptions(self):
@@ -82,9 +79,6 @@ class Options(usage.Options):
             raise usage.UsageError("--capacity must be at least 1")
         if self["instance-firewall"] not in ("on", "off", "auto"):
             raise usage.UsageError(f"--instance-firewall {self['instance-firewall']!r}: on, off or auto")
-        self["fast-path"] = self["fast-path"] or fastpath.default_mode()
-        if self["fast-path"] not in fastpath.MODES:
-            raise usage.UsageError(f"--fast-path {self['fast-path']!r}: on, off or auto")
         self["fast-path"] = self["fast-path"] or fastpath.default_mode()
         if self["fast-path"] not in fastpath.MODES:
             raise usage.UsageError(f"--fast-path {self['fast-path']!r}: on, off or auto")

@@ -13,10 +13,11 @@ Everything here has a counterpart on public APIs that behaves the same
 
 ``--fast-path on|off|auto`` (both ``twistd csvc`` and ``twistd
 csvc-agent``; default ``$CSVC_FAST_PATH``, else ``auto``) sets the switch
-once, at start-up: ``auto`` turns it on only with the exact releases of
-Twisted and autobahn it was tested with (``TESTED``), so a newer Twisted
-gets the public path instead of breaking.  Objects read the switch when
-they are made (a link, a WebSocket) or on each call (a socket write).
+once, at start-up (``FastPathSwitch``, each process's first service):
+``auto`` turns it on only with the exact releases of Twisted and autobahn
+it was tested with (``TESTED``), so a newer Twisted gets the public path
+instead of breaking.  An agent link reads the switch when it is made; a
+socket write and a WebSocket's frames, on each call.
 """
 
 import os
@@ -88,19 +89,6 @@ class Switch:
         return self.on
 
 
-def _from_environment():
-    mode = os.environ.get(ENVIRONMENT) or "auto"
-    try:
-        return decide(mode)
-    except ValueError:
-        # Reported by the option's own check, which reads the same default.
-        return False
-
-
-#: The process's switch, before any option is read: from the environment.
-SWITCH = Switch(_from_environment())
-
-
 def default_mode():
     """
     The option's default: ``$CSVC_FAST_PATH``, else ``auto``.
@@ -108,15 +96,16 @@ def default_mode():
     return os.environ.get(ENVIRONMENT) or "auto"
 
 
-def use(mode):
-    """
-    Set the process's switch (``--fast-path``).
-    """
-    return SWITCH.use(mode)
+def _from_environment():
+    try:
+        return decide(default_mode())
+    except ValueError:
+        # Reported by the option's own check, which reads the same default.
+        return False
 
 
-def enabled():
-    return SWITCH.on
+#: The process's switch, before any option is read: from the environment.
+SWITCH = Switch(_from_environment())
 
 
 class FastPathSwitch(Service):
