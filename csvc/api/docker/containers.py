@@ -27,6 +27,7 @@ from csvc.agents.hub import InstanceUnavailable
 from csvc.compute.defaults import update_within
 from csvc.compute.networks import RESERVED as RESERVED_NETWORKS
 from csvc.compute.service import ImageNotFound, NotFound
+from csvc.compute import states
 from csvc.compute.states import InvalidState
 from csvc.relay.hijack import MULTIPLEXED, RAW
 
@@ -351,7 +352,7 @@ class ContainerRoutes(DockerRoutes):
         except UnsafePsArgs as exc:
             raise BadRequest(str(exc)) from None
         row = yield self._get(identity, ident)
-        if row["status"] != "running":
+        if not states.may("top", row["status"]):
             raise DockerError(409, f"Container {ident} is not running")
         top = yield self._containers.top(row, ps_args)
         return 200, {"Titles": top.get("Titles") or [], "Processes": top.get("Processes") or []}

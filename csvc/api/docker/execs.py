@@ -10,6 +10,7 @@ from csvc.api.docker.app import DockerError, DockerRoutes, app, docker_endpoint,
 from csvc.api.docker.views import env_dict, string_list
 from csvc.api.schemas import BadRequest
 from csvc.agents.execs import ExecSlot
+from csvc.compute import states
 from csvc.compute.states import LIVE
 from csvc.relay.dockerexec import DetachedExec, DockerExecStream, ExecState
 from csvc.relay.dockerstream import DockerAttachStream
@@ -30,7 +31,7 @@ class ExecRoutes(DockerRoutes):
         if not command:
             raise BadRequest("No exec command specified")
         row = yield self._get(identity, ident)
-        if row["status"] != "running":
+        if not states.may("exec", row["status"]):
             raise DockerError(409, f"Container {row['engine_id']} is not running")
         spec = {
             "command": command,

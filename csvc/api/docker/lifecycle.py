@@ -12,6 +12,7 @@ from csvc.api.docker.app import DockerError, DockerRoutes, app, docker_endpoint,
 from csvc.api.docker.views import stop_timeout
 from csvc.api.schemas import BadRequest
 from csvc.compute.service import normalize_signal
+from csvc.compute import states
 from csvc.compute.states import LIVE
 
 
@@ -38,7 +39,7 @@ class LifecycleRoutes(DockerRoutes):
         row = yield self._get(identity, ident)
         if timeout is None:
             timeout = stop_timeout(row)
-        if row["status"] != "running":
+        if not states.may("stop", row["status"]):
             return 304, None
         yield self._containers.stop(row, max(0, timeout))
         return 204, None
@@ -52,7 +53,7 @@ class LifecycleRoutes(DockerRoutes):
         except ValueError as exc:
             raise BadRequest(f"Invalid signal: {exc}") from None
         row = yield self._get(identity, ident)
-        if row["status"] != "running":
+        if not states.may("kill", row["status"]):
             raise DockerError(409, f"Container {ident} is not running")
         yield self._containers.kill(row, signal)
         return 204, None
@@ -73,7 +74,7 @@ class LifecycleRoutes(DockerRoutes):
     @inlineCallbacks
     def pause(self, request, identity, ident):
         row = yield self._get(identity, ident)
-        if row["status"] != "running":
+        if not states.may("pause", row["status"]):
             raise DockerError(409, f"Container {ident} is not running")
         yield self._containers.pause(row, True)
         return 204, None
@@ -84,7 +85,7 @@ class LifecycleRoutes(DockerRoutes):
     def unpause(self, request, identity, ident):
         row = yield self._get(identity, ident)
         # The engine's answer for a container that is not paused is a 500.
-        if row["status"] != "running" or not (yield self._containers.paused(row)):
+        if not states.may("unpause", row["status"]) or not (yield self._containers.paused(row)):
             raise DockerError(409, f"Container {ident} is not paused")
         yield self._containers.pause(row, False)
         return 204, None
