@@ -15,12 +15,10 @@ engines' own resolvers are their operator's).
 
 import ipaddress
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.defer import TimeoutError as ResolveTimeout
-from twisted.internet.interfaces import IResolutionReceiver
-from zope.interface import implementer
 
-from csvc.notify.destinations import why_internal
+from csvc.notify.destinations import resolve, why_internal
 from csvc.policy import Forbidden
 
 #: Longest image reference taken (Docker's own limit on a name is 255 per
@@ -118,19 +116,4 @@ class RegistryPolicy:
                 )
 
     def _resolve(self, host, port):
-        d = Deferred()
-        found = []
-
-        @implementer(IResolutionReceiver)
-        class Receiver:
-            def resolutionBegan(self, resolution):
-                pass
-
-            def addressResolved(self, address):
-                found.append(address.host)
-
-            def resolutionComplete(self):
-                d.callback(list(dict.fromkeys(found)))
-
-        self._resolver.resolveHostName(Receiver(), host, port)
-        return d
+        return resolve(self._resolver, host, port)

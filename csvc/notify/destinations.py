@@ -164,22 +164,7 @@ class Destinations:
         return found
 
     def _resolve(self, host, port):
-        d = Deferred()
-        found = []
-
-        @implementer(IResolutionReceiver)
-        class Receiver:
-            def resolutionBegan(self, resolution):
-                pass
-
-            def addressResolved(self, address):
-                found.append(address.host)
-
-            def resolutionComplete(self):
-                d.callback(list(dict.fromkeys(found)))
-
-        self._resolver.resolveHostName(Receiver(), host, port)
-        return d
+        return resolve(self._resolver, host, port)
 
     @inlineCallbacks
     def check_url(self, url):
@@ -199,6 +184,29 @@ class Destinations:
             yield self.addresses(host, port)
         except UnsafeDestination as exc:
             raise UnsafeDestination(f"the url {url} is refused: {exc}") from None
+
+
+def resolve(resolver, host, port):
+    """
+    The addresses ``host`` resolves to through ``resolver`` (an
+    ``IHostnameResolver``), each once, in the order they came: a Deferred.
+    """
+    d = Deferred()
+    found = []
+
+    @implementer(IResolutionReceiver)
+    class Receiver:
+        def resolutionBegan(self, resolution):
+            pass
+
+        def addressResolved(self, address):
+            found.append(address.host)
+
+        def resolutionComplete(self):
+            d.callback(list(dict.fromkeys(found)))
+
+    resolver.resolveHostName(Receiver(), host, port)
+    return d
 
 
 @implementer(IAgentEndpointFactory)
