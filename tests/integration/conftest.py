@@ -26,6 +26,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop_group(process, timeout=15):
+    """
+    Stop a process started in a session of its own, and all of its group:
+    SIGTERM, then SIGKILL past ``timeout`` seconds.
+    """
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=timeout)
+
+
 def engine_available():
     try:
         import docker
@@ -195,13 +209,7 @@ class ControlPlane:
     def stop(self):
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
         for pid in self.agent_pids():
             try:
                 os.kill(pid, signal.SIGKILL)

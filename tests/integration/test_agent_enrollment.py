@@ -7,12 +7,11 @@ token it comes back by its certificate; the token is refused from then on.
 """
 
 import os
-import signal
 import subprocess
 
 import pytest
 
-from tests.integration.conftest import BIN, ROOT, ControlPlane, engine_available
+from tests.integration.conftest import BIN, ControlPlane, ROOT, engine_available, stop_group
 from tests.integration.test_agents_security import service_log, status_of, wait_for
 
 
@@ -44,13 +43,7 @@ class EnrollingAgent:
     def stop(self):
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=15)
+        stop_group(self.process)
         self._log.close()
         self.process = None
 

@@ -9,14 +9,13 @@ would on another host, against a running control plane.
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.integration.conftest import BIN, ROOT, ControlPlane, engine_available, running_plane
+from tests.integration.conftest import BIN, ControlPlane, ROOT, engine_available, running_plane, stop_group
 
 
 class HandAgent:
@@ -48,13 +47,7 @@ class HandAgent:
     def stop(self):
         if self.process is None:
             return
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=15)
+        stop_group(self.process)
         self._log.close()
         self.process = None
 
