@@ -22,9 +22,45 @@ Direction:
   agent -> service: DownloadChunk, DownloadEnd (a download's bytes)
 """
 
-import json
-
 from twisted.protocols import amp
+
+# The contract's argument types, errors, sizes and windows live in modules of
+# their own; they are imported here for the commands and for every importer
+# of ``commands`` (``commands.CHUNK_SIZE``, ``commands.EngineError``...).
+from csvc.wire.arguments import AMP_VALUE_MAX, JSON, Bytes
+from csvc.wire.errors import (
+    ENGINE_ERRORS,
+    EXEC_ERRORS,
+    INTERNAL_ERROR,
+    REPORT_ERRORS,
+    TRANSFER_ERRORS,
+    CertificateRefused,
+    Conflict,
+    EngineBusy,
+    EngineError,
+    InternalError,
+    InvalidSpec,
+    NoSuchContainer,
+    NoSuchExec,
+    NoSuchImage,
+    NoSuchNetwork,
+    NoSuchPath,
+    NoSuchTransfer,
+    NoSuchVolume,
+    NotEnrolled,
+    OutputRefused,
+    ProtocolMismatch,
+    Refused,
+)
+from csvc.wire.windows import (
+    CHUNK_SIZE,
+    EXEC_WINDOW,
+    OUTPUT_WINDOW,
+    STDIN_PIECE,
+    STDIN_WINDOW,
+    TRANSFER_WINDOW,
+    stdin_pieces,
+)
 
 #: The version of this contract.  1: output in chunks of at most 60 KiB, one
 #: AMP value each.  2: chunks of up to CHUNK_SIZE in ``Bytes`` pieces.
@@ -34,225 +70,6 @@ from twisted.protocols import amp
 #: 6: ``InternalError`` on every command (a responder's undeclared error
 #: is answered, the link kept).
 PROTOCOL = 6
-
-#: Largest output chunk the agent sends in one Output box.
-CHUNK_SIZE = 256 * 1024
-
-#: Output boxes an agent may have unacknowledged per container.
-OUTPUT_WINDOW = 8
-
-#: The most bytes one AMP value holds.
-AMP_VALUE_MAX = 0xFFFF
-
-#: Input boxes the control plane may have unanswered per container.
-STDIN_WINDOW = 4
-
-#: The most stdin bytes one Input or ExecInput carries (its ``data`` is one
-#: AMP value): what a client sends is split into pieces of this size.
-STDIN_PIECE = 32 * 1024
-
-
-def stdin_pieces(data):
-    """
-    ``data`` (stdin from a client: a WebSocket message, a TCP read) as the
-    list of its pieces of at most ``STDIN_PIECE`` bytes, in order; every
-    path to a container's or an exec's stdin sends these, each within the
-    stdin window.
-    """
-    if len(data) <= STDIN_PIECE:
-        return [data]
-    return [data[start:start + STDIN_PIECE] for start in range(0, len(data), STDIN_PIECE)]
-
-
-class JSON(amp.Argument):
-    """
-    A JSON document in one AMP value (so at most 64 KiB encoded).
-    """
-
-    def toString(self, inObject):
-        return json.dumps(inObject, separators=(",", ":")).encode("utf-8")
-
-    def fromString(self, inString):
-        return json.loads(inString.decode("utf-8"))
-
-
-class Bytes(amp.Argument):
-    """
-    Bytes longer than one AMP value can hold: in pieces of at most 65,535
-    bytes under the keys ``name.1``, ``name.2``... (``name.1`` always
-    present, empty for empty bytes).  More than ``limit`` bytes is refused
-    both ways.
-
-    The keys with a dot are what ``csvc.fastpath.boxes`` hands over as
-    memoryviews of the receive buffer, so that the pieces are copied once,
-    here, into the value.
-    """
-
-    def __init__(self, limit, optional=False):
-        super().__init__(optional)
-        self.limit = limit
-        self._max_pieces = max(1, -(-limit // AMP_VALUE_MAX))
-
-    def toBox(self, name, strings, objects, proto):
-        value = objects[name.decode("ascii")]
-        if value is None and self.optional:
-            return
-        for key, piece in self.pieces(name, value):
-            strings[key] = piece
-
-    def pieces(self, name, value):
-        """
-        The keys and values ``value`` goes under (``csvc.fastpath.boxes`` writes
-        them without a box).
-        """
-        if len(value) > self.limit:
-            raise ValueError(f"{name.decode('ascii')}: {len(value)} bytes, more than {self.limit}")
-        if len(value) <= AMP_VALUE_MAX:
-            return ((name + b".1", value),)
-        view = memoryview(value)
-        return [(b"%s.%d" % (name, i), view[start:start + AMP_VALUE_MAX])
-                for i, start in enumerate(range(0, len(value), AMP_VALUE_MAX), 1)]
-
-    def fromBox(self, name, strings, objects, proto):
-        key = name.decode("ascii")
-        first = strings.get(name + b".1")
-        if first is None:
-            if self.optional:
-                objects[key] = None
-                return
-            raise KeyError(name + b".1")
-        second = strings.get(name + b".2")
-        if second is None:
-            objects[key] = bytes(first)
-            return
-        parts = [first, second]
-        while True:
-            part = strings.get(b"%s.%d" % (name, len(parts) + 1))
-            if part is None:
-                break
-            parts.append(part)
-            if len(parts) > self._max_pieces:
-                break
-        value = b"".join(parts)
-        if len(value) > self.limit:
-            raise ValueError(f"{key}: more than {self.limit} bytes")
-        objects[key] = value
-
-
-class EngineError(Exception):
-    """
-    The engine refused an operation; the message is the engine's own text.
-    """
-
-
-class InvalidSpec(Exception):
-    """
-    The engine refused the container's configuration (its 400 answer).
-    """
-
-
-class EngineBusy(Exception):
-    """
-    The project already has as many engine calls waiting on this agent as
-    it may (``csvc.agent.shares``): try again soon.
-    """
-
-    #: seconds the API's answer (503) tells the client to wait
-    retry_after = 1
-
-
-class Refused(Exception):
-    """
-    The agent's wall refused what no member may have (a host bind, a
-    privileged container, another project's network...), whatever the
-    control plane asked: the message names the rules broken.
-    """
-
-
-class NoSuchImage(Exception):
-    """
-    The image named in a create is not on the instance.
-    """
-
-
-class NoSuchContainer(Exception):
-    """
-    The engine has no container with this csvc uuid.
-    """
-
-
-class Conflict(Exception):
-    """
-    The engine refused an operation for the state its target is in (its 409
-    answer: pausing a paused container, removing a volume in use).
-    """
-
-
-class NoSuchVolume(Exception):
-    """
-    The engine has no volume of this name.
-    """
-
-
-class NoSuchNetwork(Exception):
-    """
-    The engine has no network of this name.
-    """
-
-
-class OutputRefused(Exception):
-    """
-    An output chunk broke the contract (a gap in seq, too large, a window
-    overrun, a container of another instance).
-    """
-
-
-class NotEnrolled(Exception):
-    """
-    The agent's enrollment token is unknown or revoked.
-    """
-
-
-class ProtocolMismatch(Exception):
-    """
-    The agent speaks another version of this contract than the control plane.
-    """
-
-
-class CertificateRefused(Exception):
-    """
-    The control plane will not sign the agent's certificate signing request,
-    or will not take the certificate it presented (the message says why).
-    """
-
-
-class InternalError(Exception):
-    """
-    The peer's responder failed with an error its command does not declare
-    (a bug): the message names the exception, the peer logged its
-    traceback, and the link goes on.  Every command declares it.
-    """
-
-
-#: ``InternalError``'s code on the wire.
-INTERNAL_ERROR = b"INTERNAL"
-
-
-#: What a report (output, a start, an exit) may be refused with: a link that
-#: has not registered (or whose instance was revoked), a contract broken.
-_REPORT_ERRORS = {OutputRefused: b"OUTPUT_REFUSED", NotEnrolled: b"NOT_ENROLLED"}
-
-_ENGINE_ERRORS = {
-    EngineError: b"ENGINE_ERROR",
-    InvalidSpec: b"INVALID_SPEC",
-    Refused: b"REFUSED",
-    EngineBusy: b"ENGINE_BUSY",
-    NoSuchImage: b"NO_SUCH_IMAGE",
-    NoSuchContainer: b"NO_SUCH_CONTAINER",
-    Conflict: b"CONFLICT",
-    NoSuchVolume: b"NO_SUCH_VOLUME",
-    NoSuchNetwork: b"NO_SUCH_NETWORK",
-}
 
 
 # -- agent -> service -------------------------------------------------------
@@ -353,7 +170,7 @@ class Output(amp.Command):
         (b"cursor", amp.Unicode()),
     ]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 class Started(amp.Command):
@@ -367,7 +184,7 @@ class Started(amp.Command):
         (b"started_at", amp.Unicode()),
     ]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 class Exited(amp.Command):
@@ -384,7 +201,7 @@ class Exited(amp.Command):
         (b"removed", amp.Boolean()),
     ]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 class Vanished(amp.Command):
@@ -404,7 +221,7 @@ class Vanished(amp.Command):
         (b"last_seq", amp.Integer()),
     ]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 # -- service -> agent -------------------------------------------------------
@@ -421,25 +238,25 @@ class CreateContainer(amp.Command):
 
     arguments = [(b"spec", JSON())]
     response = [(b"engine_id", amp.Unicode())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class StartContainer(amp.Command):
     arguments = [(b"uuid", amp.Unicode())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class StopContainer(amp.Command):
     arguments = [(b"uuid", amp.Unicode()), (b"timeout", amp.Integer())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class KillContainer(amp.Command):
     arguments = [(b"uuid", amp.Unicode()), (b"signal", amp.Unicode())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class RemoveContainer(amp.Command):
@@ -450,7 +267,7 @@ class RemoveContainer(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"force", amp.Boolean()), (b"volumes", amp.Boolean(optional=True))]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class Input(amp.Command):
@@ -462,7 +279,7 @@ class Input(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"data", amp.String())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class CloseInput(amp.Command):
@@ -472,13 +289,13 @@ class CloseInput(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class Resize(amp.Command):
     arguments = [(b"uuid", amp.Unicode()), (b"height", amp.Integer()), (b"width", amp.Integer())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ListImages(amp.Command):
@@ -488,7 +305,7 @@ class ListImages(amp.Command):
 
     arguments = []
     response = [(b"images", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ContainerHealth(amp.Command):
@@ -500,13 +317,13 @@ class ContainerHealth(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode())]
     response = [(b"health", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class InspectImage(amp.Command):
     arguments = [(b"name", amp.Unicode())]
     response = [(b"image", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class PullImage(amp.Command):
@@ -516,7 +333,7 @@ class PullImage(amp.Command):
 
     arguments = [(b"image", amp.Unicode())]
     response = [(b"id", amp.Unicode())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class PauseContainer(amp.Command):
@@ -526,7 +343,7 @@ class PauseContainer(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"paused", amp.Boolean())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ContainerPaused(amp.Command):
@@ -536,7 +353,7 @@ class ContainerPaused(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode())]
     response = [(b"paused", amp.Boolean())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ContainerTop(amp.Command):
@@ -547,7 +364,7 @@ class ContainerTop(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"ps_args", amp.Unicode())]
     response = [(b"top", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ContainerStats(amp.Command):
@@ -557,7 +374,7 @@ class ContainerStats(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode())]
     response = [(b"stats", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 # Volumes: ``name`` is always the engine's (``csvc-<project>-<name>``).
@@ -570,25 +387,25 @@ class ListVolumes(amp.Command):
 
     arguments = [(b"prefix", amp.Unicode())]
     response = [(b"volumes", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class CreateVolume(amp.Command):
     arguments = [(b"name", amp.Unicode()), (b"labels", JSON())]
     response = [(b"volume", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class InspectVolume(amp.Command):
     arguments = [(b"name", amp.Unicode())]
     response = [(b"volume", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class RemoveVolume(amp.Command):
     arguments = [(b"name", amp.Unicode()), (b"force", amp.Boolean())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 # Networks: ``name`` is always the engine's (``csvc-<project>-<name>``, or
@@ -603,7 +420,7 @@ class ListNetworks(amp.Command):
 
     arguments = [(b"prefix", amp.Unicode()), (b"names", JSON())]
     response = [(b"networks", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class CreateNetwork(amp.Command):
@@ -614,19 +431,19 @@ class CreateNetwork(amp.Command):
 
     arguments = [(b"name", amp.Unicode()), (b"options", JSON())]
     response = [(b"network", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class InspectNetwork(amp.Command):
     arguments = [(b"name", amp.Unicode())]
     response = [(b"network", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class RemoveNetwork(amp.Command):
     arguments = [(b"name", amp.Unicode())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ConnectNetwork(amp.Command):
@@ -636,13 +453,13 @@ class ConnectNetwork(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"name", amp.Unicode()), (b"aliases", JSON())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class DisconnectNetwork(amp.Command):
     arguments = [(b"uuid", amp.Unicode()), (b"name", amp.Unicode()), (b"force", amp.Boolean())]
     response = []
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ResumeOutput(amp.Command):
@@ -670,20 +487,6 @@ class ResumeOutput(amp.Command):
 # the window is the backpressure), and sends ExecExited once the stream has
 # ended and every chunk is answered.
 
-#: ExecOutput boxes an agent may have unanswered per exec.
-EXEC_WINDOW = OUTPUT_WINDOW
-
-
-class NoSuchExec(Exception):
-    """
-    The agent has no exec of this id (never started here, or over).
-    """
-
-
-_EXEC_ERRORS = dict(_ENGINE_ERRORS)
-_EXEC_ERRORS[NoSuchExec] = b"NO_SUCH_EXEC"
-
-
 class ExecCreate(amp.Command):
     """
     Create (not start) an exec in the container ``uuid``.  ``spec``:
@@ -693,7 +496,7 @@ class ExecCreate(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"spec", JSON())]
     response = [(b"exec_id", amp.Unicode())]
-    errors = _EXEC_ERRORS
+    errors = EXEC_ERRORS
 
 
 class ExecStart(amp.Command):
@@ -704,7 +507,7 @@ class ExecStart(amp.Command):
 
     arguments = [(b"exec_id", amp.Unicode()), (b"tty", amp.Boolean())]
     response = []
-    errors = _EXEC_ERRORS
+    errors = EXEC_ERRORS
 
 
 class ExecInput(amp.Command):
@@ -714,7 +517,7 @@ class ExecInput(amp.Command):
 
     arguments = [(b"exec_id", amp.Unicode()), (b"data", amp.String())]
     response = []
-    errors = _EXEC_ERRORS
+    errors = EXEC_ERRORS
 
 
 class ExecCloseInput(amp.Command):
@@ -724,13 +527,13 @@ class ExecCloseInput(amp.Command):
 
     arguments = [(b"exec_id", amp.Unicode())]
     response = []
-    errors = _EXEC_ERRORS
+    errors = EXEC_ERRORS
 
 
 class ExecResize(amp.Command):
     arguments = [(b"exec_id", amp.Unicode()), (b"height", amp.Integer()), (b"width", amp.Integer())]
     response = []
-    errors = _EXEC_ERRORS
+    errors = EXEC_ERRORS
 
 
 class ExecOutput(amp.Command):
@@ -747,7 +550,7 @@ class ExecOutput(amp.Command):
         (b"data", Bytes(CHUNK_SIZE)),
     ]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 class ExecExited(amp.Command):
@@ -757,7 +560,7 @@ class ExecExited(amp.Command):
 
     arguments = [(b"exec_id", amp.Unicode()), (b"exit_code", amp.Integer())]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 class UpdateContainer(amp.Command):
@@ -769,7 +572,7 @@ class UpdateContainer(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"update", JSON())]
     response = [(b"warnings", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ContainerSizes(amp.Command):
@@ -781,7 +584,7 @@ class ContainerSizes(amp.Command):
 
     arguments = [(b"project_id", amp.Unicode())]
     response = [(b"sizes", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 class ContainerPorts(amp.Command):
@@ -792,7 +595,7 @@ class ContainerPorts(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode())]
     response = [(b"ports", JSON())]
-    errors = _ENGINE_ERRORS
+    errors = ENGINE_ERRORS
 
 
 # -- transfers: byte streams larger than one AMP value ----------------------
@@ -809,27 +612,6 @@ class ContainerPorts(amp.Command):
 # An upload (archive put) goes the other way: UploadChunk boxes, at most
 # ``TRANSFER_WINDOW`` unanswered, each answered once the engine's connection
 # took it; FinishUpload is answered with the engine's answer.
-
-#: Unanswered DownloadChunk / UploadChunk boxes per transfer.
-TRANSFER_WINDOW = 8
-
-
-class NoSuchPath(Exception):
-    """
-    The path asked for is not in the container (the engine's 404 text).
-    """
-
-
-class NoSuchTransfer(Exception):
-    """
-    The transfer is unknown (never opened here, over, or cancelled).
-    """
-
-
-_TRANSFER_ERRORS = dict(_ENGINE_ERRORS)
-_TRANSFER_ERRORS[NoSuchPath] = b"NO_SUCH_PATH"
-_TRANSFER_ERRORS[NoSuchTransfer] = b"NO_SUCH_TRANSFER"
-
 
 class OpenDownload(amp.Command):
     """
@@ -848,7 +630,7 @@ class OpenDownload(amp.Command):
         (b"options", JSON()),
     ]
     response = [(b"info", JSON())]
-    errors = _TRANSFER_ERRORS
+    errors = TRANSFER_ERRORS
 
 
 class CancelDownload(amp.Command):
@@ -869,7 +651,7 @@ class DownloadChunk(amp.Command):
 
     arguments = [(b"transfer_id", amp.Unicode()), (b"seq", amp.Integer()), (b"data", Bytes(CHUNK_SIZE))]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 class DownloadEnd(amp.Command):
@@ -880,7 +662,7 @@ class DownloadEnd(amp.Command):
 
     arguments = [(b"transfer_id", amp.Unicode()), (b"error", amp.Unicode())]
     response = []
-    errors = _REPORT_ERRORS
+    errors = REPORT_ERRORS
 
 
 class ArchiveStat(amp.Command):
@@ -891,7 +673,7 @@ class ArchiveStat(amp.Command):
 
     arguments = [(b"uuid", amp.Unicode()), (b"path", amp.Unicode())]
     response = [(b"path_stat", amp.Unicode())]
-    errors = _TRANSFER_ERRORS
+    errors = TRANSFER_ERRORS
 
 
 class OpenUpload(amp.Command):
@@ -909,7 +691,7 @@ class OpenUpload(amp.Command):
         (b"options", JSON()),
     ]
     response = []
-    errors = _TRANSFER_ERRORS
+    errors = TRANSFER_ERRORS
 
 
 class UploadChunk(amp.Command):
@@ -920,7 +702,7 @@ class UploadChunk(amp.Command):
 
     arguments = [(b"transfer_id", amp.Unicode()), (b"data", Bytes(CHUNK_SIZE))]
     response = []
-    errors = _TRANSFER_ERRORS
+    errors = TRANSFER_ERRORS
 
 
 class FinishUpload(amp.Command):
@@ -931,7 +713,7 @@ class FinishUpload(amp.Command):
 
     arguments = [(b"transfer_id", amp.Unicode())]
     response = []
-    errors = _TRANSFER_ERRORS
+    errors = TRANSFER_ERRORS
 
 
 class CancelUpload(amp.Command):
