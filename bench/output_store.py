@@ -10,7 +10,7 @@ Chunks of ``--chunk`` bytes (CHUNK_SIZE) of random data, in batches of
 ``Journal.max_batch_bytes`` (4 MiB, the journal's group commit), written
 through the store's own units of work on the calling thread: files with
 ``OutputFiles.write_now`` plus the commit of the positions
-(``Store._thd_set_positions``), rows with ``Store._thd_append_output``, each
+(``csvc.store.output.thd_set_positions``), rows with ``RowsOutput.thd_append``, each
 into a fresh SQLite store (WAL, synchronous=NORMAL, as the service opens it)
 in a temporary directory.  Neither fsyncs per batch (see outputfiles.py).
 ratio = files MB/s / rows MB/s.
@@ -30,6 +30,7 @@ from _service import parse_args
 
 from csvc.wire.commands import CHUNK_SIZE
 from csvc.stdio.journal import Journal
+from csvc.store import output
 from csvc.store.db import Store, make_engine, upgrade
 from csvc.store.models import containers
 
@@ -63,10 +64,10 @@ def files_mbps(data_dir, nbytes, chunk):
     store = fresh_store(data_dir, os.path.join(data_dir, "output"))
     t = time.perf_counter()
     for batch in batches(nbytes, chunk):
-        store.output.write_now([c + (0.0,) for c in batch])
-        store.run_sync(store._thd_set_positions, {"bench": (batch[-1][1], batch[-1][4])})
+        store.output.files.write_now([c + (0.0,) for c in batch])
+        store.run_sync(output.thd_set_positions, {"bench": (batch[-1][1], batch[-1][4])})
     elapsed = time.perf_counter() - t
-    store.output.stop()
+    store.output.files.stop()
     store.engine.dispose()
     return nbytes / elapsed / 1e6
 
@@ -75,7 +76,7 @@ def rows_mbps(data_dir, nbytes, chunk):
     store = fresh_store(data_dir, None)
     t = time.perf_counter()
     for batch in batches(nbytes, chunk):
-        store.run_sync(store._thd_append_output, batch)
+        store.run_sync(store.output.thd_append, batch)
     elapsed = time.perf_counter() - t
     store.engine.dispose()
     return nbytes / elapsed / 1e6

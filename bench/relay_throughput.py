@@ -24,7 +24,7 @@ in the same data dir), the ceiling for the relay.
 ratio = one-session relay MB/s / journal+store alone MB/s.
 
 The instance row and its enrollment token are made directly in the store
-(``Store.run_sync(store._thd_create_instance, ...)``) before the service
+(``Store.run_sync(instances.thd_create, ...)``) before the service
 starts: csvc-manage has no instance command.
 """
 
@@ -47,6 +47,7 @@ from _synthetic import connect_agent
 
 from csvc.wire import commands
 from csvc.stdio.journal import Journal
+from csvc.store import containers, instances
 from csvc.store.db import Store, make_engine, upgrade
 
 progress = make_progress("relay_throughput")
@@ -65,13 +66,13 @@ def journal_alone(reactor, data_dir, nbytes, window=WINDOW):
     store = Store(engine, reactor, output_dir=os.path.join(data_dir, "journal-only-output"))
     store.startService()
     try:
-        inst, _token = store.run_sync(store._thd_create_instance, "j", "static", 10, True)
-        store.run_sync(store._thd_update_instance, inst["uuid"], {"status": "active"})
+        inst, _token = store.run_sync(instances.thd_create, "j", "static", 10, True, None, None, None, store.now())
+        store.run_sync(instances.thd_update, inst["uuid"], {"status": "active"})
         cuuid = str(uuidlib.uuid4())
-        store.run_sync(store._thd_place_container, dict(
+        store.run_sync(containers.thd_place, dict(
             uuid=cuuid, name="j", project_id="bench", user_id="bench", image="x", command=["x"],
             environment={}, workdir=None, labels={}, tty=False, interactive=False, memory=None,
-            cpu=None, auto_remove=False, status="running"), None)
+            cpu=None, auto_remove=False, status="running"), None, store.quota_defaults, store.now())
         journal = Journal(store)
         data = b"\0" * CHUNK
         total = (nbytes + CHUNK - 1) // CHUNK
@@ -105,7 +106,8 @@ def make_instance(data_dir):
     from twisted.internet import reactor
 
     store = Store(engine, reactor)
-    row, token = store.run_sync(store._thd_create_instance, "synthetic-1", "static", 100, True)
+    row, token = store.run_sync(instances.thd_create, "synthetic-1", "static", 100, True, None, None, None,
+                                store.now())
     engine.dispose()
     return row, token
 

@@ -7,6 +7,7 @@ import os
 import sys
 
 from csvc import config
+from csvc.store import instances, tokens
 from csvc.store.db import Store, make_engine, upgrade
 
 
@@ -74,7 +75,7 @@ def _tls(args):
 
 def _instance(args, store):
     if args.action == "list":
-        rows = store.run_sync(store._thd_list_instances, None)
+        rows = store.run_sync(instances.thd_list, None)
         print(f"{'NAME':<20} {'UUID':<36} {'PROVIDER':<9} {'STATUS':<8} LAST SEEN")
         for row in rows:
             seen = row["last_seen_at"].isoformat(timespec="seconds") + "Z" if row["last_seen_at"] else "never"
@@ -85,14 +86,14 @@ def _instance(args, store):
             print("csvc-manage: --capacity must be at least 1", file=sys.stderr)
             return 2
         try:
-            row, token = store.run_sync(store._thd_register_instance, args.name, args.capacity)
+            row, token = store.run_sync(instances.thd_register, args.name, args.capacity, store.now())
         except ValueError as exc:
             print(f"csvc-manage: {exc}", file=sys.stderr)
             return 1
         print(f"instance {row['name']} ({row['uuid']}); its agent's enrollment token:", file=sys.stderr)
         print(token)
         return 0
-    row = store.run_sync(store._thd_revoke_instance, args.instance)
+    row = store.run_sync(instances.thd_revoke, args.instance)
     if row is None:
         print(f"csvc-manage: no instance {args.instance!r}", file=sys.stderr)
         return 1
@@ -124,7 +125,7 @@ def main(argv=None):
         return _instance(args, store)
     if args.area == "token":
         token = store.run_sync(
-            store._thd_create_token, args.project, args.user or args.project, args.admin
+            tokens.thd_create, args.project, args.user or args.project, args.admin, store.now()
         )
         print(f"token for project {args.project}{' (admin)' if args.admin else ''}:", file=sys.stderr)
         print(token)

@@ -105,6 +105,13 @@ def thd_usage(conn, project_id):
             "output": int(output) / MIB}
 
 
+def thd_limits_and_usage(conn, project_id, defaults):
+    """
+    ``(limits, usage)`` of a project, read in one transaction.
+    """
+    return thd_limits(conn, project_id, defaults), thd_usage(conn, project_id)
+
+
 def _ensure_row(conn, project_id):
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     conn.execute(insert(quotas).values(project_id=project_id).on_conflict_do_nothing())

@@ -90,6 +90,7 @@ def test_concurrent_placements_never_overfill_memory_on_postgresql(database):
 
     from twisted.internet.task import Clock
 
+    from csvc.store import containers, instances
     from csvc.store.db import NoRoom, Store, make_engine, upgrade
 
     engine = make_engine(database)
@@ -97,22 +98,23 @@ def test_concurrent_placements_never_overfill_memory_on_postgresql(database):
     store = Store(engine, Clock())
     rows = []
     for i in range(3):
-        row, _token = store.run_sync(store._thd_create_instance, f"i{i}", "static", 100, True, None, 1024, 8.0)
-        store.run_sync(store._thd_update_instance, row["uuid"], {"status": "active"})
+        row, _token = store.run_sync(instances.thd_create, f"i{i}", "static", 100, True, None, 1024, 8.0,
+                                    store.now())
+        store.run_sync(instances.thd_update, row["uuid"], {"status": "active"})
         rows.append(row)
 
     def place(i):
         values = dict(uuid=str(uuid.uuid4()), name=f"c{i}", project_id=f"p{i % 8}", image="busybox", status="creating",
                       memory=256, cpu=0.5, tty=False, interactive=False, auto_remove=False, remove_on_exit=False)
         try:
-            return store.run_sync(store._thd_place_container, values, None)["instance_uuid"]
+            return store.run_sync(containers.thd_place, values, None, store.quota_defaults, store.now())["instance_uuid"]
         except NoRoom as exc:
             return str(exc)
 
     try:
         with ThreadPoolExecutor(8) as pool:
             outcomes = list(pool.map(place, range(40)))
-        listed = {r["uuid"]: r for r in store.run_sync(store._thd_list_instances, None)}
+        listed = {r["uuid"]: r for r in store.run_sync(instances.thd_list, None)}
     finally:
         engine.dispose()
     placed = [o for o in outcomes if o in listed]

@@ -27,6 +27,7 @@ from csvc.agent.identity import AgentIdentity, IdentityError, parse_connect
 from csvc.agent.service import Options
 from csvc.agents import tls as agenttls
 from csvc.agents.hub import AgentHub
+from csvc.store import instances
 from csvc.store.db import make_engine, upgrade
 from tests.api.conftest import SynchronousStore, result_of
 
@@ -286,7 +287,7 @@ def test_a_certificate_is_refused_once_replaced_revoked_or_expired(hub, store, c
     assert expired.check(commands.NotEnrolled) and "expired at" in str(expired.value)
     # Revoked.
     clock.advance(-(agenttls.AGENT_CERT_DAYS * DAY + 600))
-    store.run_sync(store._thd_revoke_instance, row["uuid"])
+    store.run_sync(instances.thd_revoke, row["uuid"])
     revoked = failure_of(registration(hub, Link(renewed)))
     assert revoked.check(commands.NotEnrolled)
 

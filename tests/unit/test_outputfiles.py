@@ -14,7 +14,7 @@ from sqlalchemy import select
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 
-from csvc.store import outputfiles
+from csvc.store import output, outputfiles
 from csvc.store.db import Store, make_engine, upgrade
 from csvc.store.models import containers, output_chunks
 from csvc.store.outputfiles import ENTRY, OutputCorrupt, OutputFiles
@@ -229,11 +229,11 @@ def test_the_start_moves_database_rows_into_files(tmp_path):
     store = _store(tmp_path, None)
     _container(store, U)
     chunks = [(U, seq, 1 + seq % 2, os.urandom(300 * seq), f"C|{seq}|0") for seq in range(1, 301)]
-    store.run_sync(store._thd_append_output, chunks)
+    store.run_sync(store.output.thd_append, chunks)
 
     moved = _store(tmp_path, str(tmp_path / "output"))
     moved.prepare_output()
-    got = moved.output._thd_read(U, 0, 1000, None, False, False, None)
+    got = moved.output.files._thd_read(U, 0, 1000, None, False, False, None)
     assert got == [(seq, stream, data) for (_u, seq, stream, data, _c) in chunks]
     with moved.engine.begin() as conn:
         assert conn.execute(select(output_chunks)).first() is None
@@ -247,7 +247,7 @@ def test_the_start_moves_database_rows_into_files(tmp_path):
 def test_the_start_takes_the_database_back_to_what_the_files_have(tmp_path):
     store = _store(tmp_path, str(tmp_path / "output"))
     _container(store, U)
-    write(store.output, U, 1, [b"a", b"b"])
+    write(store.output.files, U, 1, [b"a", b"b"])
     with store.engine.begin() as conn:
         conn.execute(containers.update().values(last_seq=9, log_cursor="C|9|0"))
     store.prepare_output()
@@ -291,14 +291,14 @@ def test_positions_are_committed_after_coalesced_and_at_once_when_waited_for(tmp
     _container(store, U)
     _container(store, V)
     commits = []
-    real = store._thd_set_positions
+    real = output.thd_set_positions
 
     def counted(conn, positions):
         commits.append(dict(positions))
         return real(conn, positions)
 
-    monkeypatch.setattr(store, "_thd_set_positions", counted)
-    store.positions_interval = 0.5
+    monkeypatch.setattr(output, "thd_set_positions", counted)
+    store.output.positions_interval = 0.5
     store.startService()
     try:
         yield store.append_output([(U, 1, 1, b"a", "C|1|0")])
@@ -323,7 +323,7 @@ def test_positions_are_committed_after_coalesced_and_at_once_when_waited_for(tmp
 def test_a_stop_commits_the_positions_still_waiting(tmp_path):
     store = _store(tmp_path, str(tmp_path / "output"))
     _container(store, U)
-    store.positions_interval = 60.0
+    store.output.positions_interval = 60.0
     store.startService()
     yield store.append_output([(U, 1, 1, b"a", "C|1|0")])  # committed at once: the first
     yield store.output_committed(U)

@@ -14,9 +14,11 @@ import pytest_twisted
 from sqlalchemy import select
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThreadPool
+from zope.interface.verify import verifyObject
 
 from csvc.store.db import Store, make_engine, upgrade
 from csvc.store.models import containers, output_chunks
+from csvc.store.output import FilesOutput, IOutputStore, RowsOutput
 
 A = "0d7c2f9e-4a51-4b8e-9a7e-2d1f6c3b5a10"
 B = "5b6e3a1c-2f4d-4e8a-b1c9-7d0e8f2a3b4c"
@@ -31,7 +33,8 @@ def make_store(tmp_path, kind, url=None, **kwargs):
     upgrade(engine)
     output_dir = str(tmp_path / "output") if kind == "files" else None
     store = Store(engine, reactor, output_dir=output_dir, **kwargs)
-    store.positions_interval = 0.0
+    if kind == "files":
+        store.output.positions_interval = 0.0
     store.prepare_output()
     store.startService()
     return store
@@ -57,14 +60,15 @@ def put(store, uuid, datas):
     journal would when they come one by one), each committed.
     """
     row = yield store.get_container(uuid)
-    seq = max(row["last_seq"], store._positions.get(uuid, (0,))[0])
+    seq = row["last_seq"]  # (each batch below is committed before the next)
     for data in datas:
         seq += 1
         yield store.append_output([(uuid, seq, 1 + seq % 2, data, f"C|{seq}|0")])
         yield store.output_committed(uuid)
         # (files: the punch is queued on the writer after the commit)
-        if store.output is not None:
-            yield deferToThreadPool(reactor, store.output._writer, lambda: None)
+        files = getattr(store.output, "files", None)
+        if files is not None:
+            yield deferToThreadPool(reactor, files._writer, lambda: None)
 
 
 @pytest_twisted.inlineCallbacks
@@ -81,6 +85,21 @@ def counters(store, uuid):
 
 def chunk(n, fill):
     return bytes([fill]) * n
+
+
+@pytest_twisted.inlineCallbacks
+def test_both_kinds_of_output_store_are_one_interface(tmp_path, kind):
+    """
+    Files and rows are the two ``IOutputStore``s the store picks between
+    (``--output-store``); every test here runs through both.
+    """
+    store = make_store(tmp_path, kind, output_retention=1000)
+    try:
+        assert type(store.output) is {"files": FilesOutput, "db": RowsOutput}[kind]
+        assert verifyObject(IOutputStore, store.output)
+        assert store.output_retention == store.output.retention == 1000
+    finally:
+        yield store.stopService()
 
 
 @pytest_twisted.inlineCallbacks
@@ -234,7 +253,7 @@ def test_a_deleted_container_leaves_nothing_to_punch(tmp_path):
         yield put(store, A, [chunk(80, 1), chunk(80, 2)])
         yield store.delete_container(A)
         # A late punch (queued after the delete) creates no files again.
-        yield store.output.drop_before(A, 2)
+        yield store.output.files.drop_before(A, 2)
         assert os.listdir(str(tmp_path / "output")) == []
     finally:
         yield store.stopService()
