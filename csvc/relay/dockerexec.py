@@ -7,7 +7,7 @@ window; the client's FIN closes the exec's stdin only.
 (running, exit code) for a bounded number of recent execs.
 """
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
+from csvc.wire.pump import Pump
 from csvc.relay.exec_attach import ExecContext
 from csvc.stdio.frames import encode_frame
 
@@ -86,10 +87,7 @@ class DockerExecStream(Protocol):
         self._tty = bool(state.spec.get("tty"))
         self._stdin = bool(state.spec.get("interactive"))
         self._session = None
-        self._outstanding = 0
-        self._held = deque()
-        self._eof = False
-        self._paused = False
+        self._stdin_pump = None
         self._gone = False
         # The relay's open sessions, counted against the project's quota.
         self._sessions = sessions if sessions is not None else set()
@@ -104,6 +102,8 @@ class DockerExecStream(Protocol):
         )
         self._session = state.context.open_session(self)
         self.transport.registerProducer(self._session, True)
+        # Stdin's pieces within the window, the client paused while it is full.
+        self._stdin_pump = Pump(state.context.write_stdin, self.transport, STDIN_WINDOW)
         # As for attach: the stream starts after the 101 has been read alone.
         self._clock.callLater(self._start_delay, self._start)
 
@@ -120,6 +120,8 @@ class DockerExecStream(Protocol):
         self._state.running = False
         self._state.exit_code = exit_code if exit_code is not None else 126
         self._state.context = None
+        # The exec is over: what stdin waits goes nowhere.
+        self._stdin_pump.stop()
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 
@@ -127,37 +129,15 @@ class DockerExecStream(Protocol):
         if not self._stdin:
             return
         # In pieces one ExecInput carries, each sent within the window.
-        self._held.extend(stdin_pieces(data))
-        self._deliver()
+        self._stdin_pump.feed(stdin_pieces(data))
 
     def readConnectionLost(self):
-        self._eof = True
-        self._deliver()
+        context = self._state.context
+        if self._stdin and context is not None:
+            self._stdin_pump.end(context.close_stdin)
 
     def writeConnectionLost(self):
         self.transport.loseConnection()
-
-    def _deliver(self):
-        context = self._state.context
-        if context is None:
-            return
-        while self._held and self._outstanding < STDIN_WINDOW:
-            self._outstanding += 1
-            context.write_stdin(self._held.popleft()).addBoth(self._delivered)
-        if self._eof and not self._held and self._outstanding == 0 and self._stdin:
-            self._stdin = False
-            context.close_stdin().addErrback(lambda f: None)
-        full = self._outstanding >= STDIN_WINDOW
-        if full and not self._paused:
-            self._paused = True
-            self.transport.pauseProducing()
-        elif not full and self._paused:
-            self._paused = False
-            self.transport.resumeProducing()
-
-    def _delivered(self, result):
-        self._outstanding -= 1
-        self._deliver()
 
     def connectionLost(self, reason):
         self._sessions.discard(self)

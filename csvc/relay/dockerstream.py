@@ -11,8 +11,6 @@ the container runs (``echo x | docker run -i``) is held, at most
 it runs.
 """
 
-from collections import deque
-
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
@@ -21,6 +19,7 @@ from zope.interface import implementer
 
 from csvc.compute import states
 from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
+from csvc.wire.pump import Pump
 from csvc.relay.session import AttachSession
 from csvc.stdio.frames import encode_frame
 
@@ -45,12 +44,7 @@ class DockerAttachStream(Protocol):
         self._start_delay = start_delay
         self._tty = row["tty"]
         self._session = None
-        self._held = deque()
-        self._held_bytes = 0
-        self._outstanding = 0
-        self._reading_paused = False
-        self._eof = False
-        self._closed_stdin = False
+        self._stdin_pump = None
         self._running = states.may("input", row["status"])
         self._gone = False
         # The relay's open sessions, counted against the project's quota.
@@ -59,6 +53,12 @@ class DockerAttachStream(Protocol):
 
     def connectionMade(self):
         self._sessions.add(self)
+        # Stdin's pieces within the window; until the container runs they
+        # wait, at most STDIN_HOLD bytes with the client paused beyond.
+        self._stdin_pump = Pump(
+            self._write_stdin, self.transport, STDIN_WINDOW, hold=STDIN_HOLD, ready=self._running,
+            failed=self._stdin_failed,
+        )
         # docker-py loses a frame that arrives in the same read as the 101
         # head (docker-py issues 2042, 3332): the stream starts a moment later.
         self._clock.callLater(self._start_delay, self._start)
@@ -90,17 +90,15 @@ class DockerAttachStream(Protocol):
     # -- stdin -------------------------------------------------------------
 
     def dataReceived(self, data):
-        if not self._stdin or self._closed_stdin:
+        if not self._stdin:
             return
         # A read may be larger than one Input carries (a TCP read is up to
         # 64 KiB): in pieces, each sent within the window.
-        self._held.extend(stdin_pieces(data))
-        self._held_bytes += len(data)
-        self._deliver()
+        self._stdin_pump.feed(stdin_pieces(data))
 
     def readConnectionLost(self):
-        self._eof = True
-        self._deliver()
+        if self._stdin:
+            self._stdin_pump.end(self._close_stdin)
 
     def writeConnectionLost(self):
         self.transport.loseConnection()
@@ -112,40 +110,25 @@ class DockerAttachStream(Protocol):
             row = yield self._store.get_container(self._row["uuid"])
             if row is None or row["status"] not in states.LIVE:
                 self._journal.cancel_wait(self._row["uuid"], waiter)
-                self._held, self._held_bytes = deque(), 0
+                self._stdin_pump.discard()
                 return
             if states.may("input", row["status"]):
                 self._journal.cancel_wait(self._row["uuid"], waiter)
                 self._running = True
-                self._deliver()
+                self._stdin_pump.open()
                 return
             yield waiter
 
-    def _deliver(self):
-        if self._running:
-            while self._held and self._outstanding < STDIN_WINDOW:
-                data = self._held.popleft()
-                self._held_bytes -= len(data)
-                self._outstanding += 1
-                d = self._containers.write_stdin(self._row, data)
-                d.addBoth(self._delivered)
-            if self._eof and not self._held and self._outstanding == 0 and self._stdin and not self._closed_stdin:
-                self._closed_stdin = True
-                d = self._containers.close_stdin(self._row)
-                d.addErrback(lambda f: self.log.info("closing stdin failed: {why}", why=f.getErrorMessage()))
-        full = self._held_bytes > STDIN_HOLD or self._outstanding >= STDIN_WINDOW
-        if full and not self._reading_paused and self.transport is not None:
-            self._reading_paused = True
-            self.transport.pauseProducing()
-        elif not full and self._reading_paused:
-            self._reading_paused = False
-            self.transport.resumeProducing()
+    def _write_stdin(self, data):
+        return self._containers.write_stdin(self._row, data)
 
-    def _delivered(self, result):
-        self._outstanding -= 1
-        if hasattr(result, "getErrorMessage"):
-            self.log.info("stdin of {uuid} failed: {why}", uuid=self._row["uuid"], why=result.getErrorMessage())
-        self._deliver()
+    def _stdin_failed(self, failure):
+        self.log.info("stdin of {uuid} failed: {why}", uuid=self._row["uuid"], why=failure.getErrorMessage())
+
+    def _close_stdin(self):
+        d = self._containers.close_stdin(self._row)
+        d.addErrback(lambda f: self.log.info("closing stdin failed: {why}", why=f.getErrorMessage()))
+        return d
 
     def connectionLost(self, reason):
         self._sessions.discard(self)

@@ -9,7 +9,6 @@ bytes both ways.
 """
 
 import json
-from collections import deque
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -18,6 +17,7 @@ from twisted.logger import Logger
 
 from csvc.fastpath.frames import FastFrames
 from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
+from csvc.wire.pump import Pump
 from csvc.relay.session import AttachSession
 
 SUBPROTOCOL = "channel.csvc.v1"
@@ -86,12 +86,10 @@ class AttachProtocol(FastFrames, WebSocketServerProtocol):
     def onOpen(self):
         context = self.factory.context
         self._context = context
-        self._stdin_outstanding = 0
-        self._stdin_paused = False
-        self._stdin_closed = False
-        # Pieces of stdin (None: close it) not sent yet: at most what the
-        # client sent before the window paused it (its messages are bounded).
-        self._stdin_queue = deque()
+        # Stdin's pieces within the window, the client paused while it is
+        # full: what waits is at most what the client sent before the pause
+        # (its messages are bounded).
+        self._stdin_pump = Pump(self._write_stdin, self.transport, STDIN_WINDOW, failed=self._stdin_failed)
         self._idle_call = None
         # Looked up once: _touch runs for every message.
         self._idle_timeout = getattr(context, "idle_timeout", None)
@@ -186,44 +184,20 @@ class AttachProtocol(FastFrames, WebSocketServerProtocol):
         if not self._context.stdin:
             self._status_error("stdin is not attached (attach with stdin=true to an interactive container)")
             return
-        if self._stdin_closed:
-            return
-        self._stdin_queue.extend(stdin_pieces(data))
-        self._send_stdin()
+        self._stdin_pump.feed(stdin_pieces(data))
 
-    def _send_stdin(self):
-        while self._stdin_queue and self._stdin_outstanding < STDIN_WINDOW:
-            data = self._stdin_queue.popleft()
-            if data is None:
-                d = self._context.close_stdin()
-            else:
-                d = self._context.write_stdin(data)
-            self._stdin_outstanding += 1
-            d.addCallbacks(self._stdin_sent, self._stdin_failed)
-        # The window is full: stop reading the client until it opens.
-        if self._stdin_outstanding >= STDIN_WINDOW and not self._stdin_paused:
-            self._stdin_paused = True
-            self.transport.pauseProducing()
-
-    def _stdin_sent(self, _):
-        self._stdin_outstanding -= 1
-        if self._stdin_paused and self._stdin_outstanding < STDIN_WINDOW:
-            self._stdin_paused = False
-            self.transport.resumeProducing()
-        self._send_stdin()
+    def _write_stdin(self, data):
+        return self._context.write_stdin(data)
 
     def _stdin_failed(self, failure):
-        self._stdin_outstanding -= 1
         _log.info("stdin of {uuid} failed: {why}", uuid=self._context.container_uuid, why=failure.getErrorMessage())
         self._status_error(f"stdin failed: {failure.getErrorMessage()}")
-        self._stdin_sent(None)
 
     def _close_stdin(self):
-        if not self._context.stdin or self._stdin_closed:
+        if not self._context.stdin:
             return
-        self._stdin_closed = True
-        self._stdin_queue.append(None)
-        self._send_stdin()
+        # Once what came before has been taken; stdin sent after is dropped.
+        self._stdin_pump.end(self._context.close_stdin)
 
     def _resize(self, body):
         try:
