@@ -15,11 +15,12 @@ from csvc.wire import commands
 from csvc import policy
 from csvc.compute.defaults import Confinement, confine
 from csvc.compute import states
+from csvc.compute.execs import ContainerExecs
 from csvc.compute.lifecycle import Lifecycle, marked_down
+from csvc.compute.transfers import ContainerTransfers
 from csvc.notify import events as notices
 from csvc.notify.notifier import NullNotifier
 from csvc.agents.hub import InstanceUnavailable, LinkLostDuringCall
-from csvc.agents.execs import CollectedOutput
 from csvc.agents import transfers
 from csvc.agents.events import IContainerEvents
 
@@ -101,7 +102,7 @@ def at_address(bindings, address):
 
 
 @implementer(IContainerEvents)
-class ContainerService:
+class ContainerService(ContainerExecs, ContainerTransfers):
     """
     Containers' life cycle as the APIs ask for it, and as agents report it
     (the ``IContainerEvents`` every agent link is given).
@@ -621,116 +622,6 @@ class ContainerService:
         result = yield self._hub.call(row["instance_uuid"], commands.ContainerPorts, uuid=row["uuid"])
         address = self._hub.address_of(row["instance_uuid"])
         return {port: at_address(bindings or [], address) for port, bindings in result["ports"].items()}
-
-    # -- transfers ---------------------------------------------------------
-
-    def download(self, row, kind, options, request, transform=None, is_last=None):
-        """
-        A download (``export``, ``archive``, ``changes``, ``stats``) from the
-        container's engine into the HTTP response ``request``: fires with
-        ``(info, consumer)`` (``csvc.agents.transfers.Downloads.open``).
-        """
-        return self._downloads.open(row, kind, options, request, transform, is_last)
-
-    @inlineCallbacks
-    def archive_stat(self, row, path):
-        result = yield self._hub.call(row["instance_uuid"], commands.ArchiveStat, uuid=row["uuid"], path=path)
-        return result["path_stat"]
-
-    def upload(self, row, source, length, options):
-        """
-        Extract the tar of ``length`` bytes read from the file ``source`` in
-        the container at ``options["path"]``, sent to its agent in bounded
-        chunks.
-        """
-        return transfers.upload(self._hub, row, source, length, options)
-
-    # -- stdin and terminal ------------------------------------------------
-
-    def write_stdin(self, row, data):
-        return self._hub.call(row["instance_uuid"], commands.Input, uuid=row["uuid"], data=data)
-
-    def close_stdin(self, row):
-        return self._hub.call(row["instance_uuid"], commands.CloseInput, uuid=row["uuid"])
-
-    def resize(self, row, rows, cols):
-        return self._hub.call(row["instance_uuid"], commands.Resize, uuid=row["uuid"], height=rows, width=cols)
-
-    # -- exec --------------------------------------------------------------
-
-    @property
-    def execs(self):
-        """
-        The ``ExecRegistry``: execs created here and not over yet.
-        """
-        return self._hub.execs
-
-    @inlineCallbacks
-    def exec_create(self, row, spec):
-        """
-        Create (not start) an exec in a running container; fires with its id.
-        ``spec``: ``command``, ``tty``, ``interactive``, ``environment``,
-        ``workdir``, ``user``.
-        """
-        row = yield self._started(row)
-        states.check("exec", row["status"])
-        engine_spec = {
-            "command": list(spec["command"]),
-            "tty": bool(spec.get("tty", False)),
-            "interactive": bool(spec.get("interactive", False)),
-            "environment": dict(spec.get("environment") or {}),
-            "workdir": spec.get("workdir"),
-            "user": spec.get("user"),
-        }
-        try:
-            result = yield self._hub.call(row["instance_uuid"], commands.ExecCreate, uuid=row["uuid"],
-                                          spec=engine_spec)
-        except commands.Refused as exc:
-            raise self._refused("exec", row, exc) from None
-        exec_id = result["exec_id"]
-        self._hub.execs.register(
-            exec_id, row["uuid"], row["instance_uuid"], engine_spec["tty"], engine_spec["interactive"],
-            project_id=row["project_id"],
-        )
-        return exec_id
-
-    def exec_start(self, row, exec_id, tty):
-        """
-        Start an exec whose consumer is claimed in ``self._hub.execs``.
-        """
-        return self._hub.call(row["instance_uuid"], commands.ExecStart, exec_id=exec_id, tty=bool(tty))
-
-    def exec_input(self, row, exec_id, data):
-        return self._hub.call(row["instance_uuid"], commands.ExecInput, exec_id=exec_id, data=data)
-
-    def exec_close_input(self, row, exec_id):
-        return self._hub.call(row["instance_uuid"], commands.ExecCloseInput, exec_id=exec_id)
-
-    def exec_resize(self, row, exec_id, rows, cols):
-        return self._hub.call(row["instance_uuid"], commands.ExecResize, exec_id=exec_id, height=rows, width=cols)
-
-    @inlineCallbacks
-    def exec_run(self, row, spec, limit=None):
-        """
-        Create and start a non-interactive exec and collect its output: fires
-        with ``{"exec_id", "output", "exit_code"}`` once it exited; fails with
-        ``ExecOutputTooLarge`` past ``limit`` bytes (``exec_output_max``).
-        Cancelling it abandons the exec's output.
-        """
-        spec = dict(spec, interactive=False)
-        exec_id = yield self.exec_create(row, spec)
-        registry = self._hub.execs
-        limit = self.exec_output_max if limit is None else limit
-        kwargs = {} if limit is None else {"limit": limit}
-        collected = CollectedOutput(lambda: registry.discard(exec_id), **kwargs)
-        registry.claim(exec_id, collected)
-        try:
-            yield self.exec_start(row, exec_id, spec.get("tty", False))
-        except Exception:
-            registry.discard(exec_id)
-            raise
-        result = yield collected.done
-        return dict(result, exec_id=exec_id)
 
     # -- events from agents ------------------------------------------------
 
