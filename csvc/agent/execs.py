@@ -9,7 +9,7 @@ read, so the process's own pipe blocks), and once the stream has ended and every
 answered, ExecExited carries the exit code the engine reports.
 """
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.defer import fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from csvc.wire import commands
+from csvc.wire.pump import HeldAnswers
 from csvc.agent.output import OutputFollower
 from csvc.fastpath.sockets import write_now
 from csvc.stdio.reader import OutputReader
@@ -33,8 +34,9 @@ class ExecStream(Protocol):
 
     def __init__(self, follower):
         self._follower = follower
-        self._paused = False
-        self._waiting = []  # at most the service's stdin window
+        # Answers to writes held while the engine's connection is backed
+        # up: at most the service's stdin window.
+        self._answers = HeldAnswers()
         self._producing = False
         self.input_closed = False
         self.lost = False
@@ -59,11 +61,7 @@ class ExecStream(Protocol):
         if self.input_closed:
             return succeed(None)
         write_now(self.transport, [data])
-        if not self._paused:
-            return succeed(None)
-        d = Deferred()
-        self._waiting.append(d)
-        return d
+        return self._answers.answer()
 
     def close_input(self):
         if self.input_closed or self.lost:
@@ -71,27 +69,18 @@ class ExecStream(Protocol):
         self.input_closed = True
         self._unregister()
         self.transport.loseWriteConnection()
-        self._release(None)
+        self._answers.release()
 
     def _unregister(self):
         if self._producing:
             self._producing = False
             self.transport.unregisterProducer()
 
-    def _release(self, failure):
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            if failure is None:
-                d.callback(None)
-            else:
-                d.errback(failure)
-
     def pauseProducing(self):
-        self._paused = True
+        self._answers.pause()
 
     def resumeProducing(self):
-        self._paused = False
-        self._release(None)
+        self._answers.resume()
 
     def stopProducing(self):
         pass
@@ -117,7 +106,7 @@ class ExecStream(Protocol):
     def connectionLost(self, reason):
         self.lost = True
         self._producing = False
-        self._release(reason)
+        self._answers.release(reason)
         self._follower.connectionLost(reason)
 
 

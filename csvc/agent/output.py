@@ -10,6 +10,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 
 from csvc.wire.commands import CHUNK_SIZE, OUTPUT_WINDOW
+from csvc.wire.credit import CreditWindow
 
 
 class OutputFollower(Protocol):
@@ -47,10 +48,10 @@ class OutputFollower(Protocol):
         self._chunk_size = chunk_size
         self._reader = reader
         self.seq = seq
-        self._window = window
+        # Chunks sent and not yet acknowledged: at most ``window``.
+        self._credit = CreditWindow(window)
         self._ready = deque()
         self._ready_bytes = 0
-        self._outstanding = 0
         self._paused = False
         self._ended = False
         self._failed = False
@@ -74,8 +75,8 @@ class OutputFollower(Protocol):
         self._pump()
 
     def _pump(self):
-        while self._ready and self._outstanding < self._window and not self._failed:
-            if (self._outstanding >= self.eager and self._ready_bytes < self._chunk_size
+        while self._ready and self._credit.can_send and not self._failed:
+            if (self._credit.outstanding >= self.eager and self._ready_bytes < self._chunk_size
                     and not self._ended):
                 # Less than a chunk, and enough in flight: wait for more.
                 break
@@ -93,7 +94,7 @@ class OutputFollower(Protocol):
                 data = b"".join(parts)
             self._ready_bytes -= len(data)
             self.seq += 1
-            self._outstanding += 1
+            self._credit.sent()
             d = self._send(self.seq, stream, data, cursor)
             d.addCallbacks(self._acked, self._send_failed)
         if self.transport is not None and not self._ended:
@@ -107,11 +108,11 @@ class OutputFollower(Protocol):
         self._check_done()
 
     def _acked(self, _):
-        self._outstanding -= 1
+        self._credit.acked()
         self._pump()
 
     def _send_failed(self, failure):
-        self._outstanding -= 1
+        self._credit.acked()
         if not self._failed:
             self._failed = True
             self._ready.clear()
@@ -131,7 +132,7 @@ class OutputFollower(Protocol):
         self._pump()
 
     def _check_done(self):
-        if self._ended and not self._ready and self._outstanding == 0 and not self._failed:
+        if self._ended and not self._ready and self._credit.outstanding == 0 and not self._failed:
             if not self.done.called:
                 self.done.callback(self.seq)
 

@@ -4,20 +4,21 @@ demand, whose transport's pause tells the control plane to hold further
 input (the stdin window).
 """
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
 from csvc.fastpath.sockets import write_now
+from csvc.wire.pump import HeldAnswers
 
 
 @implementer(IPushProducer, IHalfCloseableProtocol)
 class StdinStream(Protocol):
     def __init__(self, on_lost):
         self._on_lost = on_lost
-        self._paused = False
-        self._waiting = []
+        # Answers to writes held while the engine's connection is backed up.
+        self._answers = HeldAnswers()
         self.closed = False
 
     def connectionMade(self):
@@ -31,11 +32,7 @@ class StdinStream(Protocol):
         if self.closed:
             return succeed(None)
         write_now(self.transport, [data])
-        if not self._paused:
-            return succeed(None)
-        d = Deferred()
-        self._waiting.append(d)
-        return d
+        return self._answers.answer()
 
     def close(self):
         """
@@ -47,13 +44,10 @@ class StdinStream(Protocol):
             self.transport.loseWriteConnection()
 
     def pauseProducing(self):
-        self._paused = True
+        self._answers.pause()
 
     def resumeProducing(self):
-        self._paused = False
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(None)
+        self._answers.resume()
 
     def stopProducing(self):
         pass
@@ -70,7 +64,5 @@ class StdinStream(Protocol):
 
     def connectionLost(self, reason):
         self.closed = True
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.errback(reason)
+        self._answers.release(reason)
         self._on_lost(self)

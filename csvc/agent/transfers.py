@@ -23,6 +23,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from csvc.wire import commands
+from csvc.wire.pump import HeldAnswers
 from csvc.agent.output import OutputFollower
 
 #: What a download may be of.
@@ -167,9 +168,10 @@ class UploadBody:
     def __init__(self, length):
         self.length = length
         self._consumer = None
-        self._paused = False
         self._stopped = False
-        self._waiting = []  # at most the control plane's window
+        # Answers held while the engine's connection is backed up: at most
+        # the control plane's window.
+        self._answers = HeldAnswers()
         self._finished = Deferred()
         #: fires once the engine's connection asks for the body
         self.ready = Deferred()
@@ -184,31 +186,21 @@ class UploadBody:
         if self._stopped or self._finished.called:
             return succeed(None)
         self._consumer.write(data)
-        if not self._paused:
-            return succeed(None)
-        d = Deferred()
-        self._waiting.append(d)
-        return d
+        return self._answers.answer()
 
     def finish(self):
         if not self._stopped and not self._finished.called:
             self._finished.callback(None)
 
-    def _release(self):
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(None)
-
     def pauseProducing(self):
-        self._paused = True
+        self._answers.pause()
 
     def resumeProducing(self):
-        self._paused = False
-        self._release()
+        self._answers.resume()
 
     def stopProducing(self):
         self._stopped = True
-        self._release()
+        self._answers.release()
 
 
 class Upload:

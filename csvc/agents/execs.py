@@ -24,6 +24,7 @@ from collections import OrderedDict
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from csvc.wire.commands import EXEC_WINDOW, NoSuchExec, OutputRefused
+from csvc.wire.credit import CreditWindow
 
 #: Largest output a non-interactive exec collects for its answer (by
 #: default: ``--exec-output-max``; each running one also holds one of its
@@ -55,7 +56,7 @@ class ExecSlot:
 
 
 class ExecRecord:
-    def __init__(self, exec_id, container_uuid, instance_uuid, tty, interactive, project_id=None):
+    def __init__(self, exec_id, container_uuid, instance_uuid, tty, interactive, project_id=None, window=EXEC_WINDOW):
         self.exec_id = exec_id
         self.project_id = project_id
         self.container_uuid = container_uuid
@@ -64,7 +65,8 @@ class ExecRecord:
         self.interactive = interactive
         self.consumer = None
         self.seq = 0
-        self.outstanding = 0
+        #: The agent's chunks not yet answered: at most the window.
+        self.credit = CreditWindow(window)
 
 
 class ExecRegistry:
@@ -105,7 +107,7 @@ class ExecRegistry:
 
     def register(self, exec_id, container_uuid, instance_uuid, tty, interactive, project_id=None):
         self._remove(exec_id)
-        record = ExecRecord(exec_id, container_uuid, instance_uuid, tty, interactive, project_id)
+        record = ExecRecord(exec_id, container_uuid, instance_uuid, tty, interactive, project_id, self._window)
         self._records[exec_id] = record
         own = self._unclaimed.setdefault(project_id, OrderedDict())
         own[exec_id] = None
@@ -166,15 +168,15 @@ class ExecRegistry:
         record = self._owned(instance_uuid, exec_id)
         if seq != record.seq + 1:
             raise OutputRefused(f"exec {exec_id}: chunk {seq} after {record.seq}")
-        if record.outstanding >= self._window:
+        if not record.credit.can_send:
             raise OutputRefused(f"exec {exec_id}: more than {self._window} chunks unanswered")
         if stream not in (1, 2):
             raise OutputRefused(f"exec {exec_id}: stream {stream} is not 1 or 2")
         record.seq = seq
-        record.outstanding += 1
+        record.credit.sent()
 
         def taken(result):
-            record.outstanding -= 1
+            record.credit.acked()
             return result
 
         return maybeDeferred(record.consumer.output, stream, data).addBoth(taken)

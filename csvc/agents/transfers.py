@@ -17,7 +17,7 @@ and ``failed(exc)`` (the agent is gone).
 import uuid as uuidlib
 from collections import deque
 
-from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -26,6 +26,8 @@ from csvc.wire.commands import (
     CHUNK_SIZE, TRANSFER_WINDOW, CancelDownload, CancelUpload, FinishUpload, OpenDownload, OpenUpload,
     OutputRefused, UploadChunk,
 )
+from csvc.wire.credit import CreditWindow
+from csvc.wire.pump import HeldAnswers
 
 
 class TooManyTransfers(Exception):
@@ -35,13 +37,14 @@ class TooManyTransfers(Exception):
 
 
 class TransferRecord:
-    def __init__(self, transfer_id, instance_uuid, consumer, project_id=None):
+    def __init__(self, transfer_id, instance_uuid, consumer, project_id=None, window=TRANSFER_WINDOW):
         self.transfer_id = transfer_id
         self.project_id = project_id
         self.instance_uuid = instance_uuid
         self.consumer = consumer
         self.seq = 0
-        self.outstanding = 0
+        #: The agent's chunks not yet answered: at most the window.
+        self.credit = CreditWindow(window)
 
 
 class TransferRegistry:
@@ -99,7 +102,7 @@ class TransferRegistry:
         """
         self.hold(project_id)
         transfer_id = str(uuidlib.uuid4())
-        self._records[transfer_id] = TransferRecord(transfer_id, instance_uuid, consumer, project_id)
+        self._records[transfer_id] = TransferRecord(transfer_id, instance_uuid, consumer, project_id, self._window)
         return transfer_id
 
     def _remove(self, transfer_id):
@@ -123,15 +126,15 @@ class TransferRegistry:
         record = self._owned(instance_uuid, transfer_id)
         if seq != record.seq + 1:
             raise OutputRefused(f"transfer {transfer_id}: chunk {seq} after {record.seq}")
-        if record.outstanding >= self._window:
+        if not record.credit.can_send:
             raise OutputRefused(f"transfer {transfer_id}: more than {self._window} chunks unanswered")
         if len(data) > CHUNK_SIZE:
             raise OutputRefused(f"transfer {transfer_id}: a chunk of {len(data)} bytes is over {CHUNK_SIZE}")
         record.seq = seq
-        record.outstanding += 1
+        record.credit.sent()
 
         def taken(result):
-            record.outstanding -= 1
+            record.credit.acked()
             return result
 
         return maybeDeferred(record.consumer.output, data).addBoth(taken)
@@ -169,9 +172,8 @@ class ResponseDownload:
         self._transform = transform
         self._is_last = is_last
         self._begun = False
-        self._paused = False
         self._pending = deque()  # (data, Deferred) before begin: at most a window
-        self._waiting = deque()  # answers held while paused: at most a window
+        self._answers = HeldAnswers()  # held while paused: at most a window
         self.gone = False
         self.over = False
         self.done = Deferred()
@@ -192,14 +194,9 @@ class ResponseDownload:
             self._request.write(out)
         if self._is_last is not None and self._is_last(data):
             self.close()
-        d = Deferred()
         if self.over:
-            d.errback(OutputRefused("the response is complete"))
-        elif self._paused:
-            self._waiting.append(d)
-        else:
-            d.callback(None)
-        return d
+            return fail(OutputRefused("the response is complete"))
+        return self._answers.answer()
 
     def close(self):
         """
@@ -260,19 +257,18 @@ class ResponseDownload:
     # -- producer ----------------------------------------------------------
 
     def pauseProducing(self):
-        self._paused = True
+        self._answers.pause()
 
     def resumeProducing(self):
-        self._paused = False
-        self._release(None)
+        self._answers.resume()
 
     def stopProducing(self):
         self._client_gone(None)
 
     def _release(self, error):
-        waiting, self._waiting = self._waiting, deque()
+        self._answers.release(error)
         pending, self._pending = self._pending, deque()
-        for d in list(waiting) + [d for _data, d in pending]:
+        for _data, d in pending:
             if error is None:
                 d.callback(None)
             else:
@@ -360,10 +356,11 @@ def _send_chunks(hub, instance, transfer_id, source, length, window, chunk_size)
     Fires once every chunk is answered; fails with the first failure.
     """
     done = Deferred(lambda d: state.update(cancelled=True))
-    state = {"sent": 0, "outstanding": 0, "cancelled": False, "eof": False}
+    state = {"sent": 0, "cancelled": False, "eof": False}
+    credit = CreditWindow(window)
 
     def pump():
-        while not done.called and not state["eof"] and state["outstanding"] < window:
+        while not done.called and not state["eof"] and credit.can_send:
             try:
                 data = source.read(min(chunk_size, length - state["sent"]))
             except (OSError, ValueError) as exc:
@@ -374,21 +371,21 @@ def _send_chunks(hub, instance, transfer_id, source, length, window, chunk_size)
                 state["eof"] = True
                 break
             state["sent"] += len(data)
-            state["outstanding"] += 1
+            credit.sent()
             d = hub.call(instance, UploadChunk, transfer_id=transfer_id, data=data)
             d.addCallbacks(answered, failed)
-        if state["eof"] and state["outstanding"] == 0 and not done.called:
+        if state["eof"] and credit.outstanding == 0 and not done.called:
             if state["sent"] != length:
                 done.errback(ValueError(f"the body ended after {state['sent']} of {length} bytes"))
                 return
             done.callback(None)
 
     def answered(_):
-        state["outstanding"] -= 1
+        credit.acked()
         pump()
 
     def failed(failure):
-        state["outstanding"] -= 1
+        credit.acked()
         if not done.called:
             done.errback(failure)
 

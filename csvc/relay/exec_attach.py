@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from csvc.wire.commands import OutputRefused
+from csvc.wire.pump import HeldAnswers
 from csvc.relay.attach import _TakeOver
 from csvc.relay.websocket import attach_factory
 
@@ -33,8 +34,8 @@ class ExecSession:
     def __init__(self, context, sink):
         self._context = context
         self._sink = sink
-        self._paused = False
-        self._held = []  # ExecOutput answers held while paused: at most the window
+        # ExecOutput answers held while paused: at most the window.
+        self._answers = HeldAnswers()
         self._done = False
 
     # -- life --------------------------------------------------------------
@@ -62,14 +63,14 @@ class ExecSession:
             return
         self._done = True
         self._context.registry.discard(self._context.exec_id)
-        self._release(Failure(OutputRefused("the client of the exec went away")))
+        self._answers.release(Failure(OutputRefused("the client of the exec went away")))
         self._context.close_stdin().addErrback(lambda _: None)
 
     def _end(self, exit_code, reason):
         if self._done:
             return
         self._done = True
-        self._release(None)
+        self._answers.release()
         self._sink.finished(exit_code, reason)
 
     # -- consumer (from the registry) --------------------------------------
@@ -78,11 +79,7 @@ class ExecSession:
         if self._done:
             raise OutputRefused("the client of the exec went away")
         self._sink.output(stream, data)
-        if not self._paused:
-            return succeed(None)
-        d = Deferred()
-        self._held.append(d)
-        return d
+        return self._answers.answer()
 
     def exited(self, exit_code):
         self._end(exit_code, None)
@@ -93,22 +90,13 @@ class ExecSession:
     # -- producer (of the client's transport) ------------------------------
 
     def pauseProducing(self):
-        self._paused = True
+        self._answers.pause()
 
     def resumeProducing(self):
-        self._paused = False
-        self._release(None)
+        self._answers.resume()
 
     def stopProducing(self):
         self.stop()
-
-    def _release(self, failure):
-        held, self._held = self._held, []
-        for d in held:
-            if failure is None:
-                d.callback(None)
-            else:
-                d.errback(failure)
 
 
 class ExecContext:

@@ -2,8 +2,13 @@
 A windowed stream's sender in Twisted: items from a source (a push producer:
 a client's connection, an engine stream) go one at a time through ``send``
 within a credit window, in order, and the source is paused while the
-window says so (``csvc.wire.credit.WindowedQueue``).
+window says so (``csvc.wire.credit.WindowedQueue``); and the receiver's
+side, whose answers are the sender's credit: ``HeldAnswers``.
 """
+
+from collections import deque
+
+from twisted.internet.defer import Deferred, succeed
 
 from csvc.wire.credit import WindowedQueue
 
@@ -108,3 +113,48 @@ class Pump:
     def _report(self, failure):
         if self._failed is not None:
             self._failed(failure)
+
+
+class HeldAnswers:
+    """
+    The receiver's side of a window: the answer to each item taken (which
+    returns the sender one credit) is held while what the items go to is
+    paused (its consumer paused the receiver as a push producer), and given
+    when it resumes.  The sender's window bounds what is held.
+    """
+
+    def __init__(self):
+        self.paused = False
+        self._held = deque()
+
+    def __len__(self):
+        return len(self._held)
+
+    def answer(self):
+        """
+        The answer to an item just taken: fired now, or on resume.
+        """
+        if not self.paused:
+            return succeed(None)
+        d = Deferred()
+        self._held.append(d)
+        return d
+
+    def pause(self):
+        self.paused = True
+
+    def resume(self):
+        self.paused = False
+        self.release()
+
+    def release(self, failure=None):
+        """
+        Give every held answer now: fired, or failed with ``failure`` (the
+        receiver is gone: the sender stops).
+        """
+        held, self._held = self._held, deque()
+        for d in held:
+            if failure is None:
+                d.callback(None)
+            else:
+                d.errback(failure)

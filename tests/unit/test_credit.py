@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 
-from csvc.wire.pump import Pump
+from csvc.wire.pump import HeldAnswers, Pump
 from csvc.wire.credit import CreditWindow, WindowedQueue, WindowExceeded
 
 
@@ -263,3 +263,41 @@ def test_pump_discard_and_stop():
     receiver.answer()
     pump.end(receiver.close)
     assert receiver.received == [b"a"] and receiver.closed == 0
+
+
+# -- HeldAnswers ---------------------------------------------------------
+
+@settings(max_examples=200, deadline=None)
+@given(ops=st.lists(st.sampled_from(["take", "pause", "resume"]), max_size=60))
+def test_held_answers_fire_exactly_while_not_paused_in_order(ops):
+    answers = HeldAnswers()
+    paused = False
+    fired = []
+    taken = 0
+    for op in ops:
+        if op == "take":
+            n = taken
+            answers.answer().addCallback(lambda _, n=n: fired.append(n))
+            taken += 1
+        elif op == "pause":
+            answers.pause()
+            paused = True
+        else:
+            answers.resume()
+            paused = False
+        # Every answer taken while running, or before the last resume, has
+        # fired, in order; the rest are held.
+        assert fired == list(range(len(fired)))
+        assert len(answers) == taken - len(fired)
+        if not paused:
+            assert len(answers) == 0
+
+
+def test_held_answers_released_with_a_failure():
+    answers = HeldAnswers()
+    answers.pause()
+    d = answers.answer()
+    answers.release(Failure(RuntimeError("gone")))
+    assert len(answers) == 0
+    assert d.result.getErrorMessage() == "gone"
+    d.addErrback(lambda f: None)
