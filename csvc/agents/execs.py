@@ -21,10 +21,10 @@ WebSocket session of an interactive one.
 
 from collections import OrderedDict
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 
+from csvc.agents.streams import StreamRecord, StreamRegistry
 from csvc.wire.commands import EXEC_WINDOW, NoSuchExec, OutputRefused
-from csvc.wire.credit import CreditWindow
 
 #: Largest output a non-interactive exec collects for its answer (by
 #: default: ``--exec-output-max``; each running one also holds one of its
@@ -55,21 +55,16 @@ class ExecSlot:
         self.project_id = project_id
 
 
-class ExecRecord:
+class ExecRecord(StreamRecord):
     def __init__(self, exec_id, container_uuid, instance_uuid, tty, interactive, project_id=None, window=EXEC_WINDOW):
+        super().__init__(instance_uuid, None, project_id, window)
         self.exec_id = exec_id
-        self.project_id = project_id
         self.container_uuid = container_uuid
-        self.instance_uuid = instance_uuid
         self.tty = tty
         self.interactive = interactive
-        self.consumer = None
-        self.seq = 0
-        #: The agent's chunks not yet answered: at most the window.
-        self.credit = CreditWindow(window)
 
 
-class ExecRegistry:
+class ExecRegistry(StreamRegistry):
     """
     Execs created through this control plane and not over yet, each of a
     project.  Created execs nobody started (an interactive exec whose URL
@@ -82,15 +77,12 @@ class ExecRegistry:
 
     max_unclaimed = 1024
     max_unclaimed_per_project = 64
+    kind = "exec"
 
     def __init__(self, window=EXEC_WINDOW):
-        self._window = window
-        self._records = OrderedDict()
+        super().__init__(window)
         #: project -> its unclaimed execs' ids, oldest first
         self._unclaimed = {}
-
-    def __len__(self):
-        return len(self._records)
 
     def _forget_unclaimed(self, record):
         ids = self._unclaimed.get(record.project_id)
@@ -155,31 +147,17 @@ class ExecRegistry:
     # -- from agents -------------------------------------------------------
 
     def _owned(self, instance_uuid, exec_id):
-        record = self._records.get(exec_id)
-        if record is None:
-            raise OutputRefused(f"exec {exec_id} is unknown or no longer wanted")
-        if record.instance_uuid != instance_uuid:
-            raise OutputRefused(f"exec {exec_id} is not on this agent's instance")
+        record = super()._owned(instance_uuid, exec_id)
         if record.consumer is None:
             raise OutputRefused(f"exec {exec_id} was not started by the control plane")
         return record
 
     def output(self, instance_uuid, exec_id, seq, stream, data):
         record = self._owned(instance_uuid, exec_id)
-        if seq != record.seq + 1:
-            raise OutputRefused(f"exec {exec_id}: chunk {seq} after {record.seq}")
-        if not record.credit.can_send:
-            raise OutputRefused(f"exec {exec_id}: more than {self._window} chunks unanswered")
+        self._admit(record, exec_id, seq)
         if stream not in (1, 2):
             raise OutputRefused(f"exec {exec_id}: stream {stream} is not 1 or 2")
-        record.seq = seq
-        record.credit.sent()
-
-        def taken(result):
-            record.credit.acked()
-            return result
-
-        return maybeDeferred(record.consumer.output, stream, data).addBoth(taken)
+        return self._take(record, seq, record.consumer.output, stream, data)
 
     def exited(self, instance_uuid, exec_id, exit_code):
         record = self._owned(instance_uuid, exec_id)
@@ -190,9 +168,7 @@ class ExecRegistry:
         """
         The instance's agent disconnected: its execs cannot report again.
         """
-        lost = [r for r in self._records.values() if r.instance_uuid == instance_uuid]
-        for record in lost:
-            self._remove(record.exec_id)
+        for record in self._lost(instance_uuid):
             if record.consumer is not None:
                 record.consumer.failed(exc)
 

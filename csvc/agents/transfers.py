@@ -17,11 +17,12 @@ and ``failed(exc)`` (the agent is gone).
 import uuid as uuidlib
 from collections import deque
 
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from csvc.agents.streams import StreamRecord, StreamRegistry
 from csvc.wire.commands import (
     CHUNK_SIZE, TRANSFER_WINDOW, CancelDownload, CancelUpload, FinishUpload, OpenDownload, OpenUpload,
     OutputRefused, UploadChunk,
@@ -36,18 +37,13 @@ class TooManyTransfers(Exception):
     """
 
 
-class TransferRecord:
+class TransferRecord(StreamRecord):
     def __init__(self, transfer_id, instance_uuid, consumer, project_id=None, window=TRANSFER_WINDOW):
+        super().__init__(instance_uuid, consumer, project_id, window)
         self.transfer_id = transfer_id
-        self.project_id = project_id
-        self.instance_uuid = instance_uuid
-        self.consumer = consumer
-        self.seq = 0
-        #: The agent's chunks not yet answered: at most the window.
-        self.credit = CreditWindow(window)
 
 
-class TransferRegistry:
+class TransferRegistry(StreamRegistry):
     """
     The downloads in flight, by transfer id, and how many transfers
     (downloads and uploads) each project has open: at most
@@ -57,15 +53,12 @@ class TransferRegistry:
 
     max_per_project = 16
     max_total = 256
+    kind = "transfer"
 
     def __init__(self, window=TRANSFER_WINDOW):
-        self._window = window
-        self._records = {}
+        super().__init__(window)
         #: project -> transfers open
         self._open = {}
-
-    def __len__(self):
-        return len(self._records)
 
     def open_count(self, project_id=None):
         """
@@ -114,30 +107,12 @@ class TransferRegistry:
     def discard(self, transfer_id):
         self._remove(transfer_id)
 
-    def _owned(self, instance_uuid, transfer_id):
-        record = self._records.get(transfer_id)
-        if record is None:
-            raise OutputRefused(f"transfer {transfer_id} is unknown or no longer wanted")
-        if record.instance_uuid != instance_uuid:
-            raise OutputRefused(f"transfer {transfer_id} is not on this agent's instance")
-        return record
-
     def chunk(self, instance_uuid, transfer_id, seq, data):
         record = self._owned(instance_uuid, transfer_id)
-        if seq != record.seq + 1:
-            raise OutputRefused(f"transfer {transfer_id}: chunk {seq} after {record.seq}")
-        if not record.credit.can_send:
-            raise OutputRefused(f"transfer {transfer_id}: more than {self._window} chunks unanswered")
+        self._admit(record, transfer_id, seq)
         if len(data) > CHUNK_SIZE:
             raise OutputRefused(f"transfer {transfer_id}: a chunk of {len(data)} bytes is over {CHUNK_SIZE}")
-        record.seq = seq
-        record.credit.sent()
-
-        def taken(result):
-            record.credit.acked()
-            return result
-
-        return maybeDeferred(record.consumer.output, data).addBoth(taken)
+        return self._take(record, seq, record.consumer.output, data)
 
     def end(self, instance_uuid, transfer_id, error):
         record = self._owned(instance_uuid, transfer_id)
@@ -145,9 +120,7 @@ class TransferRegistry:
         record.consumer.ended(error or None)
 
     def instance_lost(self, instance_uuid, exc):
-        lost = [r for r in self._records.values() if r.instance_uuid == instance_uuid]
-        for record in lost:
-            self._remove(record.transfer_id)
+        for record in self._lost(instance_uuid):
             record.consumer.failed(exc)
 
 
