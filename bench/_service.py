@@ -46,7 +46,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(REPO_ROOT, ".venv", "bin")
 DOCKER_SOCK = "/var/run/docker.sock"
 
-#: As the agent creates containers (csvc/agent/docker_engine.py).
+#: As the agent creates containers (csvc/agent/docker_create.py).
 LOG_CONFIG = {"Type": "local", "Config": {"max-size": "128m", "max-file": "8"}}
 
 

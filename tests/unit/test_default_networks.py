@@ -11,7 +11,8 @@ from twisted.internet.defer import succeed
 from csvc.agent import docker_config
 from csvc.wire import commands
 from csvc.wire.commands import InvalidSpec
-from csvc.agent.docker_engine import LABEL_DEFAULT_NETWORK, LABEL_PROJECT, DefaultNetworks
+from csvc.agent.docker_labels import LABEL_DEFAULT_NETWORK, LABEL_PROJECT
+from csvc.agent.docker_networks import DefaultNetworks
 from csvc.wire.port_rules import PortRules
 from csvc.compute.networks import ProjectNetworks
 

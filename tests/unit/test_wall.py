@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from csvc.agent import wall
 from csvc.wire import commands
 from csvc.agent.docker_config import engine_network, engine_volume
-from csvc.agent import docker_engine, lxc_engine
+from csvc.agent import docker_create, docker_engine, lxc_engine
 
 PROJECT = "p1"
 OTHER = "p2"
@@ -400,7 +400,7 @@ def spec(**docker_config):
 def test_an_escaping_create_never_reaches_the_engine():
     api = RecordingAPI()
     with pytest.raises(commands.Refused) as refused:
-        docker_engine._create(RecordingClient(api), spec(HostConfig={"Privileged": True, "Binds": ["/:/host"]}))
+        docker_create.create(RecordingClient(api), spec(HostConfig={"Privileged": True, "Binds": ["/:/host"]}))
     assert api.created == []
     assert "HostConfig.Privileged (privileged)" in str(refused.value)
     assert "host_bind" in str(refused.value) and "hunter2" not in str(refused.value)
@@ -408,30 +408,30 @@ def test_an_escaping_create_never_reaches_the_engine():
 
 def test_a_members_create_and_an_admins_reach_the_engine():
     api = RecordingAPI()
-    assert docker_engine._create(RecordingClient(api), spec(HostConfig={"CapDrop": ["ALL"]})) == "e-csvc-u1"
+    assert docker_create.create(RecordingClient(api), spec(HostConfig={"CapDrop": ["ALL"]})) == "e-csvc-u1"
     admin = dict(spec(HostConfig={"Privileged": True}), admin=True)
-    docker_engine._create(RecordingClient(api), admin)
+    docker_create.create(RecordingClient(api), admin)
     assert [config["HostConfig"].get("Privileged") for _name, config in api.created] == [None, True]
     # Only a JSON true makes an admin's.
     with pytest.raises(commands.Refused):
-        docker_engine._create(RecordingClient(api), dict(spec(HostConfig={"Privileged": True}), admin="yes"))
+        docker_create.create(RecordingClient(api), dict(spec(HostConfig={"Privileged": True}), admin="yes"))
 
 
 def test_another_containers_namespace_is_joined_only_if_it_is_the_projects():
     api = RecordingAPI(containers={"mine": PROJECT, "theirs": OTHER})
-    docker_engine._create(RecordingClient(api), spec(HostConfig={"PidMode": "container:mine"}))
+    docker_create.create(RecordingClient(api), spec(HostConfig={"PidMode": "container:mine"}))
     for ident in ("theirs", "gone"):
         with pytest.raises(commands.Refused):
-            docker_engine._create(RecordingClient(api), spec(HostConfig={"PidMode": f"container:{ident}"}))
+            docker_create.create(RecordingClient(api), spec(HostConfig={"PidMode": f"container:{ident}"}))
     assert len(api.created) == 1
 
 
 def test_a_network_named_by_id_is_joined_only_if_it_is_the_projects():
     api = RecordingAPI(networks={"abc123": PROJECT, "def456": OTHER})
     config = {"HostConfig": {"NetworkMode": "abc123"}}
-    assert docker_engine._walled(RecordingClient(api), spec(), config) is None
+    assert docker_create.walled(RecordingClient(api), spec(), config) is None
     with pytest.raises(commands.Refused):
-        docker_engine._walled(RecordingClient(api), spec(), {"HostConfig": {"NetworkMode": "def456"}})
+        docker_create.walled(RecordingClient(api), spec(), {"HostConfig": {"NetworkMode": "def456"}})
 
 
 class Engine(docker_engine.DockerEngine):
