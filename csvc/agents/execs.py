@@ -19,10 +19,9 @@ whole output is the answer to one request, and (``exec_attach.py``) the
 WebSocket session of an interactive one.
 """
 
-from collections import OrderedDict
-
 from twisted.internet.defer import Deferred
 
+from csvc.agents.bounds import NewestPerProject
 from csvc.agents.streams import StreamRecord, StreamRegistry
 from csvc.wire.commands import EXEC_WINDOW, NoSuchExec, OutputRefused
 
@@ -81,15 +80,11 @@ class ExecRegistry(StreamRegistry):
 
     def __init__(self, window=EXEC_WINDOW):
         super().__init__(window)
-        #: project -> its unclaimed execs' ids, oldest first
-        self._unclaimed = {}
+        #: The unclaimed execs' ids, by project, oldest first.
+        self._unclaimed = NewestPerProject()
 
     def _forget_unclaimed(self, record):
-        ids = self._unclaimed.get(record.project_id)
-        if ids is not None:
-            ids.pop(record.exec_id, None)
-            if not ids:
-                del self._unclaimed[record.project_id]
+        self._unclaimed.discard(record.exec_id)
 
     def _remove(self, exec_id):
         record = self._records.pop(exec_id, None)
@@ -101,17 +96,9 @@ class ExecRegistry(StreamRegistry):
         self._remove(exec_id)
         record = ExecRecord(exec_id, container_uuid, instance_uuid, tty, interactive, project_id, self._window)
         self._records[exec_id] = record
-        own = self._unclaimed.setdefault(project_id, OrderedDict())
-        own[exec_id] = None
-        while len(own) > self.max_unclaimed_per_project:
-            self._remove(next(iter(own)))
-        total = sum(len(ids) for ids in self._unclaimed.values())
-        while total > self.max_unclaimed:
-            most = max(len(ids) for ids in self._unclaimed.values())
-            project = project_id if len(self._unclaimed.get(project_id, ())) == most else next(
-                p for p, ids in self._unclaimed.items() if len(ids) == most)
-            self._remove(next(iter(self._unclaimed[project])))
-            total -= 1
+        dropped = self._unclaimed.add(exec_id, project_id, self.max_unclaimed_per_project, self.max_unclaimed)
+        for old in dropped:
+            self._remove(old)
         return record
 
     def get(self, exec_id, container_uuid=None, project_id=None):

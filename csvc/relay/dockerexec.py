@@ -7,13 +7,12 @@ window; the client's FIN closes the exec's stdin only.
 (running, exit code) for a bounded number of recent execs.
 """
 
-from collections import OrderedDict
-
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from csvc.agents.bounds import NewestPerProject
 from csvc.wire.commands import STDIN_WINDOW, stdin_pieces
 from csvc.wire.pump import Pump
 from csvc.relay.exec_attach import ExecContext
@@ -43,30 +42,14 @@ class DockerExecs:
     capacity_per_project = 256
 
     def __init__(self):
-        self._states = OrderedDict()
-        #: project -> its exec ids, oldest first
-        self._projects = {}
-
-    def _drop(self, exec_id):
-        state = self._states.pop(exec_id)
-        ids = self._projects[state.project_id]
-        del ids[exec_id]
-        if not ids:
-            del self._projects[state.project_id]
+        self._states = {}
+        #: The exec ids, by project, oldest first.
+        self._bound = NewestPerProject()
 
     def add(self, state):
-        if state.exec_id in self._states:
-            self._drop(state.exec_id)
         self._states[state.exec_id] = state
-        own = self._projects.setdefault(state.project_id, OrderedDict())
-        own[state.exec_id] = None
-        while len(own) > self.capacity_per_project:
-            self._drop(next(iter(own)))
-        while len(self._states) > self.capacity:
-            most = max(len(ids) for ids in self._projects.values())
-            project = state.project_id if len(own) == most else next(
-                p for p, ids in self._projects.items() if len(ids) == most)
-            self._drop(next(iter(self._projects[project])))
+        for old in self._bound.add(state.exec_id, state.project_id, self.capacity_per_project, self.capacity):
+            del self._states[old]
 
     def get(self, exec_id, project_id):
         state = self._states.get(exec_id)
