@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+from tests.integration.conftest import engine_available
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "bench")
 #: Benches that need neither the Docker engine nor a local agent on it.
@@ -26,16 +28,6 @@ TIMEOUT = 180
 
 def benches():
     return sorted(name[:-3] for name in os.listdir(BENCH) if name.endswith(".py") and not name.startswith("_"))
-
-
-def engine_available():
-    try:
-        import docker
-
-        docker.from_env(timeout=5).ping()
-        return True
-    except Exception:
-        return False
 
 
 def bench_param(name):

@@ -33,6 +33,14 @@ def keystone_login(user, project, password=None):
     A project-scoped token of ``user``: (token, project id).
     """
     password = password or ACCOUNTS.USERS[user][0]
+    response = _password_token(user, password, {"project": {"name": project, "domain": {"id": "default"}}})
+    return response.headers["X-Subject-Token"], response.json()["token"]["project"]["id"]
+
+
+def _password_token(user, password, scope):
+    """
+    Keystone's answer to a password authentication of ``user`` with ``scope``.
+    """
     response = requests.post(
         KEYSTONE_URL + "/auth/tokens",
         json={
@@ -41,13 +49,13 @@ def keystone_login(user, project, password=None):
                     "methods": ["password"],
                     "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
                 },
-                "scope": {"project": {"name": project, "domain": {"id": "default"}}},
+                "scope": scope,
             }
         },
         timeout=30,
     )
     assert response.status_code == 201, response.text
-    return response.headers["X-Subject-Token"], response.json()["token"]["project"]["id"]
+    return response
 
 
 #: keystone-manage bootstrap's admin (scripts/keystone.sh): the admin role on
@@ -61,21 +69,7 @@ def keystone_system_login(user, password):
     """
     A system-scoped token (``system: {all: true}``) of ``user``.
     """
-    response = requests.post(
-        KEYSTONE_URL + "/auth/tokens",
-        json={
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
-                },
-                "scope": {"system": {"all": True}},
-            }
-        },
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return response.headers["X-Subject-Token"]
+    return _password_token(user, password, {"system": {"all": True}}).headers["X-Subject-Token"]
 
 
 def keystone_client(plane, user, project):
