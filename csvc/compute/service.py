@@ -635,7 +635,7 @@ class ContainerService(ContainerExecs, ContainerTransfers):
 
     @inlineCallbacks
     def on_exited(self, container_uuid, exit_code, last_seq, finished_at):
-        yield self._journal.durable(container_uuid, last_seq)
+        yield self._journal.reached(container_uuid, last_seq, committed=True)
         # The exit is told before waiters wake (a stop tells it ended the run).
         row = yield self.lifecycle.transition(
             container_uuid, "exited", exit_code=exit_code, finished_at=_parse_engine_time(finished_at, self._now()),
@@ -654,7 +654,7 @@ class ContainerService(ContainerExecs, ContainerTransfers):
         so; its exit code is recorded when the engine told it (and none was
         recorded yet).  Its stored output stays.
         """
-        yield self._journal.settled(container_uuid, last_seq)
+        yield self._journal.reached(container_uuid, last_seq)
         row = yield self._store.get_container(container_uuid)
         if row is None or not states.happens("vanished", row["status"]):
             return

@@ -6,7 +6,10 @@ commit (one transaction in flight; whatever arrives meanwhile forms the next
 batch), and each chunk's Deferred fires only once its batch is committed: that
 is the agent's acknowledgement.  Duplicates (seq already persisted or queued)
 are acknowledged at once and not stored again.  Exits are recorded only after
-every chunk they cover is stored.  Viewers do not get pushed data: they read
+every chunk they cover is stored and its position committed: the journal
+keeps two marks per container, the last seq persisted and the last seq whose
+position the store committed (``IOutputStore.append`` tells both), and
+``reached`` waits on either.  Viewers do not get pushed data: they read
 the store by seq and ``wait_for`` the journal to announce more, so a slow
 viewer costs nothing but its own reads.
 """
@@ -27,6 +30,7 @@ class Journal:
         self._store = store
         self._window = window
         self._persisted = {}  # uuid -> last persisted seq
+        self._committed = {}  # uuid -> last seq whose position is committed (<= persisted)
         self._queued = {}  # uuid -> last seq queued (>= persisted)
         self._pending = []  # [(chunk, Deferred)]
         self._pending_per_container = {}
@@ -34,20 +38,21 @@ class Journal:
         self._waiters = {}  # uuid -> [Deferred]: output or state moved on
         self._state_waiters = {}  # uuid -> [Deferred]: state moved on
         self._subscribers = {}  # uuid -> set of live-tail subscribers
-        self._drain_waiters = {}  # uuid -> [Deferred]: nothing on its way
+        self._reach_waiters = {}  # uuid -> [(seq or None, committed, Deferred)]
 
     def known(self, container_uuid, last_seq):
         """
         Tell the journal where a container's persisted output ends (from the
         store, when its agent registers).
         """
-        if self._persisted.get(container_uuid, -1) < last_seq:
-            self._persisted[container_uuid] = last_seq
-        if self._queued.get(container_uuid, -1) < last_seq:
-            self._queued[container_uuid] = last_seq
+        for marks in (self._persisted, self._committed, self._queued):
+            if marks.get(container_uuid, -1) < last_seq:
+                marks[container_uuid] = last_seq
+        self._check_reached(container_uuid)
 
     def forget(self, container_uuid):
         self._persisted.pop(container_uuid, None)
+        self._committed.pop(container_uuid, None)
         self._queued.pop(container_uuid, None)
         self.state_changed(container_uuid)
 
@@ -115,15 +120,26 @@ class Journal:
             return
         self._flushing = True
         chunks = [chunk for chunk, _ in batch]
-        d = self._store.append_output(chunks)
+        appended = self._store.append_output(chunks)
+        d = appended.written
 
-        def committed(_):
+        def written(_):
             for (u, seq, _s, _d, _c), waiter in batch:
                 self._persisted[u] = max(self._persisted.get(u, 0), seq)
                 self._release(u)
                 waiter.callback(None)
             for u in {chunk[0] for chunk in chunks}:
                 self._wake(u)
+                self._check_reached(u)
+
+        def committed(_):
+            for u, seq, _s, _d, _c in chunks:
+                self._committed[u] = max(self._committed.get(u, 0), seq)
+            for u in {chunk[0] for chunk in chunks}:
+                self._check_reached(u)
+
+        # A write that failed fails both; ``failed`` below logs it once.
+        appended.committed.addCallbacks(committed, lambda _: None)
 
         def failed(failure):
             self.log.failure("persisting {n} output chunks failed", failure, n=len(batch))
@@ -138,69 +154,62 @@ class Journal:
                 self._release(u)
             for _chunk, waiter in batch + behind:
                 waiter.errback(failure)
+            for u in broken:
+                self._check_reached(u)
 
-        d.addCallbacks(committed, failed)
+        d.addCallbacks(written, failed)
         d.addBoth(lambda _: self._flush())
 
     def _release(self, container_uuid):
         n = self._pending_per_container.get(container_uuid, 1) - 1
         if n <= 0:
             self._pending_per_container.pop(container_uuid, None)
-            for d in self._drain_waiters.pop(container_uuid, []):
-                d.callback(None)
         else:
             self._pending_per_container[container_uuid] = n
 
-    def settled(self, container_uuid, last_seq):
+    def reached(self, container_uuid, seq=None, committed=False):
         """
-        Fires once every chunk of the container up to ``last_seq`` is
-        persisted (at once if it already is), or once the container is
-        forgotten (deleted): nothing more of it will be persisted, and a
-        waiter must not be left behind for ever.
+        Fires once the container's output up to ``seq`` (None: all the
+        journal has, persisted or on its way; chunks that failed are not on
+        their way any more) is persisted and, with ``committed``, its
+        position committed by the store too: then the store's ``last_seq``
+        and ``log_cursor`` are where an agent resumes, and an exit may be
+        recorded after them.  Fires at once if it already is, or once the
+        container is forgotten (deleted): nothing more of it will be
+        persisted, and a waiter must not be left behind for ever.
         """
-        if self._persisted.get(container_uuid, 0) >= last_seq:
+        if self._reached(container_uuid, seq, committed):
             return succeed(None)
         d = Deferred()
-
-        def check(_):
-            forgotten = container_uuid not in self._queued
-            if forgotten or self._persisted.get(container_uuid, 0) >= last_seq:
-                d.callback(None)
-            else:
-                self.wait_for(container_uuid).addCallback(check)
-
-        self.wait_for(container_uuid).addCallback(check)
+        self._reach_waiters.setdefault(container_uuid, []).append((seq, committed, d))
+        if committed:
+            self._store.hasten_output()
         return d
 
-    def durable(self, container_uuid, last_seq):
-        """
-        As ``settled``, and also once the store has committed where the
-        container's output ends (with output files, the bytes are written,
-        and acknowledged, before their position is committed): what must
-        hold before an exit is recorded after them.
-        """
-        d = self.settled(container_uuid, last_seq)
-        committed = getattr(self._store, "output_committed", None)
-        if committed is not None:
-            d.addCallback(lambda _: committed(container_uuid))
-        return d
+    # Transitional, until relay/session.py and agents/hub.py (being changed
+    # by other commits) call ``reached``.
+    def settled(self, container_uuid, last_seq):
+        return self.reached(container_uuid, last_seq)
 
     def drained(self, container_uuid):
-        """
-        Fires once no chunk of the container is on its way to the store
-        (each one stored, or failed and to be sent again) and the store has
-        committed where its output ends: then the store's ``last_seq`` and
-        ``log_cursor`` are where an agent must resume.
-        """
-        if self._pending_per_container.get(container_uuid):
-            d = Deferred()
-            self._drain_waiters.setdefault(container_uuid, []).append(d)
-        else:
-            d = succeed(None)
-        committed = getattr(self._store, "output_committed", None)
-        if committed is not None:
-            d.addCallback(lambda _: committed(container_uuid))
-        return d
+        return self.reached(container_uuid, committed=True)
+
+    def _reached(self, container_uuid, seq, committed):
+        mark = (self._committed if committed else self._persisted).get(container_uuid, 0)
+        return mark >= (self._queued.get(container_uuid, 0) if seq is None else seq)
+
+    def _check_reached(self, container_uuid, forgotten=False):
+        waiting = self._reach_waiters.pop(container_uuid, None)
+        if not waiting:
+            return
+        fire = [w for w in waiting if forgotten or self._reached(container_uuid, w[0], w[1])]
+        left = [w for w in waiting if w not in fire]
+        if left:
+            self._reach_waiters[container_uuid] = left
+            if any(committed for _seq, committed, _d in left):
+                self._store.hasten_output()
+        for _seq, _committed, d in fire:
+            d.callback(None)
 
     def wait_for(self, container_uuid):
         """
@@ -239,5 +248,6 @@ class Journal:
         viewers and waiters.
         """
         self._wake(container_uuid)
+        self._check_reached(container_uuid, forgotten=container_uuid not in self._queued)
         for d in self._state_waiters.pop(container_uuid, []):
             d.callback(None)

@@ -337,17 +337,17 @@ class Store(Service):
     def append_output(self, chunks):
         """
         ``IOutputStore.append``: persist ``chunks``, a list of ``(uuid, seq,
-        stream, data, cursor)`` in seq order per container; fires once they
-        may be acknowledged.
+        stream, data, cursor)`` in seq order per container; an ``Appended``
+        whose ``written`` fires once they may be acknowledged, ``committed``
+        once their positions are committed too.
         """
         return self.output.append(chunks)
 
-    def output_committed(self, container_uuid):
+    def hasten_output(self):
         """
-        Fires once no written output of the container waits for its position
-        to be committed (at once when none does).
+        ``IOutputStore.hasten``: commit the positions of written output now.
         """
-        return self.output.committed(container_uuid)
+        self.output.hasten()
 
     def output_start(self, container_uuid):
         """

@@ -16,14 +16,45 @@ work on the store's thread pool through the ``run`` it is given
 (``Store._run``).
 """
 
+from dataclasses import dataclass
+
 from sqlalchemy import bindparam, func, select
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from csvc.store import retention as retention_units
 from csvc.store.models import containers, output_chunks
 from csvc.store.outputfiles import StoredFiles
+
+
+@dataclass(frozen=True)
+class Appended:
+    """
+    The two steps of an ``IOutputStore.append``: ``written`` fires once the
+    chunks are persisted (they may be acknowledged to the agent),
+    ``committed`` once their containers' ``last_seq`` and ``log_cursor`` are
+    committed too (where an agent resumes, what an exit is recorded after).
+    Both fail with the write's failure.
+    """
+
+    written: Deferred
+    committed: Deferred
+
+    @classmethod
+    def together(cls, d):
+        """
+        Both steps in one: ``d`` writes the chunks and their positions.
+        """
+        committed = Deferred()
+
+        def tell(result):
+            committed.callback(None) if not isinstance(result, Failure) else committed.errback(result)
+            return result
+
+        d.addBoth(tell)
+        return cls(d, committed)
 
 
 class IOutputStore(Interface):
@@ -59,14 +90,15 @@ class IOutputStore(Interface):
         """
         Persist ``chunks``, a list of ``(uuid, seq, stream, data, cursor)`` in
         seq order per container, and move each container's ``last_seq`` and
-        ``log_cursor`` to its last chunk.  Fires once the chunks are
-        persisted: they may be acknowledged to the agent.
+        ``log_cursor`` to its last chunk: an ``Appended``, whose ``written``
+        fires once the chunks are persisted and ``committed`` once their
+        positions are.
         """
 
-    def committed(container_uuid):
+    def hasten():
         """
-        Fires once no written output of the container waits for its
-        position to be committed (at once when none does).
+        Someone waits for a position to be committed: commit what is
+        written now rather than at the next interval.
         """
 
     def read(container_uuid, after_seq, limit, before_seq, descending, with_time):
@@ -145,7 +177,7 @@ class RowsOutput:
         pass
 
     def append(self, chunks):
-        return self._run(self.thd_append, chunks)
+        return Appended.together(self._run(self.thd_append, chunks))
 
     def thd_append(self, conn, chunks):
         at = self._clock.seconds()
@@ -160,8 +192,8 @@ class RowsOutput:
         thd_set_positions(conn, last)
         retention_units.thd_enforce(conn, added, self._stored, self.retention, self._quota_defaults)
 
-    def committed(self, container_uuid):
-        return succeed(None)
+    def hasten(self):
+        pass
 
     def read(self, container_uuid, after_seq, limit, before_seq, descending, with_time):
         return self._run(thd_read_rows, container_uuid, after_seq, limit, before_seq, descending, with_time)
@@ -176,9 +208,10 @@ class FilesOutput:
     Output in files (``files``, an ``OutputFiles``), positions in the
     database.
 
-    ``append`` fires once the bytes are written (the agent's window moves
-    on), and the positions are committed after, coalesced, one commit in
-    flight (``committed`` tells when).  That loses nothing: after a crash
+    ``append``'s ``written`` fires once the bytes are written (the agent's
+    window moves on), its ``committed`` once their positions are committed
+    after, coalesced (at most every ``positions_interval`` unless someone
+    ``hasten``s), one commit in flight.  That loses nothing: after a crash
     the start cuts the files back to the committed positions and the agent
     reads the rest again from the engine's log, from the committed cursor.
     """
@@ -199,10 +232,13 @@ class FilesOutput:
         self._stored = StoredFiles(files)
         self._running = False
         # Output positions written to files and waiting for their commit:
-        # uuid -> (seq, cursor); one commit in flight at a time.
+        # uuid -> (seq, cursor), and the appends' ``committed`` they tell;
+        # one commit in flight at a time.
         self._positions = {}
+        self._told = []
         self._positions_inflight = {}
-        self._positions_waiters = {}
+        self._idle_waiters = []  # nothing written waits for its commit
+        self._hurried = False
         self._positions_retry = None
         self._positions_last = 0.0
 
@@ -217,7 +253,9 @@ class FilesOutput:
         waiting = set(self._positions) | set(self._positions_inflight)
         if not (waiting and self._running):
             return succeed(None)
-        d = gatherResults([self.committed(u) for u in waiting])
+        d = Deferred()
+        self._idle_waiters.append(d)
+        self.hasten()
         d.addTimeout(timeout, self._clock)
         d.addErrback(lambda f: self.log.failure(
             "output positions of {n} containers not committed at stop (the agents send the rest again)",
@@ -231,45 +269,54 @@ class FilesOutput:
         self.files.stop()
 
     def append(self, chunks):
+        committed = Deferred()
+
         def written(_):
             for u, seq, _stream, _data, cursor in chunks:
                 self._positions[u] = (seq, cursor)
+            self._told.append(committed)
             self._commit_positions()
 
-        return self.files.append(chunks).addCallback(written)
+        def failed(failure):
+            committed.errback(failure)
+            return failure
 
-    def committed(self, container_uuid):
-        if container_uuid not in self._positions and container_uuid not in self._positions_inflight:
-            return succeed(None)
-        d = Deferred()
-        self._positions_waiters.setdefault(container_uuid, []).append(d)
-        self._commit_positions(now=True)
-        return d
+        return Appended(self.files.append(chunks).addCallbacks(written, failed), committed)
+
+    def hasten(self):
+        if self._positions:
+            self._hurried = True
+            self._commit_positions(now=True)
 
     def _commit_positions(self, now=False):
         if self._positions_inflight or not self._positions or not self._running:
             return
+        now = now or self._hurried
         if self._positions_retry is not None and self._positions_retry.active():
-            if not (now or self._positions_waiters):
+            if not now:
                 return
             self._positions_retry.cancel()
         wait = self._positions_last + self.positions_interval - self._clock.seconds()
-        if wait > 0 and not (now or self._positions_waiters):
+        if wait > 0 and not now:
             # Each commit costs the store thread (and the GIL) about as much
             # whatever it carries: coalesce, unless someone waits for it.
             self._positions_retry = self._clock.callLater(wait, self._commit_positions)
             return
         self._positions_last = self._clock.seconds()
+        self._hurried = False
         batch, self._positions = self._positions, {}
+        told, self._told = self._told, []
         self._positions_inflight = batch
 
         def committed(moved):
             self._positions_inflight = {}
             self._dropped(moved)
-            for u in batch:
-                if u not in self._positions:
-                    for d in self._positions_waiters.pop(u, []):
-                        d.callback(None)
+            for d in told:
+                d.callback(None)
+            if not self._positions:
+                waiters, self._idle_waiters = self._idle_waiters, []
+                for d in waiters:
+                    d.callback(None)
             self._commit_positions()
 
         def failed(failure):
@@ -277,6 +324,7 @@ class FilesOutput:
             self._positions_inflight = {}
             for u, position in batch.items():
                 self._positions.setdefault(u, position)
+            self._told[:0] = told
             self._positions_retry = self._clock.callLater(1.0, self._commit_positions)
 
         self._run(self._thd_commit_positions, batch).addCallbacks(committed, failed)

@@ -10,6 +10,7 @@ from twisted.python.failure import Failure
 
 from csvc.wire.commands import CHUNK_SIZE, OutputRefused
 from csvc.stdio.journal import Journal
+from csvc.store.output import Appended
 
 U = "c-1"
 V = "c-2"
@@ -21,18 +22,23 @@ class StoreFailed(Exception):
 
 class FakeStore:
     """
-    ``append_output`` records each batch and returns a Deferred the test
-    fires with ``commit()`` or ``fail()``, oldest batch first.
+    ``append_output`` records each batch and returns its write, which the
+    test fires with ``commit()`` or ``fail()``, oldest batch first, with its
+    positions (rows: in the same transaction).
     """
 
     def __init__(self):
         self.calls = []  # [(chunks, Deferred)]
         self.stored = []  # chunks committed, in order
+        self.hastened = 0
 
     def append_output(self, chunks):
         d = Deferred()
         self.calls.append((list(chunks), d))
-        return d
+        return Appended.together(d)
+
+    def hasten_output(self):
+        self.hastened += 1
 
     @property
     def in_flight(self):
@@ -150,7 +156,7 @@ def test_synchronous_store():
             self.stored.extend(chunks)
             d = Deferred()
             d.callback(None)
-            return d
+            return Appended.together(d)
 
     store = Immediate()
     journal = Journal(store)
@@ -303,20 +309,20 @@ def test_failed_write_fails_later_queued_chunks_of_that_container(journal, store
 
 
 def test_settled_waits_for_persistence(journal, store):
-    assert Result(journal.settled(U, 0)).fired
+    assert Result(journal.reached(U, 0)).fired
     append(journal, 1)
     append(journal, 2)
-    settled = Result(journal.settled(U, 2))
+    settled = Result(journal.reached(U, 2))
     store.commit()
     assert not settled.fired
     store.commit()
     assert settled.fired and settled.failure is None
-    assert Result(journal.settled(U, 2)).fired
+    assert Result(journal.reached(U, 2)).fired
 
 
 def test_settled_ignores_state_changes_before_persistence(journal, store):
     append(journal, 1)
-    settled = Result(journal.settled(U, 1))
+    settled = Result(journal.reached(U, 1))
     journal.state_changed(U)
     assert not settled.fired
     store.commit()
@@ -325,8 +331,8 @@ def test_settled_ignores_state_changes_before_persistence(journal, store):
 
 def test_settled_after_known(journal):
     journal.known(U, 5)
-    assert Result(journal.settled(U, 5)).fired
-    assert not Result(journal.settled(U, 6)).fired
+    assert Result(journal.reached(U, 5)).fired
+    assert not Result(journal.reached(U, 6)).fired
 
 
 def test_wait_for_fires_on_output_of_that_container(journal, store):
@@ -403,13 +409,13 @@ def test_settled_ends_when_the_container_is_forgotten():
 
     class Store:
         def append_output(self, chunks):
-            return _Deferred()  # never commits
+            return Appended(_Deferred(), _Deferred())  # never commits
 
     journal = Journal(Store())
     journal.known("gone", 0)
     journal.append("gone", 1, 1, b"x", "")
     fired = []
-    journal.settled("gone", 1).addCallback(fired.append)
+    journal.reached("gone", 1).addCallback(fired.append)
     assert fired == []
     journal.forget("gone")
     assert fired == [None]
@@ -419,17 +425,27 @@ def test_settled_ends_when_the_container_is_forgotten():
 class CommittingStore(FakeStore):
     """
     A store whose positions are committed after the bytes (output files):
-    ``output_committed`` waits until the test says ``positions_commit()``.
+    each append's ``committed`` waits until the test says
+    ``positions_commit()``.
     """
 
     def __init__(self):
         super().__init__()
         self.position_waiters = []
 
-    def output_committed(self, uuid):
+    def append_output(self, chunks):
         d = Deferred()
-        self.position_waiters.append(d)
-        return d
+        self.calls.append((list(chunks), d))
+        committed = Deferred()
+
+        def written(_):
+            self.position_waiters.append(committed)
+
+        def failed(failure):
+            committed.errback(failure)
+            return failure
+
+        return Appended(d.addCallbacks(written, failed), committed)
 
     def positions_commit(self):
         waiters, self.position_waiters = self.position_waiters, []
@@ -437,33 +453,73 @@ class CommittingStore(FakeStore):
             d.callback(None)
 
 
-def test_durable_waits_for_the_bytes_and_then_for_their_position():
+def test_reached_committed_waits_for_the_bytes_and_then_for_their_position():
     store = CommittingStore()
     journal = Journal(store, window=4)
     journal.known(U, 0)
     append(journal, 1)
-    durable = Result(journal.durable(U, 1))
+    durable = Result(journal.reached(U, 1, committed=True))
+    assert store.hastened == 1  # the store is asked not to wait for its interval
     assert not durable.fired
     store.commit()  # bytes written
     assert not durable.fired  # ... their position not yet committed
+    assert journal.persisted_seq(U) == 1
     store.positions_commit()
     assert durable.fired
+    assert Result(journal.reached(U, 1, committed=True)).fired
 
 
-def test_drained_waits_until_nothing_is_on_its_way():
+def test_reached_persisted_does_not_wait_for_the_position():
+    store = CommittingStore()
+    journal = Journal(store, window=4)
+    journal.known(U, 0)
+    append(journal, 1)
+    settled = Result(journal.reached(U, 1))
+    store.commit()
+    assert settled.fired
+    assert store.hastened == 0
+    assert not Result(journal.reached(U, 1, committed=True)).fired
+
+
+def test_reached_everything_waits_until_nothing_is_on_its_way():
     store = CommittingStore()
     journal = Journal(store, window=4)
     journal.known(U, 0)
     append(journal, 1)
     append(journal, 2)
-    drained = Result(journal.drained(U))
+    drained = Result(journal.reached(U, committed=True))
     store.commit()
     assert not drained.fired
     store.fail()  # failed chunks are not on their way any more either
     assert not drained.fired
     store.positions_commit()
-    assert drained.fired
-    # Nothing pending: only the store's positions are waited for.
-    again = Result(journal.drained(U))
+    assert drained.fired and drained.failure is None
+    assert journal.queued_seq(U) == 1
+    # Nothing pending: fires at once.
+    assert Result(journal.reached(U, committed=True)).fired
+    append(journal, 2)
+    again = Result(journal.reached(U, committed=True))
+    store.commit()
+    assert not again.fired
     store.positions_commit()
     assert again.fired
+
+
+def test_known_positions_count_as_committed():
+    store = CommittingStore()
+    journal = Journal(store, window=4)
+    journal.known(U, 3)
+    assert Result(journal.reached(U, 3, committed=True)).fired
+    assert Result(journal.reached(U, committed=True)).fired
+
+
+def test_reached_ends_when_the_container_is_forgotten():
+    store = CommittingStore()
+    journal = Journal(store, window=4)
+    journal.known(U, 0)
+    append(journal, 1)
+    store.commit()
+    waiting = Result(journal.reached(U, 1, committed=True))
+    journal.forget(U)
+    assert waiting.fired
+    assert U not in journal._reach_waiters

@@ -263,13 +263,14 @@ def test_append_and_read_through_the_store_threads(tmp_path):
     store.startService()
     try:
         data = [os.urandom(32768) for _ in range(40)]
-        yield store.append_output([(U, seq, 1, d, f"C|{seq * 32768}|0") for seq, d in enumerate(data[:20], 1)])
-        yield store.append_output([(U, seq, 2, d, f"C|{seq * 32768}|0") for seq, d in enumerate(data[20:], 21)])
+        yield store.append_output([(U, seq, 1, d, f"C|{seq * 32768}|0") for seq, d in enumerate(data[:20], 1)]).written
+        last = store.append_output([(U, seq, 2, d, f"C|{seq * 32768}|0") for seq, d in enumerate(data[20:], 21)])
+        yield last.written
         got = yield store.read_output(U, 0, 100)
         assert [c[2] for c in got] == data
         assert [c[1] for c in got] == [1] * 20 + [2] * 20
         # The positions are committed after the bytes are written.
-        yield store.output_committed(U)
+        yield last.committed
         row = yield store.get_container(U)
         assert (row["last_seq"], row["log_cursor"]) == (40, f"C|{40 * 32768}|0")
         yield store.delete_container(U)
@@ -301,20 +302,29 @@ def test_positions_are_committed_after_coalesced_and_at_once_when_waited_for(tmp
     store.output.positions_interval = 0.5
     store.startService()
     try:
-        yield store.append_output([(U, 1, 1, b"a", "C|1|0")])
+        first = store.append_output([(U, 1, 1, b"a", "C|1|0")])
+        yield first.written
         # The first goes at once (none before it for positions_interval).
         yield deferLater(reactor, 0.05, lambda: None)
         assert commits == [{U: (1, "C|1|0")}]
+        assert first.committed.called
+        appended = []
         for seq in range(2, 6):
-            yield store.append_output([(U, seq, 1, b"b", f"C|{seq}|0"), (V, seq - 1, 2, b"v", f"C|0|{seq - 1}")])
+            appended.append(store.append_output(
+                [(U, seq, 1, b"b", f"C|{seq}|0"), (V, seq - 1, 2, b"v", f"C|0|{seq - 1}")]))
+            yield appended[-1].written
         assert len(commits) == 1  # held back, coalesced
+        assert not any(a.committed.called for a in appended)
         assert (yield store.get_container(U))["last_seq"] == 1
-        yield store.output_committed(V)  # a waiter: committed now, not in 0.5 s
+        store.hasten_output()  # a waiter: committed now, not in 0.5 s
+        yield appended[-1].committed
+        assert all(a.committed.called for a in appended)
         assert commits[1] == {U: (5, "C|5|0"), V: (4, "C|0|4")}
         assert len(commits) == 2
         assert (yield store.get_container(U))["last_seq"] == 5
-        # Nothing left to commit: answered at once.
-        assert (yield store.output_committed(U)) is None
+        # Nothing left to commit: nothing done.
+        store.hasten_output()
+        assert len(commits) == 2
     finally:
         store.stopService()
 
@@ -325,9 +335,10 @@ def test_a_stop_commits_the_positions_still_waiting(tmp_path):
     _container(store, U)
     store.output.positions_interval = 60.0
     store.startService()
-    yield store.append_output([(U, 1, 1, b"a", "C|1|0")])  # committed at once: the first
-    yield store.output_committed(U)
-    yield store.append_output([(U, 2, 1, b"b", "C|2|0")])  # held back for 60 s
+    yield store.append_output([(U, 1, 1, b"a", "C|1|0")]).committed  # committed at once: the first
+    held = store.append_output([(U, 2, 1, b"b", "C|2|0")])  # held back for 60 s
+    yield held.written
+    assert not held.committed.called
     yield store.stopService()
     with store.engine.begin() as conn:
         row = conn.execute(select(containers.c.last_seq, containers.c.log_cursor)).one()

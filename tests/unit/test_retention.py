@@ -63,8 +63,7 @@ def put(store, uuid, datas):
     seq = row["last_seq"]  # (each batch below is committed before the next)
     for data in datas:
         seq += 1
-        yield store.append_output([(uuid, seq, 1 + seq % 2, data, f"C|{seq}|0")])
-        yield store.output_committed(uuid)
+        yield store.append_output([(uuid, seq, 1 + seq % 2, data, f"C|{seq}|0")]).committed
         # (files: the punch is queued on the writer after the commit)
         files = getattr(store.output, "files", None)
         if files is not None:

@@ -7,6 +7,7 @@ from twisted.internet.defer import Deferred, succeed
 
 from csvc.relay.session import AttachSession
 from csvc.stdio.journal import Journal
+from csvc.store.output import Appended
 
 
 class MemoryStore:
@@ -24,7 +25,7 @@ class MemoryStore:
         for u, seq, stream, data, _cursor in chunks:
             self.chunks[seq] = (seq, stream, data)
         self.row["last_seq"] = max(self.chunks)
-        return succeed(None)
+        return Appended.together(succeed(None))
 
     def read_output(self, uuid, after_seq=0, limit=64, **_):
         self.reads += 1
@@ -100,9 +101,9 @@ def test_ends_after_the_exit_once_every_chunk_is_delivered():
 def test_a_chunk_not_yet_persisted_is_waited_for_while_behind():
     store, journal, sink, session = setup(limit=10)
     held = Deferred()
-    store.append_output = lambda chunks: held.addCallback(lambda _: [
+    store.append_output = lambda chunks: Appended.together(held.addCallback(lambda _: [
         store.chunks.__setitem__(seq, (seq, stream, data)) for u, seq, stream, data, c in chunks
-    ])
+    ]))
     session.start()
     journal.append("c", 1, 1, b"more than ten bytes", "")
     assert session.behind and sink.data[1] == b""
