@@ -12,6 +12,57 @@ from twisted.logger import Logger
 from csvc.wire.commands import CHUNK_SIZE, OUTPUT_WINDOW
 from csvc.wire.credit import CreditWindow
 
+# -- the follower's states ---------------------------------------------------
+
+FOLLOWING, ENDED, DONE, FAILING, FAILED = "following", "ended", "done", "failing", "failed"
+
+#: Every state a follower may be in: ``following`` (the stream is open),
+#: ``ended`` (it ended; what is left goes out), ``done`` (every chunk
+#: acknowledged, ``done`` fired), ``failing`` (a send failed or the stream
+#: was unreadable, ``done`` failed; the stream is being stopped), ``failed``
+#: (``done`` failed and the stream is over, or never opened).
+FOLLOWER_STATES = (FOLLOWING, ENDED, DONE, FAILING, FAILED)
+
+#: (state, event) -> state; a pair not here is a bug (``follower_step``
+#: raises).
+FOLLOWER_TRANSITIONS = {
+    # The engine's stream ended.
+    (FOLLOWING, "lost"): ENDED,
+    (FAILING, "lost"): FAILED,
+    (FAILED, "lost"): FAILED,
+    # The last chunk acknowledged after the end.
+    (ENDED, "acked_all"): DONE,
+    # A send failed (the link is gone), or the stream is unreadable.
+    (FOLLOWING, "send_failed"): FAILING,
+    (ENDED, "send_failed"): FAILED,
+    (FAILING, "send_failed"): FAILING,
+    (FAILED, "send_failed"): FAILED,
+    # The stream could not be opened at all.
+    (FOLLOWING, "open_failed"): FAILED,
+    (ENDED, "open_failed"): FAILED,
+    (FAILING, "open_failed"): FAILED,
+    (FAILED, "open_failed"): FAILED,
+    (DONE, "open_failed"): DONE,
+}
+
+FOLLOWER_EVENTS = frozenset(event for _, event in FOLLOWER_TRANSITIONS)
+
+
+class InvalidFollowerEvent(Exception):
+    """
+    An event the follower's state does not take (a bug of the follower).
+    """
+
+
+def follower_step(state, event):
+    """
+    The state ``event`` moves a follower in ``state`` to.
+    """
+    try:
+        return FOLLOWER_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidFollowerEvent(f"a follower {state} takes no {event!r}") from None
+
 
 class OutputFollower(Protocol):
     """
@@ -35,7 +86,9 @@ class OutputFollower(Protocol):
     chunks, not one box per read.
 
     ``done`` fires with the last seq once the stream has ended and every chunk
-    is acknowledged; it fails if a send fails (the link is gone).
+    is acknowledged; it fails if a send fails (the link is gone).  The
+    follower's life is one state (``FOLLOWER_STATES``); pausing the engine
+    stream is not part of it.
     """
 
     log = Logger()
@@ -52,17 +105,32 @@ class OutputFollower(Protocol):
         self._credit = CreditWindow(window)
         self._ready = deque()
         self._ready_bytes = 0
+        # The engine stream is paused (a full chunk waits for room).
         self._paused = False
-        self._ended = False
-        self._failed = False
+        self._state = FOLLOWING
         self.done = Deferred()
+
+    @property
+    def state(self):
+        """
+        One of ``FOLLOWER_STATES``.
+        """
+        return self._state
+
+    def _move(self, event):
+        self._state = follower_step(self._state, event)
+
+    @property
+    def _reading(self):
+        # The engine stream is open.
+        return self._state in (FOLLOWING, FAILING)
 
     @property
     def cursor(self):
         return self._reader.cursor
 
     def dataReceived(self, data):
-        if self._failed:
+        if self._state != FOLLOWING:
             return
         try:
             chunks = self._reader.feed(data)
@@ -75,9 +143,9 @@ class OutputFollower(Protocol):
         self._pump()
 
     def _pump(self):
-        while self._ready and self._credit.can_send and not self._failed:
+        while self._ready and self._credit.can_send and self._state in (FOLLOWING, ENDED):
             if (self._credit.outstanding >= self.eager and self._ready_bytes < self._chunk_size
-                    and not self._ended):
+                    and self._state == FOLLOWING):
                 # Less than a chunk, and enough in flight: wait for more.
                 break
             stream, data, cursor = self._ready.popleft()
@@ -97,7 +165,7 @@ class OutputFollower(Protocol):
             self._credit.sent()
             d = self._send(self.seq, stream, data, cursor)
             d.addCallbacks(self._acked, self._send_failed)
-        if self.transport is not None and not self._ended:
+        if self.transport is not None and self._reading:
             full = self._ready_bytes >= self._chunk_size
             if full and not self._paused:
                 self._paused = True
@@ -113,8 +181,8 @@ class OutputFollower(Protocol):
 
     def _send_failed(self, failure):
         self._credit.acked()
-        if not self._failed:
-            self._failed = True
+        if self._state in (FOLLOWING, ENDED):
+            self._move("send_failed")
             self._ready.clear()
             self._ready_bytes = 0
             self.stop()
@@ -127,27 +195,27 @@ class OutputFollower(Protocol):
         self._send_failed(Failure(ValueError("unreadable engine output stream")))
 
     def connectionLost(self, reason):
-        self._ended = True
+        self._move("lost")
         # A partial chunk held back for more goes now.
         self._pump()
 
     def _check_done(self):
-        if self._ended and not self._ready and self._credit.outstanding == 0 and not self._failed:
-            if not self.done.called:
-                self.done.callback(self.seq)
+        if self._state == ENDED and not self._ready and self._credit.outstanding == 0:
+            self._move("acked_all")
+            self.done.callback(self.seq)
 
     def stop(self):
         """
         Stop reading (the link went away or the agent stops).
         """
-        if self.transport is not None and not self._ended:
+        if self.transport is not None and self._reading:
             self.transport.stopProducing()
 
     def fail(self, failure):
         """
         The stream could not be opened at all.
         """
-        self._ended = True
-        if not self.done.called:
-            self._failed = True
+        called = self.done.called
+        self._move("open_failed")
+        if not called:
             self.done.errback(failure)
