@@ -9,6 +9,11 @@ never holds up the container or other clients, and never misses or repeats a
 byte.  The session ends once the container has exited and every chunk up to
 its last is delivered.
 
+Its life is one explicit state (``SESSION_STATES``, moved only through
+``session_step``): ``behind`` (reading the store, the live tail ignored),
+``live`` (following the live tail), ``closed`` (stopped).  Pausing (the
+client's backpressure) and the throttle's grants are not part of it.
+
 The session is the push producer of the client's transport (its pause is
 the transport's backpressure) and asks the ``Throttle`` for every message it
 sends (its wait is the throttle's, counted apart).
@@ -22,7 +27,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from csvc.wire.commands import CHUNK_SIZE
-from csvc.compute.states import LIVE
+from csvc.compute.states import LIVE as LIVE_STATUSES
 
 #: Bytes a session queues before it reads from the store instead (eight
 #: full chunks).
@@ -31,6 +36,52 @@ QUEUE_LIMIT = 8 * CHUNK_SIZE
 #: Chunks read from the store at once while behind: what fits in the half
 #: of the queue a read waits for.
 BATCH = QUEUE_LIMIT // 2 // CHUNK_SIZE
+
+# -- the session's states ----------------------------------------------------
+
+BEHIND, LIVE, CLOSED = "behind", "live", "closed"
+
+#: Every state a session may be in.
+SESSION_STATES = (BEHIND, LIVE, CLOSED)
+
+#: (state, event) -> state.  A closed session ignores every event; any other
+#: pair not here is a bug (``session_step`` raises).
+SESSION_TRANSITIONS = {
+    # Everything the journal has is queued: the live tail from here.
+    (BEHIND, "caught_up"): LIVE,
+    # ... found by a store read that ran while the container was deleted.
+    (LIVE, "caught_up"): LIVE,
+    # The live tail skipped a chunk, or the queue has no room: the store.
+    (LIVE, "missed"): BEHIND,
+    # The container's end covers chunks the live tail has not shown.
+    (LIVE, "exit_unseen"): BEHIND,
+    # The container was deleted: nothing more to read, the end goes at once.
+    (BEHIND, "deleted"): LIVE,
+    (LIVE, "deleted"): LIVE,
+    # The client went away, or the end was delivered.
+    (BEHIND, "stop"): CLOSED,
+    (LIVE, "stop"): CLOSED,
+}
+
+SESSION_EVENTS = frozenset(event for _, event in SESSION_TRANSITIONS)
+
+
+class InvalidSessionEvent(Exception):
+    """
+    An event the session's state does not take (a bug of the session).
+    """
+
+
+def session_step(state, event):
+    """
+    The state ``event`` moves a session in ``state`` to.
+    """
+    if state == CLOSED:
+        return CLOSED
+    try:
+        return SESSION_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise InvalidSessionEvent(f"a session {state} takes no {event!r}") from None
 
 
 @implementer(IPushProducer)
@@ -59,14 +110,18 @@ class AttachSession:
         self._limit = queue_limit
         self._queue = deque()
         self._queued_bytes = 0
-        self._behind = True  # until the first catch-up finds the live tail
+        # Behind until the first catch-up finds the live tail.
+        self._state = BEHIND
+        # A catch-up (``_catch_up``) is running: one at a time.
         self._reading = False
         self._paused = False
         self._final = None
         self._state_waiter = None
-        self._done = False
 
     # -- life --------------------------------------------------------------
+
+    def _move(self, event):
+        self._state = session_step(self._state, event)
 
     def start(self):
         self._journal.subscribe(self._uuid, self)
@@ -77,9 +132,9 @@ class AttachSession:
         """
         The client went away (or the session is over).
         """
-        if self._done:
+        if self._state == CLOSED:
             return
-        self._done = True
+        self._move("stop")
         self._journal.unsubscribe(self._uuid, self)
         if self._share is not None:
             self._throttle.unregister(self._share)
@@ -90,8 +145,15 @@ class AttachSession:
         self._queued_bytes = 0
 
     @property
+    def state(self):
+        """
+        One of ``SESSION_STATES``.
+        """
+        return self._state
+
+    @property
     def behind(self):
-        return self._behind
+        return self._state == BEHIND
 
     @property
     def queued_bytes(self):
@@ -100,13 +162,13 @@ class AttachSession:
     # -- the live tail -----------------------------------------------------
 
     def live(self, seq, stream, data):
-        if self._done or self._behind:
+        if self._state != LIVE:
             return
         if seq < self._next:
             return
         if seq > self._next or self._queued_bytes + len(data) > self._limit:
             # Missed one, or no room: read from the store from here on.
-            self._behind = True
+            self._move("missed")
             self._pump()
             return
         self._enqueue(seq, stream, data)
@@ -141,7 +203,7 @@ class AttachSession:
     # -- moving bytes ------------------------------------------------------
 
     def _pump(self):
-        while self._queue and not self._paused and not self._done:
+        while self._queue and not self._paused and self._state != CLOSED:
             stream, data = self._queue[0]
             if self._share is not None and self._granted < len(data):
                 if not self._asked:
@@ -160,11 +222,9 @@ class AttachSession:
             self._queue.popleft()
             self._queued_bytes -= len(data)
             self._sink.output(stream, data)
-        if self._done:
-            return
-        if self._behind and not self._reading and self._queued_bytes < self._limit // 2:
+        if self._state == BEHIND and not self._reading and self._queued_bytes < self._limit // 2:
             self._catch_up()
-        elif not self._queue and not self._behind and self._final is not None:
+        elif self._state == LIVE and not self._queue and self._final is not None:
             if self._next > self._final[0]:
                 self._finish()
 
@@ -172,11 +232,11 @@ class AttachSession:
     def _catch_up(self):
         self._reading = True
         try:
-            while self._behind and not self._done:
+            while self._state == BEHIND:
                 if self._queued_bytes >= self._limit // 2:
                     return
                 chunks = yield self._store.read_output(self._uuid, self._next - 1, BATCH)
-                if self._done:
+                if self._state == CLOSED:
                     return
                 fresh = [c for c in chunks if c[0] >= self._next]
                 for seq, stream, data in fresh:
@@ -193,10 +253,10 @@ class AttachSession:
                     continue
                 if self._next > self._journal.queued_seq(self._uuid):
                     # Everything the journal has is queued: live from here.
-                    self._behind = False
+                    self._move("caught_up")
                 else:
                     # The rest is on its way to the store.
-                    yield self._journal.settled(self._uuid, self._next)
+                    yield self._journal.reached(self._uuid, self._next)
         finally:
             self._reading = False
         self._pump()
@@ -205,27 +265,27 @@ class AttachSession:
 
     @inlineCallbacks
     def _watch_state(self):
-        while not self._done:
+        while self._state != CLOSED:
             self._state_waiter = self._journal.wait_state(self._uuid)
             row = yield self._store.get_container(self._uuid)
-            if self._done:
+            if self._state == CLOSED:
                 return
             if row is None:
                 self._final = (self._next - 1, None, "the container was deleted")
-                self._behind = False
+                self._move("deleted")
                 self._queue.clear()
                 self._queued_bytes = 0
                 break
-            if row["status"] not in LIVE:
+            if row["status"] not in LIVE_STATUSES:
                 self._final = (row["last_seq"], row["exit_code"], row["status_reason"])
                 break
             yield self._state_waiter
         waiter, self._state_waiter = self._state_waiter, None
         if waiter is not None and not waiter.called:
             self._journal.cancel_wait(self._uuid, waiter)
-        if self._final is not None and self._next <= self._final[0] and not self._behind:
+        if self._final is not None and self._next <= self._final[0] and self._state == LIVE:
             # The exit covers chunks the live tail has not shown: read them.
-            self._behind = True
+            self._move("exit_unseen")
         self._pump()
 
     def _finish(self):
