@@ -14,6 +14,7 @@ from csvc.wire import commands
 from csvc.fastpath.boxes import FastBoxes
 from csvc.agents.tls import EnrollmentRefused, fingerprint
 from csvc.agents.execs import ExecRegistry
+from csvc.agents.link_states import DROPPED, REGISTERED, UNREGISTERED, link_step
 from csvc.agents.transfers import TransferRegistry
 
 #: Bytes read from an agent link at once (Twisted reads 64 KiB).
@@ -385,7 +386,7 @@ class AgentHub:
             # Output the old link sent is still on its way to the store: the
             # agent must resume after it, from the cursor stored with it, or
             # it would send those bytes again cut differently.
-            yield gatherResults([self._journal.drained(u) for u in busy])
+            yield gatherResults([self._journal.reached(u, committed=True) for u in busy])
             rows = yield self._store.list_containers(instance_uuid=uuid)
         on_engine = {c["uuid"]: c for c in containers if c.get("uuid")}
         resume = {}
@@ -555,11 +556,10 @@ class AgentLink(FastBoxes, amp.AMP):
     ``events``.  Until it registers, it may send nothing else,
     and at most ``preregister_bytes``; a connection that has not registered
     within ``register_timeout`` seconds of ``clock`` is dropped (no clock:
-    no deadline).
+    no deadline).  Its life is one state (``csvc.agents.link_states``).
     """
 
     log = Logger()
-    instance_uuid = None
     #: the SHA-256 of the certificate it registered by (issued at enrollment)
     certificate_sha256 = None
     fast_commands = commands.STREAM_COMMANDS
@@ -576,7 +576,28 @@ class AgentLink(FastBoxes, amp.AMP):
         self._preregister_bytes = preregister_bytes
         self._received_unregistered = 0
         self._register_deadline = None
-        self._dropped = False
+        self._state = UNREGISTERED
+        self._instance_uuid = None
+
+    @property
+    def state(self):
+        """
+        One of ``csvc.agents.link_states.LINK_STATES``.
+        """
+        return self._state
+
+    @property
+    def instance_uuid(self):
+        """
+        The instance the link registered as (None before).
+        """
+        return self._instance_uuid
+
+    @instance_uuid.setter
+    def instance_uuid(self, uuid):
+        # The hub names the link's instance when it registers it.
+        self._instance_uuid = uuid
+        self._state = link_step(self._state, "registered")
 
     def connectionMade(self):
         super().connectionMade()
@@ -592,18 +613,18 @@ class AgentLink(FastBoxes, amp.AMP):
 
     def _register_late(self):
         self._register_deadline = None
-        if self.instance_uuid is None:
+        if self._state == UNREGISTERED:
             self._drop_unregistered(f"it has not registered within {self._register_timeout:g} s")
 
     def _drop_unregistered(self, why):
-        self._dropped = True
+        self._state = link_step(self._state, "drop")
         self.log.warn("agent connection from {peer} dropped: {why}", peer=self.peer(), why=why)
         (getattr(self.transport, "abortConnection", None) or self.transport.loseConnection)()
 
     def dataReceived(self, data):
-        if self._dropped:
+        if self._state == DROPPED:
             return
-        if self.instance_uuid is None:
+        if self._state == UNREGISTERED:
             self._received_unregistered += len(data)
             if self._received_unregistered > self._preregister_bytes:
                 self._drop_unregistered(
@@ -639,11 +660,12 @@ class AgentLink(FastBoxes, amp.AMP):
         if self._register_deadline is not None and self._register_deadline.active():
             self._register_deadline.cancel()
         self._register_deadline = None
+        self._state = link_step(self._state, "lost")
         super().connectionLost(reason)
         self._hub.lost(self)
 
     def _registered(self):
-        if self.instance_uuid is None:
+        if self._state != REGISTERED:
             self.log.error("agent from {peer} refused: it has not registered", peer=self.peer())
             raise commands.NotEnrolled("register first")
 
