@@ -132,10 +132,15 @@ class Journal:
                 self._wake(u)
                 self._check_reached(u)
 
+        # Only the marks wait for the commit, not the chunks' bytes (which
+        # would be held for as long as the store coalesces).
+        newest = {}
+        for u, seq, _s, _d, _c in chunks:
+            newest[u] = max(newest.get(u, 0), seq)
+
         def committed(_):
-            for u, seq, _s, _d, _c in chunks:
+            for u, seq in newest.items():
                 self._committed[u] = max(self._committed.get(u, 0), seq)
-            for u in {chunk[0] for chunk in chunks}:
                 self._check_reached(u)
 
         # A write that failed fails both; ``failed`` below logs it once.
