@@ -6,7 +6,7 @@ directly afterwards.
 
 import pytest
 
-from tests.integration.conftest import alpha, beta, control_plane  # noqa: F401 (fixtures)
+from tests.integration.conftest import alpha, beta, control_plane, database  # noqa: F401 (fixtures)
 
 
 def pytest_collection_modifyitems(items):
