@@ -191,14 +191,6 @@ class Journal:
             self._store.hasten_output()
         return d
 
-    # Transitional, until relay/session.py and agents/hub.py (being changed
-    # by other commits) call ``reached``.
-    def settled(self, container_uuid, last_seq):
-        return self.reached(container_uuid, last_seq)
-
-    def drained(self, container_uuid):
-        return self.reached(container_uuid, committed=True)
-
     def _reached(self, container_uuid, seq, committed):
         mark = (self._committed if committed else self._persisted).get(container_uuid, 0)
         return mark >= (self._queued.get(container_uuid, 0) if seq is None else seq)
