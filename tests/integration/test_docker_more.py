@@ -331,9 +331,9 @@ def test_anonymous_volumes_are_the_projects_and_go_with_rm_v(control_plane, volu
         gone = mine.containers.run(volume_image, ["ls", "-d", "/seeded"], auto_remove=True, detach=True)
         assert gone.wait()["StatusCode"] == 0
         deadline = time.monotonic() + 15
-        while (_engine_volumes(prefix) or mine.containers.list(all=True)) and time.monotonic() < deadline:
+        while (_engine_volumes(prefix) or mine.api.containers(all=True)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _engine_volumes(prefix) == [] and mine.containers.list(all=True) == []
+        assert _engine_volumes(prefix) == [] and mine.api.containers(all=True) == []
     finally:
         _clean(mine, theirs)
 
