@@ -580,9 +580,11 @@ class AgentLink(FastBoxes, amp.AMP):
         self._instance_uuid = None
 
     @property
-    def state(self):
+    def link_state(self):
         """
-        One of ``csvc.agents.link_states.LINK_STATES``.
+        One of ``csvc.agents.link_states.LINK_STATES``.  (Not ``state``: AMP's
+        box parser, a ``StatefulStringProtocol``, keeps its own under that
+        name.)
         """
         return self._state
 

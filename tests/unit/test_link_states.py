@@ -66,7 +66,7 @@ def test_a_link_stays_in_its_states(ops):
     hub.heartbeat = lambda link: {}
     lost = False
     for op in ops:
-        before = link.state
+        before = link.link_state
         if op == "heartbeat":
             link.dataReceived(heartbeat_box())
         elif op == "register":
@@ -76,12 +76,12 @@ def test_a_link_stays_in_its_states(ops):
         elif op == "lost" and not lost:
             lost = True
             link.connectionLost(Failure(ConnectionDone()))
-        assert link.state in LINK_STATES
+        assert link.link_state in LINK_STATES
         if before == CLOSED:
-            assert link.state == CLOSED
-        if link.state == DROPPED:
+            assert link.link_state == CLOSED
+        if link.link_state == DROPPED:
             assert transport.disconnecting and hub.registered == []
-        if link.state == REGISTERED:
+        if link.link_state == REGISTERED:
             assert hub.registered and link.instance_uuid == "i-1" and not transport.disconnecting
-    assert (link.state == CLOSED) == lost
+    assert (link.link_state == CLOSED) == lost
     assert hub.lost_links == ([link] if lost else [])
