@@ -20,6 +20,7 @@ from treq.client import HTTPClient
 from csvc import config, process
 from csvc.api.auth import TokenAuth
 from csvc.fastpath import FastPathSwitch
+from csvc.wire.port_rules import listening_port
 from csvc.api.docker import DockerAPI
 from csvc.api.docker_events import DockerEvents
 from csvc.api.front import BodyLimits, FrontSite
@@ -316,6 +317,8 @@ def build(settings, reactor):
             restart_delay=settings["agent-restart-delay"], memory=settings["instance-memory"],
             cpus=settings["instance-cpus"], hub=hub, start_wait=settings["instance-wait"], netns=netns,
             notifier=notifier,
+            # (this host's: no container publishes the API's or the agents' port)
+            reserved_ports=(listening_port(settings["api"]), listening_port(settings["agents"])),
         )
         providers[local.name] = local
     if settings["provider"] == "nova":

@@ -15,7 +15,7 @@ from twisted.python import usage
 from csvc import fastpath, process
 from csvc.agent.core import AgentCore
 from csvc.agent.firewall import FirewallService, instance_firewall
-from csvc.wire.port_rules import PortRules, endpoint_port
+from csvc.wire.port_rules import PortRules, endpoint_port, reserved_ports
 from csvc.agent.events import EngineEvents
 from csvc.agent.identity import AgentIdentity, IdentityEndpoint, IdentityError, parse_connect
 from csvc.agent.link import AgentProtocol
@@ -44,6 +44,7 @@ class Options(usage.Options):
         ["published-address", None, None,
          "The instance's public addresses ports are published on, comma-separated [default: all but host-only]."],
         ["published-ports", None, "1024-65535", "The host ports containers may publish, LOW-HIGH."],
+        ["reserved-ports", None, "", "Host ports never published, comma-separated (the control plane's on this host)."],
         ["fast-path", None, None,
          "Private internals of Twisted and autobahn for speed: on, off, or auto (on with the releases it was "
          "tested with) [default: $CSVC_FAST_PATH, else auto]."],
@@ -84,7 +85,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--fast-path {self['fast-path']!r}: on, off or auto")
         try:
             self["port-rules"] = PortRules.from_options(
-                self["published-address"], self["published-ports"], [endpoint_port(self["connect"])])
+                self["published-address"], self["published-ports"],
+                [endpoint_port(self["connect"])] + reserved_ports(self["reserved-ports"]))
         except ValueError as exc:
             raise usage.UsageError(f"--published-address / --published-ports: {exc}") from None
 

@@ -75,7 +75,8 @@ class LocalProvider(MultiService):
     log = Logger()
     name = "local"
     def __init__(self, store, agents_address, count, capacity, reactor, tls_dir=None, restart_delay=1.0, memory=None,
-                 cpus=None, hub=None, start_batch=10, start_wait=60.0, netns=None, notifier=None):
+                 cpus=None, hub=None, start_batch=10, start_wait=60.0, netns=None, notifier=None,
+                 reserved_ports=()):
         """
         ``agents_address``: a Deferred that fires with the address the agent
         port listens on (``csvc.server.Listener``'s ``listening``).
@@ -104,6 +105,8 @@ class LocalProvider(MultiService):
         self._connecting = []
         #: A csvc-manage tls directory when the agent port speaks TLS.
         self._tls_dir = tls_dir
+        #: host ports no container may publish (the control plane's own)
+        self._reserved_ports = tuple(p for p in reserved_ports if p)
         self._store = store
         self._agents_address = agents_address
         self._count = count
@@ -173,7 +176,10 @@ class LocalProvider(MultiService):
     def _start_agent(self, connect, row, token):
         env = dict(os.environ)
         env["CSVC_ENROLL_TOKEN"] = token
-        command = agent_command(connect, self.capacity, ("--hostname", row["name"]))
+        extra = ("--hostname", row["name"])
+        if self._reserved_ports:
+            extra += ("--reserved-ports", ",".join(str(p) for p in self._reserved_ports))
+        command = agent_command(connect, self.capacity, extra)
         if self._netns is not None:
             command = self._netns.wrap(row["name"], command)
         self._monitor.addProcess(row["name"], command, env=env)

@@ -204,6 +204,39 @@ def check_publish_all(publish_all, rules):
                           f"{rules.high}); publish each port with -p instead")
 
 
+def reserved_ports(text):
+    """
+    The ports of ``--reserved-ports`` (comma-separated), each 1-65535;
+    ValueError naming what is wrong.
+    """
+    ports = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or not 1 <= int(part) <= 65535:
+            raise ValueError(f"reserved port {part!r} is not a port (1-65535)")
+        ports.append(int(part))
+    return ports
+
+
+def listening_port(description):
+    """
+    The port of a server endpoint string (``tcp:PORT``, ``tcp:port=P``,
+    ``ssl:PORT:...``), or None.
+    """
+    kind, _sep, rest = description.partition(":")
+    if kind not in ("tcp", "ssl", "tls"):
+        return None
+    for part in rest.split(":"):
+        name, eq, value = part.partition("=")
+        if eq and name == "port" and value.isdigit():
+            return int(value)
+        if not eq and part.isdigit():
+            return int(part)
+    return None
+
+
 def endpoint_port(description):
     """
     The port of a client endpoint string (``tcp:HOST:PORT``,

@@ -153,3 +153,40 @@ def test_what_passes_is_rebuilt_and_within_the_rules(bindings):
             assert not entry["HostIp"].startswith("127.")
             if entry["HostPort"]:
                 assert 1024 <= int(entry["HostPort"].split("-")[0]) and "8781" != entry["HostPort"]
+
+
+def test_the_control_planes_ports_are_reserved_on_its_host():
+    from csvc.agent.service import Options
+    from csvc.wire.port_rules import listening_port
+
+    assert listening_port("tcp:8780:interface=127.0.0.1") == 8780
+    assert listening_port("tcp:port=8781") == 8781
+    assert listening_port("unix:/run/csvc.sock") is None
+    options = Options()
+    options.parseOptions(["--connect", "tcp:127.0.0.1:8781", "--reserved-ports", "8780, 8781",
+                          "--instance-firewall", "off", "--enroll-token", "t"])
+    assert {8780, 8781} <= options["port-rules"].reserved
+    with pytest.raises(PortRefused):
+        rebuild({"80/tcp": [{"HostIp": "", "HostPort": "8780"}]}, options["port-rules"])
+    from twisted.python import usage
+
+    with pytest.raises(usage.UsageError, match="reserved port 'x'"):
+        Options().parseOptions(["--connect", "tcp:127.0.0.1:8781", "--reserved-ports", "x", "--enroll-token", "t"])
+
+
+def test_local_agents_are_told_the_control_planes_ports():
+    from csvc.providers.local import LocalProvider
+
+    started = []
+
+    class Monitor:
+        def addProcess(self, name, command, env):
+            started.append(command)
+
+    from twisted.internet.task import Clock
+
+    provider = LocalProvider(None, None, 0, 10, Clock(), reserved_ports=(8780, None, 8781))
+    provider._monitor = Monitor()
+    provider._start_agent("tcp:127.0.0.1:8781", {"name": "local-1"}, "token")
+    command = started[0]
+    assert command[command.index("--reserved-ports") + 1] == "8780,8781"
