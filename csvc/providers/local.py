@@ -176,9 +176,10 @@ class LocalProvider(MultiService):
     def _start_agent(self, connect, row, token):
         env = dict(os.environ)
         env["CSVC_ENROLL_TOKEN"] = token
-        extra = ("--hostname", row["name"])
+        extra = ()
         if self._reserved_ports:
             extra += ("--reserved-ports", ",".join(str(p) for p in self._reserved_ports))
+        extra += ("--hostname", row["name"])  # (last: how an agent's process is found by name)
         command = agent_command(connect, self.capacity, extra)
         if self._netns is not None:
             command = self._netns.wrap(row["name"], command)
