@@ -1,7 +1,7 @@
 """
-Where a member's container may publish its ports on an instance: the rules
-both walls apply (the control plane's API through
-``csvc.api.published_ports``, the agent in ``docker_config.merge``).
+Where a member's container may publish its ports on an instance: the
+instance's rules, which its agent applies to every create
+(``docker_config.merge``; a refusal is the create's 400 naming it).
 
 A binding's ``HostIp`` is one of the instance's public addresses (the
 operator's ``--published-address``; without one, any address but the

@@ -1,6 +1,6 @@
 """
-csvc.wire.port_rules (both walls' rules for published ports) and the
-control plane's csvc.api.published_ports.check around them.
+csvc.wire.port_rules: the rules for published ports the agent applies to
+every create (``docker_config.merge``).
 """
 
 import pytest
@@ -9,9 +9,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from csvc.wire.port_rules import (
     EPHEMERAL, MAX_BINDINGS, PortRefused, PortRules, check_publish_all, endpoint_port, parse_range, rebuild,
 )
-from csvc.api.published_ports import check, rules_from_config
-from csvc.api.schemas import BadRequest
-from csvc.policy import Forbidden
 
 ALL = PortRules.from_options(None, None, [8780, 8781])
 PUBLIC = PortRules.from_options("203.0.113.7, 2001:db8::7", "20000-20100", [20050])
@@ -118,19 +115,6 @@ def test_options():
     assert endpoint_port("tcp:host=10.0.0.1:port=99") == 99
     assert endpoint_port("tls:10.0.0.1:8781:caCertsDir=/x") == 8781
     assert endpoint_port("unix:/run/csvc.sock") is None
-
-
-def test_the_control_planes_check_maps_refusals_to_400_and_403():
-    rules = rules_from_config({"published-address": "203.0.113.7", "published-ports": None}, [8780, 8781])
-    assert check({"80/tcp": [bind("", "")]}, rules) == {"80/tcp": [bind("203.0.113.7", "")]}
-    with pytest.raises(Forbidden, match="loopback"):
-        check({"80/tcp": [bind("127.0.0.1", "8080")]}, rules)
-    with pytest.raises(Forbidden, match="csvc's"):
-        check({"80/tcp": [bind("", "8780")]}, rules)
-    with pytest.raises(Forbidden, match="PublishAllPorts"):
-        check({}, rules, publish_all=True)
-    with pytest.raises(BadRequest, match="not a container port"):
-        check({"x": []}, rules)
 
 
 _VALUES = st.sampled_from(["", "0.0.0.0", "::", "127.0.0.1", "10.0.0.1", "8080", "80", "8781", "2000-9000",
