@@ -81,7 +81,7 @@ class _Walk:
                 raise BadRequest(f"{_shown(path)}: must be true or false")
             return value
         # A field the schema does not type: nothing csvc can rebuild.
-        self.dropped.append(path)
+        self.dropped.append(_shown(path))
         return None
 
     def item(self, shape, value, path):
@@ -100,7 +100,9 @@ class _Walk:
             name = names.get(fold(key))
             if name is None:
                 if extra is None:
-                    self.dropped.append(_join(path, key))
+                    # (shortened: the client chose the key, and it goes into
+                    # the create's answer or a log line)
+                    self.dropped.append(_shown(_join(path, key)))
                 elif sub is None:
                     out[key] = None  # a map's null: Docker's "nothing" (a port exposed, not bound)
                 else:

@@ -159,3 +159,10 @@ def test_the_committed_schema_is_what_the_engines_swagger_gives():
                              check=True, capture_output=True, text=True).stdout
     with open(os.path.join(ROOT, "csvc", "api", "engine_schema.json"), encoding="utf-8") as f:
         assert json.loads(written) == json.load(f)
+
+
+def test_a_dropped_field_is_named_shortened():
+    # The client chose the key: it reaches the create's answer and the log.
+    _, dropped = engine_body.canonical(CREATE, {"Image": "i", "x" * 100_000: 1, "Labels": {"a": "b"}})
+    assert len(dropped) == 1 and dropped[0].startswith("xxx") and dropped[0].endswith("...")
+    assert len(dropped[0]) < 200

@@ -217,6 +217,10 @@ def docker_endpoint(public=False):
 app = Klein()
 
 
+#: Dropped fields named one by one in a create's answer (the rest counted).
+WARNED = 20
+
+
 class DockerRoutes:
     """
     What every part of the Docker API shares: the version check, the
@@ -295,7 +299,9 @@ class DockerRoutes:
         body, dropped = engine_body.canonical(operation, body)
         if dropped:
             if warnings is not None:
-                warnings.extend(f"{path} is not supported by csvc and was ignored" for path in dropped)
+                warnings.extend(f"{path} is not supported by csvc and was ignored" for path in dropped[:WARNED])
+                if len(dropped) > WARNED:
+                    warnings.append(f"{len(dropped) - WARNED} more fields are not supported by csvc and were ignored")
             else:
                 log.warn("{operation}: ignored fields {fields}", operation=operation, fields=dropped[:10])
         return body
