@@ -53,6 +53,9 @@ RULES = {
     "container:create:cgroup_parent": "admin",
     "container:create:volume_driver": "admin",
     "container:create:runtime": "admin",
+    # Resource limits that lift a process above its neighbours (real-time
+    # priority and time, a negative nice, locked memory).
+    "container:create:ulimits": "admin",
     # A project's named volumes (scoped by name on the engine).
     "volume:list": "project",
     "volume:create": "project",

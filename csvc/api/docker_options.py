@@ -105,6 +105,10 @@ def refusals(body, resolved=()):
             found.append((rule, f"HostConfig.{field} {value}"))
     if _is_set(host.get("Sysctls")):
         found.append(("container:create:sysctls", "HostConfig.Sysctls"))
+    ulimits = host.get("Ulimits")
+    for item in ulimits if isinstance(ulimits, list) else []:
+        if isinstance(item, dict) and item.get("Name") in ULIMITS_RAISING:
+            found.append(("container:create:ulimits", f"HostConfig.Ulimits {item['Name']}"))
     if _is_set(host.get("CgroupParent")):
         found.append(("container:create:cgroup_parent", "HostConfig.CgroupParent"))
     if host.get("VolumeDriver") not in (None, "", "local"):
@@ -205,6 +209,26 @@ def _string_or_strings(field, value):
     return _strings(field, value)
 
 
+#: A health check runs as an exec through the instance's engine: no more
+#: often than this (nanoseconds; 0 is "the image's, or the default").
+HEALTH_PERIOD_MIN = 1_000_000_000
+
+
+def _healthcheck(field, value):
+    """
+    ``Config.Healthcheck``, its periods bounded: a check every millisecond
+    would keep the instance's engine (shared by every project) busy.
+    """
+    for name in ("Interval", "Timeout", "StartPeriod"):
+        period = value.get(name, 0)
+        if period and not HEALTH_PERIOD_MIN <= period:
+            raise BadRequest(f"{field}.{name}: at least 1s ({HEALTH_PERIOD_MIN} ns), or 0 for the default")
+    retries = value.get("Retries", 0)
+    if not 0 <= retries <= 1000:
+        raise BadRequest(f"{field}.Retries: between 0 and 1000")
+    return value
+
+
 def _restart_policy(field, value):
     _object(field, value)
     name = value.get("Name") or ""
@@ -215,6 +239,13 @@ def _restart_policy(field, value):
     return {"Name": name, "MaximumRetryCount": retries}
 
 
+#: The resource limits Docker knows (``docker run --ulimit``'s names).
+ULIMITS = frozenset({"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+                     "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"})
+#: Those that lift a process above its neighbours on the instance: an admin's.
+ULIMITS_RAISING = frozenset({"memlock", "nice", "rtprio", "rttime"})
+
+
 def _ulimits(field, value):
     if not isinstance(value, list):
         raise BadRequest(f"{field}: must be a list")
@@ -222,6 +253,9 @@ def _ulimits(field, value):
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("Name"), str):
             raise BadRequest(f"{field}: each entry needs a Name")
+        if item["Name"] not in ULIMITS:
+            raise BadRequest(f"{field}: {item['Name'][:40]!r} is not a resource limit (one of "
+                             f"{', '.join(sorted(ULIMITS))})")
         out.append({
             "Name": item["Name"],
             "Soft": _integer(f"{field}.Soft", item.get("Soft", 0)),
@@ -310,7 +344,7 @@ CONFIG = {
     "Domainname": _string,
     "User": _string,
     "ExposedPorts": _object,
-    "Healthcheck": _object,
+    "Healthcheck": lambda f, v: _healthcheck(f, _object(f, v)),
     "StopSignal": _string,
     "StopTimeout": _integer,
     "Volumes": _object,

@@ -43,6 +43,12 @@ ESCAPES = [
     ("volume driver, lower case", {"HostConfig": {"volumedriver": "convoy"}}),
     ("sysctls, lower case", {"HostConfig": {"sysctls": {"kernel.shm_rmid_forced": "1"}}}),
     ("cgroup parent, lower case", {"HostConfig": {"cgroupparent": "/"}}),
+    # Not out of the container, but above its neighbours: real-time
+    # priority, locked memory, a health check the engine runs every ms.
+    ("real-time priority limit, lower case", {"hostconfig": {"ulimits": [{"name": "rtprio", "soft": 99,
+                                                                            "hard": 99}]}}),
+    ("locked memory limit, upper case", {"HostConfig": {"ULIMITS": [{"NAME": "memlock", "SOFT": -1, "HARD": -1}]}}),
+    ("a health check every millisecond", {"healthcheck": {"test": ["CMD", "true"], "interval": 1_000_000}}),
 ]
 
 
@@ -109,3 +115,15 @@ def test_no_member_container_on_the_engine_escapes(member):
     # Last in the module: whatever the attacks above did, the engine holds
     # no container of a member project that reaches the host.
     assert escaping_member_containers(admin_projects={"admin-project"}) == {}
+
+
+def test_a_flood_of_unknown_fields_is_answered_with_a_bounded_warning_list(member, engine):
+    body = dict(BASE, **{f"f{i}": i for i in range(10_000)})
+    answer = _create(member, body)
+    assert answer.status_code == 201, answer.text
+    try:
+        warnings = answer.json()["Warnings"]
+        assert len(warnings) == 21
+        assert warnings[-1] == "9980 more fields are not supported by csvc and were ignored"
+    finally:
+        member.delete(f"/v1.41/containers/{answer.json()['Id']}?force=1")

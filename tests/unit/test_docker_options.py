@@ -49,6 +49,10 @@ REFUSED = [
     ({"CgroupParent": "/"}, "container:create:cgroup_parent", "HostConfig.CgroupParent"),
     ({"VolumeDriver": "convoy"}, "container:create:volume_driver", "HostConfig.VolumeDriver convoy"),
     ({"Runtime": "runsc"}, "container:create:runtime", "HostConfig.Runtime runsc"),
+    ({"Ulimits": [{"Name": "rtprio", "Soft": 99, "Hard": 99}]}, "container:create:ulimits",
+     "HostConfig.Ulimits rtprio"),
+    ({"Ulimits": [{"Name": "memlock", "Soft": -1, "Hard": -1}]}, "container:create:ulimits",
+     "HostConfig.Ulimits memlock"),
 ]
 
 
@@ -133,6 +137,11 @@ def test_honoured_options_are_kept_and_unknown_ones_warned_about():
     ({"HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}}, "--restart and --rm"),
     ({"StopTimeout": "soon"}, "StopTimeout"),
     ({"HostConfig": {"OomKillDisable": True}}, "HostConfig.OomKillDisable"),
+    ({"HostConfig": {"Ulimits": [{"Name": "NOFILE", "Soft": 1, "Hard": 1}]}}, "is not a resource limit"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "Interval": 1_000_000}}, "Healthcheck.Interval: at least 1s"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "Timeout": -5}}, "Healthcheck.Timeout: at least 1s"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "StartPeriod": 999_999_999}}, "Healthcheck.StartPeriod"),
+    ({"Healthcheck": {"Test": ["CMD", "true"], "Retries": 10**9}}, "Healthcheck.Retries"),
 ])
 def test_invalid_values_are_a_400_naming_the_field(fragment, field):
     with pytest.raises(BadRequest) as bad:
@@ -302,3 +311,12 @@ def test_merge_puts_the_container_on_the_projects_network_by_its_name():
         spec["docker_config"]["HostConfig"]["NetworkMode"] = mode
         merged = docker_config.merge(own, spec)
         assert merged["HostConfig"]["NetworkMode"] == mode and "NetworkingConfig" not in merged
+
+
+def test_ordinary_limits_and_health_checks_are_a_members():
+    kept, _ = docker_options.honoured({"Image": "busybox", "Healthcheck": {
+        "Test": ["CMD", "true"], "Interval": 2_000_000_000, "Timeout": 0, "Retries": 3}, "HostConfig": {
+        "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]}})
+    assert kept["Config"]["Healthcheck"]["Interval"] == 2_000_000_000
+    assert kept["HostConfig"]["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    docker_options.enforce(body(Ulimits=[{"Name": "nofile", "Soft": 1024, "Hard": 2048}]), MEMBER)
