@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from csvc.wire.commands import CHUNK_SIZE, OUTPUT_WINDOW
 from csvc.wire.credit import CreditWindow
+from csvc.wire.states import InvalidEvent, StateTable
 
 # -- the follower's states ---------------------------------------------------
 
@@ -45,23 +46,18 @@ FOLLOWER_TRANSITIONS = {
     (DONE, "open_failed"): DONE,
 }
 
-FOLLOWER_EVENTS = frozenset(event for _, event in FOLLOWER_TRANSITIONS)
 
 
-class InvalidFollowerEvent(Exception):
+class InvalidFollowerEvent(InvalidEvent):
     """
     An event the follower's state does not take (a bug of the follower).
     """
 
 
-def follower_step(state, event):
-    """
-    The state ``event`` moves a follower in ``state`` to.
-    """
-    try:
-        return FOLLOWER_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise InvalidFollowerEvent(f"a follower {state} takes no {event!r}") from None
+_TABLE = StateTable("follower", FOLLOWER_TRANSITIONS, invalid=InvalidFollowerEvent)
+FOLLOWER_EVENTS = _TABLE.events
+#: The state an event moves a follower in a state to.
+follower_step = _TABLE.step
 
 
 class OutputFollower(Protocol):

@@ -9,6 +9,8 @@ many bytes: nothing more is read); any -> ``closed`` (the connection is
 lost), which ignores every event.
 """
 
+from csvc.wire.states import InvalidEvent, StateTable
+
 UNREGISTERED, REGISTERED, DROPPED, CLOSED = "unregistered", "registered", "dropped", "closed"
 
 #: Every state a link may be in.
@@ -30,22 +32,15 @@ LINK_TRANSITIONS = {
     (DROPPED, "lost"): CLOSED,
 }
 
-LINK_EVENTS = frozenset(event for _, event in LINK_TRANSITIONS)
 
 
-class InvalidLinkEvent(Exception):
+class InvalidLinkEvent(InvalidEvent):
     """
     An event the link's state does not take (a bug of the link).
     """
 
 
-def link_step(state, event):
-    """
-    The state ``event`` moves a link in ``state`` to.
-    """
-    if state == CLOSED:
-        return CLOSED
-    try:
-        return LINK_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise InvalidLinkEvent(f"a link {state} takes no {event!r}") from None
+_TABLE = StateTable("link", LINK_TRANSITIONS, absorbing=[CLOSED], invalid=InvalidLinkEvent)
+LINK_EVENTS = _TABLE.events
+#: The state an event moves a link in a state to.
+link_step = _TABLE.step

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from csvc.wire.commands import CHUNK_SIZE
+from csvc.wire.states import InvalidEvent, StateTable
 from csvc.compute.states import LIVE as LIVE_STATUSES
 
 #: Bytes a session queues before it reads from the store instead (eight
@@ -63,25 +64,18 @@ SESSION_TRANSITIONS = {
     (LIVE, "stop"): CLOSED,
 }
 
-SESSION_EVENTS = frozenset(event for _, event in SESSION_TRANSITIONS)
 
 
-class InvalidSessionEvent(Exception):
+class InvalidSessionEvent(InvalidEvent):
     """
     An event the session's state does not take (a bug of the session).
     """
 
 
-def session_step(state, event):
-    """
-    The state ``event`` moves a session in ``state`` to.
-    """
-    if state == CLOSED:
-        return CLOSED
-    try:
-        return SESSION_TRANSITIONS[(state, event)]
-    except KeyError:
-        raise InvalidSessionEvent(f"a session {state} takes no {event!r}") from None
+_TABLE = StateTable("session", SESSION_TRANSITIONS, absorbing=[CLOSED], invalid=InvalidSessionEvent)
+SESSION_EVENTS = _TABLE.events
+#: The state an event moves a session in a state to.
+session_step = _TABLE.step
 
 
 @implementer(IPushProducer)
