@@ -150,6 +150,24 @@ def test_garbage_token_is_401(ks_plane, ks_alpha):
     assert garbage.get("/v1/containers").status_code == 401
 
 
+def test_a_flood_of_distinct_bogus_tokens_is_bounded_and_others_are_served(ks_plane, ks_alpha):
+    # Each distinct token is a validation against Keystone: at most
+    # --keystone-validations run and --keystone-validation-queue wait; past
+    # that a 503 with Retry-After, never a 500, and nothing queued unbounded.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def bogus(i):
+        answer = requests.get(ks_plane.base + "/v1/containers", timeout=60,
+                              headers={"X-Auth-Token": f"gAAAAAB-bogus-{i}", "X-Auth-Project-Id": ks_alpha.project})
+        return answer.status_code, answer.headers.get("Retry-After")
+
+    with ThreadPoolExecutor(max_workers=96) as pool:
+        answers = list(pool.map(bogus, range(400)))
+    assert {status for status, _ in answers} <= {401, 503}, answers
+    assert all(retry == "1" for status, retry in answers if status == 503)
+    assert ks_alpha.get("/v1/containers").status_code == 200
+
+
 @pytest.mark.parametrize("drop", ["X-Auth-Token", "X-Auth-Project-Id"])
 def test_missing_headers_are_401(ks_plane, ks_alpha, drop):
     headers = dict(ks_alpha.session.headers)
