@@ -7,18 +7,20 @@ should.  Such pulls are refused unless the operator allows those networks
 (``--registry-allow-private``).
 
 The registry of an image reference is its first component when that has a
-``.`` or a ``:`` or is ``localhost`` (Docker's rule); otherwise Docker Hub.
-Names resolve without blocking; the engine resolves again when it pulls, so
-a name whose answers change between the two is not caught here (the
-engines' own resolvers are their operator's).
+``.`` or a ``:``, is ``localhost`` or has an upper-case letter (Docker's
+rule, ``distribution/reference``: namespaces are lower-case, so ``LOCALHOST/x``
+and ``Metadata/x`` name hosts to the engines that follow it); otherwise
+Docker Hub.  Names resolve without blocking (``csvc.notify.destinations``,
+as webhooks' do); one that does not resolve here is refused.  The engine
+resolves again when it pulls, so a name whose answers change between the
+two is not caught here (the engines' own resolvers are their operator's).
 """
 
 import ipaddress
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.defer import TimeoutError as ResolveTimeout
 
-from csvc.notify.destinations import resolve, why_internal
+from csvc.notify.destinations import Destinations, UnsafeDestination
 from csvc.policy import Forbidden
 
 #: Longest image reference taken (Docker's own limit on a name is 255 per
@@ -40,7 +42,7 @@ def registry_of(image):
     if len(image) > MAX_REFERENCE:
         raise BadReference(f"the image reference is {len(image)} characters long, more than {MAX_REFERENCE}")
     first, slash, _rest = image.partition("/")
-    if not slash or not (first == "localhost" or "." in first or ":" in first):
+    if not slash or not (first == "localhost" or "." in first or ":" in first or first.lower() != first):
         return None
     if first.startswith("["):
         host, bracket, after = first[1:].partition("]")
@@ -66,19 +68,13 @@ class RegistryPolicy:
     names are not resolved, only addresses and ``localhost`` are checked).
     """
 
-    #: Seconds a registry's name may take to resolve before the pull is refused.
-    resolve_timeout = 5.0
-
     def __init__(self, resolver, clock, allow=()):
         self._resolver = resolver
-        self._clock = clock
-        self.allow = tuple(allow)
-
-    def _refusal(self, address):
-        ip = ipaddress.ip_address(address)
-        if any(ip.version == net.version and ip in net for net in self.allow):
-            return None
-        return why_internal(address)
+        self._destinations = Destinations(
+            resolver, allow, clock=clock,
+            refused="the instances reach it on their own networks (the operator may allow it with "
+                    "--registry-allow-private)",
+        )
 
     @inlineCallbacks
     def check_pull(self, image):
@@ -93,27 +89,23 @@ class RegistryPolicy:
         if registry is None:
             return
         host, port = registry
-        if host == "localhost":
-            found = ["127.0.0.1", "::1"]
+        if host.rstrip(".") == "localhost" or host.rstrip(".").endswith(".localhost"):
+            # Loopback by name (RFC 6761), whatever a resolver says.
+            addresses = ["127.0.0.1", "::1"]
+        elif self._resolver is None and not _is_address(host):
+            return
         else:
-            try:
-                ipaddress.ip_address(host)
-                found = [host]
-            except ValueError:
-                if self._resolver is None:
-                    return
-                try:
-                    found = yield self._resolve(host, port).addTimeout(self.resolve_timeout, self._clock)
-                except ResolveTimeout:
-                    raise Forbidden(f"the registry {host} did not resolve within {self.resolve_timeout:g} s") from None
-        for address in found:
-            why = self._refusal(address)
-            if why is not None:
-                named = address if address == host else f"{host} resolves to {address}, which"
-                raise Forbidden(
-                    f"pulls from the registry {host}:{port} are refused: {named} is {why}, on the instances' "
-                    "own networks (the operator may allow it with --registry-allow-private)"
-                )
+            addresses = [host]
+        try:
+            for address in addresses:
+                yield self._destinations.addresses(address, port)
+        except UnsafeDestination as exc:
+            raise Forbidden(f"pulls from the registry {host[:200]}:{port} are refused: {exc}") from None
 
-    def _resolve(self, host, port):
-        return resolve(self._resolver, host, port)
+
+def _is_address(host):
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

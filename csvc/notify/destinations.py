@@ -119,10 +119,15 @@ class Destinations:
     #: (with no DNS reachable, getaddrinfo waits for its own timeouts).
     resolve_timeout = 5.0
 
-    def __init__(self, resolver, allow=(), *, clock):
+    def __init__(self, resolver, allow=(), *, clock, refused="csvc does not send notifications there"):
+        """
+        ``refused``: what a refusal of an internal address adds (what csvc
+        does not do there).
+        """
         self._resolver = resolver
         self.allow = tuple(allow)
         self._clock = clock
+        self.refused = refused
 
     def refusal(self, address):
         """
@@ -160,7 +165,7 @@ class Destinations:
             why = self.refusal(address)
             if why is not None:
                 named = address if address == host else f"{host} resolves to {address}, which"
-                raise UnsafeDestination(f"{named} is {why}: csvc does not send notifications there")
+                raise UnsafeDestination(f"{named} is {why}: {self.refused}")
         return found
 
     def _resolve(self, host, port):
