@@ -35,6 +35,10 @@ MAX_CLIENT_MESSAGE = 1024 * 1024 + 1
 #: The largest message (one frame) written to a client autobahn's way.
 MAX_FRAME = 64 * 1024
 
+#: The longest resize body taken (``{"cols": C, "rows": R}`` with room): a
+#: longer one is refused before it is parsed, so its depth is bounded too.
+RESIZE_MAX = 256
+
 # Not the protocol's own ``log``: autobahn's (txaio's) sits there, filtered
 # to info; a Logger there would print every frame at debug level.
 _log = Logger()
@@ -201,11 +205,14 @@ class AttachProtocol(FastFrames, WebSocketServerProtocol):
 
     def _resize(self, body):
         try:
+            if len(body) > RESIZE_MAX:
+                raise ValueError("too long")
             size = json.loads(body)
             cols, rows = int(size["cols"]), int(size["rows"])
             if not (0 < cols <= 10000 and 0 < rows <= 10000):
                 raise ValueError("out of range")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
+            # OverflowError: Python's JSON takes Infinity, which int() refuses.
             self._status_error('resize takes {"cols": C, "rows": R}, positive integers')
             return
         d = self._context.resize(rows, cols)

@@ -246,3 +246,22 @@ def test_only_the_fast_path_reads_frames_itself(path, monkeypatch):
     protocol.dataReceived(frame(b"\x00ab"))
     assert context.writes == [b"ab"]
     assert bool(read) == (path == "fast")
+
+
+@pytest.mark.parametrize("body", [
+    b'{"cols": Infinity, "rows": 24}',  # Python's JSON takes it; int() overflows
+    b'{"cols": 1e400, "rows": 24}',
+    b'{"cols": -Infinity, "rows": NaN}',
+    b"[" * 100000,  # deep nesting: refused before parsing, no RecursionError
+    b'{"cols": 80, "rows": 24, "pad": "' + b"x" * 1000 + b'"}',
+    b'{"COLS": 80, "ROWS": 24}',
+    b'[80, 24]',
+])
+def test_a_resize_a_member_crafts_is_refused_on_its_status_channel(path, body):
+    protocol, transport, context = opened()
+    protocol.dataReceived(frame(b"\x04" + body) + frame(b"\x00ok"))
+    assert context.resizes == []
+    assert b'"error": "resize takes' in transport.value()
+    # The session goes on: the next message still reaches stdin.
+    assert context.writes == [b"ok"]
+    assert protocol.state == protocol.STATE_OPEN
