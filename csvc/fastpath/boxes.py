@@ -26,7 +26,8 @@ between, and an answer that carries nothing is written as its bytes.
 The wire format, its limits (keys up to 255 bytes; values up to 65,535 by
 their 16-bit length) and what happens when a key is too long (the
 connection is dropped, failing outstanding calls with ``TooLong``) are
-AMP's own.
+AMP's own.  AMP does not bound a box: both paths here drop the link when
+one passes ``BOX_MAX`` bytes or ``BOX_KEYS`` keys (``csvc.wire.windows``).
 
 Dispatching and calling: the commands a protocol lists in
 ``fast_commands`` (the ones every output chunk and keystroke travels by)
@@ -55,7 +56,7 @@ from twisted.python.failure import Failure
 
 from csvc.fastpath import SWITCH
 from csvc.fastpath.sockets import write_now
-from csvc.wire.commands import INTERNAL_ERROR
+from csvc.wire.commands import BOX_KEYS, BOX_MAX, INTERNAL_ERROR
 from csvc.wire.responders import DESCRIPTION_MAX, SafeResponders, internal_error
 
 _ASK = b"_ask"
@@ -227,12 +228,20 @@ class FastBoxes(SafeResponders):
     _need = 0
     #: The box being parsed: its keys and values so far.
     _box = None
+    #: Bytes of the box being parsed so far (keys and values with their
+    #: lengths), and (AMP's parser) its keys: at most BOX_MAX and BOX_KEYS.
+    _box_bytes = 0
+    _box_keys = 0
+    #: A box passed its bounds: the link is being dropped, nothing is read.
+    _box_over = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._csvc_fast = SWITCH.on
 
     def dataReceived(self, data):
+        if self._box_over:
+            return
         if not self._csvc_fast:
             super().dataReceived(data)
             return
@@ -258,6 +267,7 @@ class FastBoxes(SafeResponders):
         box = self._box
         if box is None:
             box = AmpBox()
+        size = self._box_bytes
         receiver = self.boxReceiver
         while True:
             if i + 2 > n:
@@ -272,6 +282,7 @@ class FastBoxes(SafeResponders):
                 else:
                     receiver._fastCommand(box, *fast)
                 box = AmpBox()
+                size = 0
                 continue
             if key_len > MAX_KEY_LENGTH:
                 self._rx = b""
@@ -290,10 +301,51 @@ class FastBoxes(SafeResponders):
             key = buf[i + 2:key_end]
             # A piece of a ``commands.Bytes`` value: a view, joined there.
             box[key] = view[key_end + 2:value_end] if b"." in key else buf[key_end + 2:value_end]
+            size += value_end - i
+            if size > BOX_MAX or len(box) > BOX_KEYS:
+                self._box_too_large(size, len(box))
+                return
             i = value_end
+        self._box_bytes = size
         self._box = box if box else None
         self._need = need - i
         self._rx = buf[i:] if i < n else b""
+
+    # AMP's own parser (the fast path off) is bounded the same way: these
+    # are its states' handlers (``StatefulStringProtocol``).
+
+    def proto_key(self, string):
+        if string:
+            self._box_bytes += 2 + len(string)
+        else:
+            self._box_bytes = self._box_keys = 0
+        return super().proto_key(string)
+
+    def proto_value(self, string):
+        state = super().proto_value(string)
+        self._box_bytes += 2 + len(string)
+        self._box_keys += 1
+        if self._box_bytes > BOX_MAX or self._box_keys > BOX_KEYS:
+            # Stop AMP's parser on what it was given, then drop the link.
+            self.pauseProducing()
+            self._box_too_large(self._box_bytes, self._box_keys)
+        return state
+
+    def _box_too_large(self, size, keys):
+        """
+        The box being parsed passed ``BOX_MAX`` bytes or ``BOX_KEYS`` keys:
+        forget it and drop the link (its calls fail as for a lost link).
+        """
+        self._box_over = True
+        self._rx = b""
+        self._box = self._more = None
+        self._more_len = 0
+        transport = self.transport
+        peer = transport.getPeer() if transport is not None else None
+        self.log.error("dropping the link from {peer}: a box of {size} bytes and {keys} keys so far, more than "
+                       "{most} bytes or {keys_most} keys", peer=str(peer), size=size, keys=keys, most=BOX_MAX,
+                       keys_most=BOX_KEYS)
+        (getattr(transport, "abortConnection", None) or transport.loseConnection)()
 
     def _direct(self):
         """

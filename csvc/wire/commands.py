@@ -53,6 +53,8 @@ from csvc.wire.errors import (
     Refused,
 )
 from csvc.wire.windows import (
+    BOX_KEYS,
+    BOX_MAX,
     CHUNK_SIZE,
     EXEC_WINDOW,
     OUTPUT_WINDOW,

@@ -36,3 +36,12 @@ EXEC_WINDOW = OUTPUT_WINDOW
 
 #: Unanswered DownloadChunk / UploadChunk boxes per transfer.
 TRANSFER_WINDOW = 8
+
+#: The most bytes of keys and values (with their lengths) one box may
+#: hold, and the most keys: AMP bounds each value, not a box, so a peer
+#: could make the other hold one without end.  Far above the contract's
+#: largest (Register's seven values of at most 64 KiB each, 460 KiB; an
+#: Output box: a chunk in ``Bytes`` pieces, 11 keys).  Past either, the
+#: link is dropped (``csvc.fastpath.boxes.FastBoxes``, both paths).
+BOX_MAX = 1024 * 1024
+BOX_KEYS = 64

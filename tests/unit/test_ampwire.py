@@ -83,6 +83,51 @@ def test_a_key_too_long_drops_the_connection():
     assert protocol._keyLengthLimitExceeded
 
 
+def _entry(key, value):
+    return len(key).to_bytes(2, "big") + key + len(value).to_bytes(2, "big") + value
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("kind", ["bytes", "keys", "one key again"])
+def test_a_box_past_its_bounds_drops_the_link_and_is_never_dispatched(monkeypatch, fast, kind):
+    # A peer (an agent on a host a tenant broke into) sends a box that never
+    # ends: AMP bounds each value, not a box; both paths bound the box.
+    monkeypatch.setattr(SWITCH, "on", fast)
+    if kind == "bytes":
+        entries = [_entry(b"k%d" % i, b"v" * 65535) for i in range(commands.BOX_MAX // 65535 + 1)]
+    elif kind == "keys":
+        entries = [_entry(b"k%d" % i, b"") for i in range(commands.BOX_KEYS + 1)]
+    else:
+        entries = [_entry(b"k", b"v" * 65535)] * (commands.BOX_MAX // 65535 + 1)
+    box_end = b"\x00\x00"
+    later = amp.AmpBox({b"after": b"1"}).serialize()
+    wire = b"".join(entries) + box_end + later
+    got, protocol, transport = feed(FastBinary, [wire[i:i + 40000] for i in range(0, len(wire), 40000)])
+    assert got == []
+    assert transport.disconnecting
+    assert protocol._box_over
+    # Nothing read after it is kept.
+    protocol.dataReceived(later)
+    assert got == []
+    assert protocol._rx == b"" and protocol._box is None
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_largest_boxes_of_the_contract_pass_the_bound(monkeypatch, fast):
+    monkeypatch.setattr(SWITCH, "on", fast)
+    # Register's every value at AMP's limit, and a full Output chunk.
+    register = {key: b"x" * 65535 for key, _argument in commands.Register.arguments}
+    register[b"_command"], register[b"_ask"] = b"Register", b"1"
+    output = amp.AmpBox({b"_command": b"Output", b"_ask": b"2", b"uuid": b"u" * 36, b"seq": b"1",
+                         b"stream": b"1", b"cursor": b"c" * 200})
+    for key, piece in commands.Bytes(commands.CHUNK_SIZE).pieces(b"data", b"d" * commands.CHUNK_SIZE):
+        output[key] = bytes(piece)
+    wire = amp.AmpBox(register).serialize() + output.serialize()
+    got, protocol, transport = feed(FastBinary, [wire[i:i + 65536] for i in range(0, len(wire), 65536)])
+    assert [box[b"_command"] for box in got] == [b"Register", b"Output"]
+    assert not transport.disconnecting
+
+
 class Server(FastBoxes, amp.AMP):
     @commands.Output.responder
     def output(self, uuid, seq, stream, data, cursor):
