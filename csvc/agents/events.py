@@ -45,18 +45,6 @@ class IContainerEvents(Interface):
         the container.
         """
 
-    def on_found(row, engine_state):
-        """
-        The instance's agent registered and its engine has the container
-        (``engine_state``: the engine's word for its state).
-        """
-
-    def on_missing(row, instance_name):
-        """
-        The instance's agent registered and its engine no longer has the
-        container.
-        """
-
     def finish_deletions(rows):
         """
         The instance's agent has registered: its ``deleting`` containers
