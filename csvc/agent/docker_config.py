@@ -21,6 +21,7 @@ interface pattern (``csvcbr+``).  Published ports are rebuilt under the
 operator's rules (``port_rules``).
 """
 
+from csvc.agent import wall
 from csvc.wire.commands import InvalidSpec
 from csvc.wire.naming import (  # noqa: F401 (the agent's code reads them here too)
     ANONYMOUS_VOLUME,
@@ -44,6 +45,24 @@ from csvc.wire.port_rules import PortRefused, check_publish_all, rebuild
 #: Set by csvc itself; a client's value never replaces them.
 _OWN_CONFIG = {"Image", "Labels", "HostConfig"}
 _OWN_HOST = {"LogConfig", "AutoRemove"}
+
+
+def client_options(spec):
+    """
+    ``(Config, HostConfig)``: the client's options of ``spec["docker_config"]``
+    keyed as the engine reads them (``wall.canonical``), so that what csvc
+    keeps, scopes or rebuilds (its labels, ``Binds``, ``PortBindings``...)
+    is found however the keys are spelt.  InvalidSpec naming a field spelt
+    twice.
+    """
+    options = spec.get("docker_config") or {}
+    try:
+        return (wall.canonical(options.get("Config") or {}, wall.CONFIG),
+                wall.canonical(options.get("HostConfig") or {}, wall.HOST))
+    except ValueError as exc:
+        raise InvalidSpec(f"docker options: {exc}") from None
+
+
 def _scoped_binds(project_id, binds):
     out = []
     for entry in binds:
@@ -76,12 +95,13 @@ def merge(config, spec, image_volumes=(), default_network_id=None, port_rules=No
     rebuilt (InvalidSpec naming a refused one).
     """
     docker_config = spec.get("docker_config") or {}
+    client_config, client_host = client_options(spec)
     merged = dict(config)
-    for field, value in (docker_config.get("Config") or {}).items():
+    for field, value in client_config.items():
         if field not in _OWN_CONFIG:
             merged[field] = value
     host = dict(config.get("HostConfig") or {})
-    for field, value in (docker_config.get("HostConfig") or {}).items():
+    for field, value in client_host.items():
         if field == "LogConfig" and "LogConfig" in host:
             # The driver stays csvc's (its output capture reads that log);
             # the client's max-size and max-file (bounded by the API) apply.

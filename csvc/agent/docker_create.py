@@ -38,7 +38,7 @@ def create(client, spec, port_rules=None, default_networks=None):
     }
     if spec.get("memory"):
         host["Memory"] = int(spec["memory"]) * 1024 * 1024
-    requested = (spec.get("docker_config") or {}).get("HostConfig") or {}
+    _config, requested = docker_config.client_options(spec)
     if spec.get("cpu") and not (requested.get("CpuQuota") or requested.get("CpuPeriod")):
         # (A limit given as a CFS quota is the client's own, merged below:
         # the engine refuses NanoCpus beside it.)

@@ -23,7 +23,7 @@ The create body's top level is strict too: the engine also reads
 
 from dataclasses import dataclass
 
-from csvc.agent.docker_config import BUILTIN_NETWORKS, engine_network, engine_volume
+from csvc.wire.naming import BUILTIN_NETWORKS, engine_network, engine_volume
 
 #: Violations named in one refusal (the rest are counted).
 SHOWN = 5
@@ -89,6 +89,23 @@ def _fields(where, obj, known, found):
         if name in out:
             found.append(Violation("duplicate_key", f"{where}.{name} spelt twice"))
             continue
+        out[name] = value
+    return out
+
+
+def canonical(obj, known):
+    """
+    ``obj`` (a JSON object the engine decodes into a struct whose fields are
+    ``known``) with each key that names a field under that field's name, as
+    the engine reads it; any other key as it is (``_fields`` refuses it).
+    ValueError naming a field spelt twice.
+    """
+    names = {_fold(name): name for name in known}
+    out = {}
+    for key, value in obj.items():
+        name = names.get(_fold(key), key) if isinstance(key, str) and key.isascii() else key
+        if name in out:
+            raise ValueError(f"{_quoted(str(name))} spelt twice")
         out[name] = value
     return out
 

@@ -501,3 +501,41 @@ def test_zero_values_of_fields_csvc_does_not_offer_are_the_engines_defaults():
     for field in ("MaskedPaths", "ReadonlyPaths"):
         assert rules(wall.create_violations(with_host(**{field: []}), PROJECT)) == {"host_option"}
         assert wall.create_violations(with_host(**{field: None}), PROJECT) == []
+
+
+# -- what the agent keeps, scopes and rebuilds, however a key is spelt --------
+
+
+def test_published_ports_obey_the_rules_however_the_key_is_spelt():
+    from csvc.wire.port_rules import PortRules
+
+    rules = PortRules(addresses=("192.0.2.10",), reserved=frozenset({8780}))
+    api = RecordingAPI()
+    for key in ("PortBindings", "portbindings", "PORTBINDINGS", "portBindings"):
+        with pytest.raises(commands.InvalidSpec, match="8780"):
+            docker_create.create(RecordingClient(api), spec(HostConfig={key: {"80/tcp": [{"HostPort": "8780"}]}}),
+                                 port_rules=rules)
+    for key in ("publishallports", "PublishAllPorts"):
+        with pytest.raises(commands.InvalidSpec, match="PublishAllPorts"):
+            docker_create.create(RecordingClient(api), spec(HostConfig={key: True}), port_rules=rules)
+    assert api.created == []
+    # What the rules allow is rebuilt, under the engine's name for the field.
+    docker_create.create(RecordingClient(api), spec(HostConfig={"portbindings": {"80": [{"HostPort": "8080"}]}}),
+                         port_rules=rules)
+    host = api.created[0][1]["HostConfig"]
+    assert host["PortBindings"] == {"80/tcp": [{"HostIp": "192.0.2.10", "HostPort": "8080"}]}
+    assert "portbindings" not in host
+
+
+def test_a_named_volume_is_the_projects_however_binds_is_spelt():
+    api = RecordingAPI()
+    docker_create.create(RecordingClient(api), spec(HostConfig={"binds": ["cache:/cache"]}))
+    assert api.created[0][1]["HostConfig"]["Binds"] == [engine_volume(PROJECT, "cache") + ":/cache"]
+
+
+def test_a_field_spelt_twice_in_the_options_is_refused():
+    api = RecordingAPI()
+    with pytest.raises(commands.InvalidSpec, match="PortBindings"):
+        docker_create.create(RecordingClient(api), spec(HostConfig={"PortBindings": {}, "portbindings": {}}))
+    assert api.created == []
+
