@@ -10,7 +10,9 @@ network.
 from docker import errors as docker_errors
 
 from csvc.agent import docker_config, wall
-from csvc.agent.docker_labels import LABEL_AUTO_REMOVE, LABEL_INSTANCE, LABEL_PROJECT, LABEL_UUID, engine_name
+from csvc.agent.docker_labels import (
+    LABEL_AUTO_REMOVE, LABEL_INSTANCE, LABEL_PROJECT, LABEL_UUID, engine_name, is_own_label,
+)
 from csvc.wire.commands import Refused
 
 #: Docker's durable log driver that keeps full speed (DESIGN.md).
@@ -22,10 +24,11 @@ LOG_OPTIONS = {"max-size": "128m", "max-file": "8"}
 
 
 def create(client, spec, port_rules=None, default_networks=None):
-    labels = dict(spec.get("labels") or {})
+    # csvc's own labels (``csvc.*``) are csvc's alone: the agent reads them
+    # back (the project, the instance, auto-remove) after its restart.
+    labels = {key: value for key, value in (spec.get("labels") or {}).items() if not is_own_label(key)}
     labels[LABEL_UUID] = spec["uuid"]
     labels[LABEL_PROJECT] = spec["project_id"]
-    labels.pop(LABEL_INSTANCE, None)
     if spec.get("instance_uuid"):
         labels[LABEL_INSTANCE] = spec["instance_uuid"]
     if spec.get("auto_remove"):

@@ -6,6 +6,9 @@ rest on the engine.
 
 from csvc.agent import docker_config
 
+#: csvc's labels all start so; a client's labels never do.
+OWN_PREFIX = "csvc."
+
 LABEL_UUID = "csvc.uuid"
 LABEL_PROJECT = "csvc.project"
 #: The instance whose control plane made the container: how a registration
@@ -16,6 +19,13 @@ LABEL_AUTO_REMOVE = "csvc.auto_remove"
 
 #: The label of a project's default network (``docker_config.default_network``).
 LABEL_DEFAULT_NETWORK = "csvc.default_network"
+
+
+def is_own_label(key):
+    """
+    Whether a label's key is csvc's own (in any letter case).
+    """
+    return str(key)[:len(OWN_PREFIX)].lower() == OWN_PREFIX
 
 
 def share_key(project_id):

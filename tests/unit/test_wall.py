@@ -539,3 +539,12 @@ def test_a_field_spelt_twice_in_the_options_is_refused():
         docker_create.create(RecordingClient(api), spec(HostConfig={"PortBindings": {}, "portbindings": {}}))
     assert api.created == []
 
+
+def test_a_client_never_sets_csvcs_own_labels():
+    api = RecordingAPI()
+    forged = {"csvc.auto_remove": "1", "csvc.project": OTHER, "csvc.instance": "i-theirs", "CSVC.uuid": "u9",
+              "csvc.default_network": "1", "team": "web"}
+    docker_create.create(RecordingClient(api), dict(spec(), labels=forged, instance_uuid="i-mine"))
+    labels = api.created[0][1]["Labels"]
+    assert labels == {"csvc.uuid": "u1", "csvc.project": PROJECT, "csvc.instance": "i-mine", "team": "web"}
+    assert docker_engine._summary({"Config": {"Labels": labels}})["auto_remove"] is False
