@@ -9,6 +9,7 @@ Pure functions over the body; the API calls ``enforce`` before anything is
 stored or sent to an engine.
 """
 
+import posixpath
 import re
 
 from csvc import policy
@@ -181,6 +182,34 @@ def _at_least(minimum):
 
 
 _non_negative = _at_least(0)
+
+
+def _between(low, high):
+    """
+    0 (the engine's default) or an integer from ``low`` to ``high``: the
+    kernel's bounds, which the engine leaves to runc (whose refusal at
+    start would be a 500).
+    """
+
+    def check(field, value):
+        _integer(field, value)
+        if value != 0 and not low <= value <= high:
+            raise BadRequest(f"{field}: 0 (the default) or from {low} to {high}, not {value}")
+        return value
+
+    return check
+
+
+def _mount_target(field, target):
+    """
+    An absolute path in the container other than its root (the engine
+    refuses ``/`` when it creates the container, as a 500).
+    """
+    if not isinstance(target, str) or not target.startswith("/"):
+        raise BadRequest(f"{field}: each mount needs an absolute Target")
+    if posixpath.normpath(target) in ("/", "//"):
+        raise BadRequest(f"{field}: a mount cannot be over the container's root ({target!r})")
+    return target
 #: -1: unlimited
 _limit_or_unlimited = _at_least(-1)
 
@@ -269,6 +298,7 @@ def _tmpfs(field, value):
     for path, options in value.items():
         if not path.startswith("/") or not isinstance(options, str):
             raise BadRequest(f"{field}: maps absolute paths to option strings")
+        _mount_target(field, path)
     return value
 
 
@@ -288,6 +318,7 @@ def _binds(field, value):
         parts = entry.split(":")
         if len(parts) < 2 or not parts[1].startswith("/"):
             raise BadRequest(f"{field}: {entry!r} is not of the form volume:/path[:options]")
+        _mount_target(field, parts[1])
         if not parts[0].startswith("/") and not VOLUME_NAME.fullmatch(parts[0]):
             raise BadRequest(f"{field}: {parts[0]!r} is not a valid volume name")
     return value
@@ -314,9 +345,7 @@ def _mounts(field, value):
         if not isinstance(mount, dict):
             raise BadRequest(f"{field}: each mount must be an object")
         kind = mount.get("Type") or "volume"
-        target = mount.get("Target")
-        if not isinstance(target, str) or not target.startswith("/"):
-            raise BadRequest(f"{field}: each mount needs an absolute Target")
+        _mount_target(field, mount.get("Target"))
         if kind not in _MOUNT_FIELDS:
             raise BadRequest(f"{field}: mounts of type {kind!r} are not supported")
         if kind == "volume":
@@ -367,8 +396,9 @@ HOST = {
     "MemoryReservation": _non_negative,
     "MemorySwappiness": _integer,
     "NanoCpus": _non_negative,
-    "CpuShares": _non_negative,
-    "CpuPeriod": _non_negative,
+    # (the kernel's bounds of cgroup v1 cpu.shares and cpu.cfs_period_us)
+    "CpuShares": _between(2, 262144),
+    "CpuPeriod": _between(1000, 1000000),
     "CpuQuota": _limit_or_unlimited,
     "CpusetCpus": _string,
     "CpusetMems": _string,

@@ -67,6 +67,10 @@ class _Walk:
         if kind == "string":
             if not isinstance(value, str):
                 raise BadRequest(f"{_shown(path)}: must be a string")
+            if "\x00" in value:
+                # Nothing in the engine takes one: runc refuses it at start
+                # (a 500), a path with one fails the engine's lstat.
+                raise BadRequest(f"{_shown(path)}: must not contain a NUL character")
             return value
         if kind == "integer":
             if isinstance(value, bool) or not isinstance(value, int):
@@ -97,6 +101,8 @@ class _Walk:
         extra = shape.get("a")
         out, given = {}, {}
         for key, sub in value.items():
+            if "\x00" in key:
+                raise BadRequest(f"{_shown(_join(path, key))}: a key must not contain a NUL character")
             name = names.get(fold(key))
             if name is None:
                 if extra is None:

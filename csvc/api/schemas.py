@@ -69,6 +69,7 @@ def validate(document, schema):
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     if not errors:
+        _no_nul(document, "")
         return
     error = errors[0]
     if error.validator == "additionalProperties" and not error.absolute_path:
@@ -77,6 +78,26 @@ def validate(document, schema):
     if error.validator == "pattern":
         raise BadRequest(f"{_where(error)}: {error.instance!r} is not valid (must match {error.validator_value})")
     raise BadRequest(f"{_where(error)}: {error.message}")
+
+
+def _no_nul(value, path):
+    """
+    Raise ``BadRequest`` for a NUL character in any string or key: nothing
+    on an instance takes one (runc refuses an environment or a user with
+    one when the container starts).
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(f"field '{path}': must not contain a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                raise BadRequest(f"field '{where[:120]}': a key must not contain a NUL character")
+            _no_nul(item, where[:120])
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_nul(item, f"{path}.{i}")
 
 
 def _bool(default):
