@@ -174,3 +174,56 @@ def test_the_agent_logs_each_refusal_without_the_environment(refusals):
     for action in ("exec", "update", "network connect"):
         assert f"the wall refused the {action} of container {member}" in log
     assert SECRET not in log
+
+
+@pytest.fixture(scope="module")
+def misspelt(tmp_path_factory):
+    """
+    A buggy plane passing a member's options as the member spelt them, and
+    labels in csvc's own prefix: the agent reads every option under the
+    engine's name, and keeps csvc's labels its own.
+    """
+    if not engine_available():
+        pytest.fail("no Docker engine answers on /var/run/docker.sock: run `make bootstrap` first")
+    mine, theirs = "pwallc", "pwalld"
+    forged = dict(spec(mine), labels={"csvc.auto_remove": "1", "csvc.project": theirs, "CSVC.instance": "i-x",
+                                      "team": "web"})
+    ports = {
+        "a loopback port spelt low": spec(mine, HostConfig={
+            "portbindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}}),
+        "publish all spelt in capitals, on loopback": spec(mine, HostConfig={
+            "PORTBINDINGS": {"80/tcp": [{"HostIp": "::1"}]}, "PUBLISHALLPORTS": True}),
+        "a field spelt twice": spec(mine, HostConfig={"PortBindings": {}, "portBindings": {}}),
+    }
+    steps = [{"op": "create", "spec": forged}] + [{"op": "create", "spec": s} for s in ports.values()]
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        results, _log = run_against_agent(tmp_path_factory.mktemp("agent-wall-misspelt"), steps)
+        seen = engine_names()
+        try:
+            labels = client.api.inspect_container(f"csvc-{forged['uuid']}")["Config"]["Labels"]
+        except docker.errors.NotFound:
+            labels = None
+    finally:
+        for s in [forged, *ports.values()]:
+            try:
+                client.api.remove_container(f"csvc-{s['uuid']}", force=True)
+            except docker.errors.NotFound:
+                pass
+        client.close()
+    return {"results": results, "labels": labels, "ports": ports, "seen": seen}
+
+
+def test_a_forged_csvc_label_never_reaches_the_engine(misspelt):
+    assert "ok" in misspelt["results"][0], misspelt["results"][0]
+    labels = misspelt["labels"]
+    assert labels["csvc.project"] == "pwallc" and labels["team"] == "web"
+    assert "csvc.auto_remove" not in labels and "CSVC.instance" not in labels
+
+
+def test_published_ports_obey_the_rules_however_spelt(misspelt):
+    for (what, s), result in zip(misspelt["ports"].items(), misspelt["results"][1:]):
+        assert result.get("error") == "InvalidSpec", (what, result)
+        assert f"csvc-{s['uuid']}" not in misspelt["seen"], what
