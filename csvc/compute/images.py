@@ -45,13 +45,7 @@ def familiar(reference):
     A reference as the engine lists it: ``docker.io/library/busybox`` ->
     ``busybox:latest``; ``host:5000/a/b`` -> ``host:5000/a/b:latest``.
     """
-    name = reference.strip()
-    for prefix in _HUB_PREFIXES:
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-            break
-    if name.startswith("library/") and "/" not in name[len("library/"):]:
-        name = name[len("library/"):]
+    name = _hub_prefix(reference.strip())
     if "@" in name or ":" in name.rsplit("/", 1)[-1]:
         return name
     return name + ":latest"
@@ -173,7 +167,8 @@ class Claims:
 
 def _hub_prefix(prefix):
     """
-    A pattern's prefix with Docker Hub's own names for itself dropped.
+    A reference or a pattern's prefix with Docker Hub's own names for
+    itself dropped (``docker.io/library/busybox`` -> ``busybox``).
     """
     for hub in _HUB_PREFIXES:
         if prefix.startswith(hub):
