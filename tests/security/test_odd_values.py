@@ -78,3 +78,43 @@ def test_a_nul_through_the_native_api_is_a_400_naming_the_field(member, field, v
     answer = member.post("/v1/containers", json={"image": IMAGE, "command": ["true"], field: value, "run": True})
     assert answer.status_code == 400, answer.text
     assert field in answer.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def running(member):
+    answer = member.post("/v1.41/containers/create", json={"Image": IMAGE, "Cmd": ["sleep", "300"]})
+    assert answer.status_code == 201, answer.text
+    ident = answer.json()["Id"]
+    assert member.post(f"/v1.41/containers/{ident}/start").status_code == 204
+    yield ident
+    member.delete(f"/v1.41/containers/{ident}?force=1")
+
+
+#: (method, path after /v1.41/containers/ID, query) a member sends
+ODD_QUERIES = [
+    ("GET", "/archive", {"path": "/etc/\u0000passwd"}),
+    ("HEAD", "/archive", {"path": "\u0000"}),
+    ("GET", "/archive", {"path": "../../../../../../proc/1/root/etc/shadow"}),
+    ("GET", "/archive", {"path": "/" + "x" * 5000}),
+    ("PUT", "/archive", {"path": "/tmp/\u0000"}),
+    ("GET", "/logs", {"stdout": "1", "since": "yesterday"}),
+    ("GET", "/logs", {"stdout": "1", "tail": "-5"}),
+    ("GET", "/top", {"ps_args": "aux\u0000"}),
+    ("POST", "/kill", {"signal": "SIGKILL\u0000"}),
+    ("POST", "/kill", {"signal": "99999"}),
+    ("POST", "/resize", {"h": "-1", "w": "99999999"}),
+    ("POST", "/rename", {"name": "a\u0000b"}),
+    ("POST", "/wait", {"condition": "\u0000"}),
+    ("GET", "/stats", {"stream": "0", "one-shot": "\u0000"}),
+    ("GET", "/export", {"\u0000": "\u0000"}),
+]
+
+
+@pytest.mark.parametrize("method, path, query", ODD_QUERIES, ids=[f"{m} {p} {sorted(q)}" for m, p, q in ODD_QUERIES])
+def test_an_odd_query_is_a_4xx_or_taken_never_a_5xx(member, running, method, path, query):
+    answer = member.request(method, f"/v1.41/containers/{running}{path}", params=query, data=b"", timeout=30,
+                            stream=True)
+    try:
+        assert answer.status_code < 500, (answer.status_code, answer.raw.read(300))
+    finally:
+        answer.close()

@@ -15,6 +15,9 @@ from csvc.api.errors import PayloadTooLarge
 from csvc.api.schemas import BadRequest
 
 
+#: The longest path in a container (Linux's PATH_MAX).
+PATH_MAX = 4096
+
 class TransferRoutes(DockerRoutes):
     """
     ``archive``, ``export``, ``changes`` and ``stats``.
@@ -97,6 +100,11 @@ class TransferRoutes(DockerRoutes):
         path = qstr(request, "path")
         if not path:
             raise BadRequest("bad parameter: path cannot be empty")
+        # (the engine's lstat refuses both as a 500, naming its own host paths)
+        if "\x00" in path:
+            raise BadRequest("bad parameter: path must not contain a NUL character")
+        if len(path.encode("utf-8")) > PATH_MAX:
+            raise BadRequest(f"bad parameter: path is longer than {PATH_MAX} bytes")
         return path
 
     @app.route("/containers/<ident>/archive", methods=["GET", "HEAD"])
