@@ -163,3 +163,20 @@ def test_the_agent_accepts_the_lxc_engine():
     assert (options["engine"], options["lxc-path"]) == ("lxc", "/srv/lxc")
     engine = agent_service.make_engine(options, Clock())
     assert engine.name == "lxc"
+
+
+def test_an_environment_name_like_an_option_is_a_variable_of_the_container(tmp_path):
+    # What lxc-execute runs in the container, run here: the wrapper, env and
+    # the command, with names env could take for its options (csvc's PATH
+    # comes first, whatever the client gives: env's options end there).
+    import subprocess
+
+    from csvc.agent import lxc_runner
+
+    meta = {"environment": {"-u": "PATH", "-i": "1", "--chdir": "/"}, "workdir": str(tmp_path),
+            "command": ["env"]}
+    argv = lxc_runner.command_line("/lxc", "csvc-u1", meta)
+    inside = argv[argv.index("--") + 1:]
+    out = subprocess.run(inside, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert {"-u=PATH", "-i=1", "--chdir=/"} <= set(out.stdout.splitlines())
