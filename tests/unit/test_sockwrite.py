@@ -16,7 +16,6 @@ from twisted.internet.endpoints import (
     TCP4ClientEndpoint, TCP4ServerEndpoint, UNIXClientEndpoint, UNIXServerEndpoint, connectProtocol,
 )
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
 
 from csvc.fastpath import SWITCH
@@ -100,10 +99,9 @@ def test_a_small_write_leaves_nothing_queued():
         write_now(writer.transport, [b"ab", memoryview(b"cd")])
         # Sent before the reactor turned: nothing for it to write.
         assert writer.transport._tempDataLen == 0 and writer.transport.dataBuffer == b""
-        yield deferLater(reactor, 0.05, lambda: None)
-        assert bytes(collector.data) == b"abcd"
         writer.transport.loseConnection()
         yield collector.done
+        assert bytes(collector.data) == b"abcd"
     finally:
         yield port.stopListening()
 
@@ -119,10 +117,9 @@ def test_the_fast_path_off_a_write_is_twisteds_own(monkeypatch):
         write_now(writer.transport, [b"ab", memoryview(b"cd")])
         # Queued for the reactor's next turn, as ``write`` does.
         assert writer.transport._tempDataLen == 4
-        yield deferLater(reactor, 0.05, lambda: None)
-        assert bytes(collector.data) == b"abcd"
         writer.transport.loseConnection()
         yield collector.done
+        assert bytes(collector.data) == b"abcd"
     finally:
         yield port.stopListening()
 
