@@ -362,6 +362,12 @@ class AgentHub:
     def register(self, link, enroll_token, engine, capacity, hostname, containers, facts=None):
         instance = yield self._identify(link, enroll_token)
         uuid = instance["uuid"]
+        if getattr(link, "instance_uuid", None) not in (None, uuid):
+            # One instance per link: else the first instance's entry would
+            # stay on a link now speaking for another.
+            self.log.error("agent of instance {name} at {peer} refused: it registers again as instance {other}",
+                           name=self.name_of(link.instance_uuid), peer=link.peer(), other=instance["name"])
+            raise commands.NotEnrolled("this link is registered as another instance")
         old = self._links.get(uuid)
         if old is not None and old is not link:
             self.log.warn("instance {name} registered again; dropping its old link", name=instance["name"])

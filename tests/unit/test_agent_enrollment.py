@@ -445,3 +445,23 @@ def test_nova_user_data_is_bounded_and_its_command_line_escaped_for_systemd():
     huge = ServerTemplate("2", "image", "net", None, "tls:cp.example:8781", ca_pem="A" * 50000)
     with pytest.raises(NovaError, match="Nova takes at most 65535"):
         huge.user_data("nova-1", "tok", 5)
+
+
+def test_a_registered_link_does_not_register_again_as_another_instance(store, clock):
+    # An agent holding a second instance's token (without a CA: tokens are
+    # reusable) registers its link again as that instance: refused, and the
+    # hub keeps one link per instance and one instance per link.
+    hub = AgentHub(store, journal=None, clock=clock)
+    first, first_token = result_of(store.create_instance("static-1", "static", 5))
+    second, second_token = result_of(store.create_instance("static-2", "static", 5))
+    link = Link()
+    assert result_of(registration(hub, link, first_token))["instance_uuid"] == first["uuid"]
+    with capturedLogs() as logs:
+        refused = failure_of(registration(hub, link, second_token))
+    assert refused.check(commands.NotEnrolled)
+    assert any("registers again as instance static-2" in m for m in messages(logs))
+    assert link.instance_uuid == first["uuid"]
+    assert hub.connected_instances() == {first["uuid"]}
+    assert result_of(store.get_instance(second["uuid"]))["status"] != "active"
+    # Its own instance again is a plain re-registration.
+    assert result_of(registration(hub, link, first_token))["instance_uuid"] == first["uuid"]
