@@ -136,6 +136,10 @@ class DockerEngine(DockerStreams, DockerVolumes, DockerNetworks):
             return key
         if kind == "project_id":
             return share_key(value)
+        if kind == "image":
+            # Pulls (whose project the command does not say) share a key of
+            # their own: at most half the threads, never the inventory's.
+            return PULLS
         # "name", "prefix": csvc-<key>-<name>, the key has no "-"
         if value.startswith("csvc-") and "-" in value[5:]:
             return value[5:].split("-", 1)[0]
@@ -407,7 +411,11 @@ _OWNED_BY = {
     "exec_inspect": "exec_id", "exec_resize": "exec_id",
     "list_volumes": "prefix", "list_networks": "prefix", "create_volume": "name", "inspect_volume": "name",
     "remove_volume": "name", "create_network": "name", "inspect_network": "name", "remove_network": "name",
+    "pull_image": "image",
 }
+
+#: The share key of image pulls (no project's key has a "~")
+PULLS = "~pulls"
 
 
 def _owned(method, argument):

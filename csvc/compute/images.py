@@ -193,13 +193,45 @@ def usable(instances, project_id, connected):
     return [i["uuid"] for i in rows]
 
 
+class TooManyPulls(Exception):
+    """
+    The project has as many pulls running as it may: a 429.
+    """
+
+
 class ProjectImages:
     log = Logger()
+
+    #: Pulls one project may have running at once (an instance's engine
+    #: pulls for every project, and a pull can take minutes).
+    pulls_per_project = 2
 
     def __init__(self, store, hub, public=None):
         self._store = store
         self._hub = hub
         self.public = public if public is not None else PublicImages()
+        #: project -> its pulls running
+        self._pulls = {}
+
+    def admit_pull(self, project_id):
+        """
+        Count a pull of ``project_id`` as running (``TooManyPulls`` when it
+        has its share already); returns the callable that ends it.
+        """
+        running = self._pulls.get(project_id, 0)
+        if running >= self.pulls_per_project:
+            raise TooManyPulls(f"this project has {running} image pulls running, its most: try again when one "
+                               "has finished")
+        self._pulls[project_id] = running + 1
+
+        def done():
+            left = self._pulls[project_id] - 1
+            if left:
+                self._pulls[project_id] = left
+            else:
+                del self._pulls[project_id]
+
+        return done
 
     # -- the rule ------------------------------------------------------------
 

@@ -352,3 +352,21 @@ def test_public_images_setting():
     assert config.resolve({"public-images": "csvc/*,alpine"})["public-images"] == ("csvc/*", "alpine:latest")
     with pytest.raises(config.ConfigError, match="public-images"):
         config.resolve({"public-images": "csvc/*/x*"})
+
+
+def test_a_third_pull_of_one_project_is_a_429_and_another_project_pulls(env, world):
+    world.hub.hold_pulls = True
+    running = [world.start(env.alice, "POST", "/v1.45/images/create", params={"fromImage": "alpine"})
+               for _ in range(2)]
+    world.settle()
+    code, body = world.docker(env.alice, "POST", "/images/create", params={"fromImage": "alpine"})
+    assert code == 429 and "2 image pulls running" in json.loads(body)["message"]
+    other = world.start(env.bob, "POST", "/v1.45/images/create", params={"fromImage": "alpine"})
+    world.settle()
+    for held, answer in list(world.hub.held):
+        held.callback(answer)
+    world.hub.held.clear()
+    for d in running + [other]:
+        assert world.finish(d)[0] == 200
+    world.hub.hold_pulls = False
+    assert world.pull(env.alice, "alpine")["id"] == ALPINE  # room again

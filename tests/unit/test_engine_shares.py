@@ -147,3 +147,16 @@ def test_an_engine_call_of_an_exec_is_its_containers_projects():
     engine.exec_resize("x1", 10, 10)
     engine.exec_inspect("nope")
     assert recorder.keys[-2:] == [share_key("p1"), None]
+
+
+def test_pulls_take_a_share_of_their_own_not_the_inventorys():
+    # A pull's command names no project; one member's many pulls must not
+    # hold the key of the inventory, the facts and the image lists.
+    from csvc.agent.docker_engine import PULLS
+
+    engine = DockerEngine(reactor=None, threads=4)
+    engine.shares = recorder = Recorder()
+    engine.pull_image("busybox:latest")
+    engine.images()
+    assert recorder.keys == [PULLS, None]
+    assert PULLS not in {share_key(p) for p in ("~pulls", "pulls", "-pulls")}

@@ -27,3 +27,17 @@ def test_patterns_drop_docker_hubs_names_as_references_do():
     assert public.patterns == ("busybox:latest", "team/*", "quay.io/x:latest")
     assert public.matches(familiar("index.docker.io/team/app:1"))
     assert not public.matches("teamx/app:1")
+
+
+def test_a_project_has_at_most_two_pulls_running_and_others_are_not_held():
+    from csvc.compute.images import ProjectImages, TooManyPulls
+
+    images = ProjectImages(store=None, hub=None)
+    first, second = images.admit_pull("p1"), images.admit_pull("p1")
+    with pytest.raises(TooManyPulls, match="2 image pulls running"):
+        images.admit_pull("p1")
+    images.admit_pull("p2")()  # another project is not held back
+    first()
+    third = images.admit_pull("p1")  # one ended: room again
+    second(), third()
+    assert images._pulls == {}

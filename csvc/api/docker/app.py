@@ -23,6 +23,7 @@ from csvc.api import engine_body
 from csvc.api.auth import AuthUnavailable, Unauthorized
 from csvc.api.errors import Forbidden, PayloadTooLarge
 from csvc.api.schemas import BadRequest
+from csvc.compute.images import TooManyPulls
 from csvc.compute.networks import BuiltinNetwork, WrongInstance
 from csvc.compute.service import ImageNotFound, NotFound
 from csvc.compute.states import InvalidState
@@ -147,7 +148,7 @@ def classify(exc, ident=None):
         return 400, str(exc)
     if isinstance(exc, PayloadTooLarge):
         return 413, str(exc)
-    if isinstance(exc, TooManyTransfers):
+    if isinstance(exc, (TooManyTransfers, TooManyPulls)):
         return 429, str(exc)
     if isinstance(exc, EngineBusy):
         return 503, str(exc)

@@ -49,6 +49,7 @@ class ImageRoutes(DockerRoutes):
         if tag and "@" not in image and ":" not in image.rsplit("/", 1)[-1]:
             image = f"{image}:{tag}"
         yield self._registries.check_pull(image)
+        done = self._project_images.admit_pull(identity.project_id)
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", b"application/json")
         request._csvc_streaming = True
@@ -59,6 +60,8 @@ class ImageRoutes(DockerRoutes):
         except Exception as exc:
             message = str(exc) or exc.__class__.__name__
             request.write(json.dumps({"errorDetail": {"message": message}, "error": message}).encode() + b"\r\n")
+        finally:
+            done()
         return b""
 
     @app.route("/images/prune", methods=["POST"])
